@@ -1,0 +1,88 @@
+"""loopml: run machine learning in production as a loop.
+
+    import loopml
+    with loopml.start_run(experiment="flights", params={"lr": 0.1}, seed=7) as run:
+        run.log_metric("loss", 0.31)
+
+Importing loopml is cheap and has no side effects: names load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "ArtifactRecord": "loopml.store.records",
+    "ExperimentRecord": "loopml.store.records",
+    "LoopmlError": "loopml.errors",
+    "MetricPoint": "loopml.store.records",
+    "MetricSummary": "loopml.store.records",
+    "Run": "loopml.tracking.run",
+    "RunRecord": "loopml.store.records",
+    "Settings": "loopml.settings",
+    "Workspace": "loopml.workspace",
+    "active_run": "loopml.tracking.context",
+    "child_runs": "loopml.tracking.api",
+    "current_workspace": "loopml.workspace",
+    "download_artifact": "loopml.tracking.api",
+    "get_run": "loopml.tracking.api",
+    "lineage": "loopml.tracking.api",
+    "list_artifacts": "loopml.tracking.api",
+    "list_experiments": "loopml.tracking.api",
+    "load_artifact": "loopml.tracking.api",
+    "load_settings": "loopml.settings",
+    "metric_history": "loopml.tracking.api",
+    "metric_summaries": "loopml.tracking.api",
+    "open_workspace": "loopml.workspace",
+    "run_environment": "loopml.tracking.api",
+    "search_runs": "loopml.tracking.api",
+    "start_run": "loopml.tracking.api",
+    "use_workspace": "loopml.workspace",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopml' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from loopml.errors import LoopmlError
+    from loopml.settings import Settings, load_settings
+    from loopml.store.records import (
+        ArtifactRecord,
+        ExperimentRecord,
+        MetricPoint,
+        MetricSummary,
+        RunRecord,
+    )
+    from loopml.tracking.api import (
+        child_runs,
+        download_artifact,
+        get_run,
+        lineage,
+        list_artifacts,
+        list_experiments,
+        load_artifact,
+        metric_history,
+        metric_summaries,
+        run_environment,
+        search_runs,
+        start_run,
+    )
+    from loopml.tracking.context import active_run
+    from loopml.tracking.run import Run
+    from loopml.workspace import Workspace, current_workspace, open_workspace, use_workspace

@@ -1,0 +1,1 @@
+"""Artifact storage: content-addressed, verified bytes behind fsspec."""

@@ -1,0 +1,1 @@
+"""The loopml command line: thin commands over the Python API."""

@@ -1,0 +1,106 @@
+"""Turning records into terminal text and JSON: times, durations, values, status colours."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+
+STATUS_STYLES = {
+    "running": "cyan",
+    "finished": "green",
+    "failed": "bold red",
+    "killed": "yellow",
+}
+
+
+def console() -> Console:
+    """A console on stdout that keeps wide tables intact when piped."""
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+def error_console() -> Console:
+    """A console on stderr for error messages."""
+    return Console(stderr=True, soft_wrap=True)
+
+
+def print_json(value: Any) -> None:
+    """Print a JSON document on stdout, unstyled so scripts can parse it."""
+    sys.stdout.write(json.dumps(value, indent=2, default=_json_default, allow_nan=False) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+def when(timestamp: float | None) -> str:
+    """Local date and time to the second, or '-'."""
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(timestamp: float | None) -> str | None:
+    """ISO 8601 local time with offset, for JSON output."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="milliseconds")
+
+
+def duration(seconds: float | None) -> str:
+    """A short human duration: 850ms, 12.3s, 4m05s, 2h03m."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def value(item: Any) -> str:
+    """A param, metric or tag value in a table cell."""
+    if item is None:
+        return "-"
+    if isinstance(item, float):
+        if math.isfinite(item) and item != 0 and (abs(item) >= 1e6 or abs(item) < 1e-4):
+            return f"{item:.4g}"
+        return f"{item:.6g}"
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    if isinstance(item, list | dict):
+        return json.dumps(item)
+    return str(item)
+
+
+def status(text: str) -> str:
+    """A status wrapped in its Rich colour."""
+    return f"[{STATUS_STYLES.get(text, 'white')}]{text}[/]"
+
+
+def size(count: int) -> str:
+    """Bytes as B, KiB, MiB or GiB."""
+    amount = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} GiB"
+
+
+def run_json(record: Any) -> dict[str, Any]:
+    """A run record for --json output, with ISO times."""
+    data = record.to_dict()
+    data["start_time"] = iso(record.start_time)
+    data["end_time"] = iso(record.end_time)
+    return data

@@ -1,0 +1,119 @@
+"""Every error loopml raises on purpose, in one tree.
+
+    LoopmlError
+    ├── UsageError                    the caller asked for something invalid (CLI exit code 2)
+    │   ├── ConfigError               a setting or loopml.toml is invalid
+    │   │   └── UnknownSchemeError    a workspace URI uses a scheme loopml cannot open
+    │   ├── NotFoundError             (also a LookupError)
+    │   │   ├── RunNotFoundError
+    │   │   ├── ExperimentNotFoundError
+    │   │   └── ArtifactNotFoundError
+    │   ├── InvalidQueryError         a malformed --where or --sort expression
+    │   ├── InvalidValueError         (also a ValueError) a value loopml cannot record
+    │   │   ├── InvalidMetricError    non-numeric or non-finite metric value
+    │   │   ├── ParamConflictError    a param logged again with a different value
+    │   │   └── ArtifactExistsError   an artifact name reused with other content
+    │   └── RunStateError             logging to a run that has ended
+    ├── WorkspaceError                the workspace cannot be used as it is (exit code 1)
+    │   ├── WorkspaceTooNewError      created by a newer loopml schema
+    │   └── StoreUnavailableError     the metadata or artifact store does not answer
+    ├── IntegrityError
+    │   └── ArtifactCorruptedError    stored bytes no longer match their hash
+    └── MissingDependencyError        (also an ImportError) an optional extra is not installed
+
+Messages say what happened, with the offending value, and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class LoopmlError(Exception):
+    """Base of every error loopml raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(LoopmlError):
+    """The caller asked for something invalid; fixing the input fixes it."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A setting, from the environment or loopml.toml, is invalid."""
+
+
+class UnknownSchemeError(ConfigError):
+    """A workspace URI uses a scheme loopml cannot open."""
+
+
+class NotFoundError(UsageError, LookupError):
+    """Something named by the caller does not exist."""
+
+
+class RunNotFoundError(NotFoundError):
+    """No run has the given id (or id prefix)."""
+
+
+class ExperimentNotFoundError(NotFoundError):
+    """No experiment has the given name."""
+
+
+class ArtifactNotFoundError(NotFoundError):
+    """No artifact has the given name, hash or source path."""
+
+
+class InvalidQueryError(UsageError):
+    """A --where or --sort expression cannot be parsed or applied."""
+
+
+class InvalidValueError(UsageError, ValueError):
+    """A value cannot be recorded as given."""
+
+
+class InvalidMetricError(InvalidValueError):
+    """A metric value is not a finite real number, or its key or step is invalid."""
+
+
+class ParamConflictError(InvalidValueError):
+    """A param was logged again with a different value; params are immutable."""
+
+
+class ArtifactExistsError(InvalidValueError):
+    """An artifact name was reused in one run for different content."""
+
+
+class RunStateError(UsageError):
+    """The run is not in a state that allows the operation (for example it has ended)."""
+
+
+class WorkspaceError(LoopmlError):
+    """The workspace cannot be used as it is."""
+
+
+class WorkspaceTooNewError(WorkspaceError):
+    """The workspace was created or upgraded by a newer version of loopml."""
+
+
+class StoreUnavailableError(WorkspaceError):
+    """The metadata or artifact store cannot be reached."""
+
+
+class IntegrityError(LoopmlError):
+    """Stored state is inconsistent with what was recorded."""
+
+
+class ArtifactCorruptedError(IntegrityError):
+    """An artifact's bytes no longer match the sha256 they were stored under."""
+
+
+class MissingDependencyError(LoopmlError, ImportError):
+    """An optional dependency is needed; the message names the extra to install."""
+
+
+def missing_dependency(package: str, extra: str, purpose: str) -> MissingDependencyError:
+    """Build the error for an optional package that is not installed."""
+    return MissingDependencyError(
+        f"{purpose} needs the package '{package}', which is not installed. "
+        f"Install it with: pip install 'loopml[{extra}]'"
+    )

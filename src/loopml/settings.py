@@ -1,0 +1,219 @@
+"""Typed settings: environment variables ``LOOPML_*``, then ``loopml.toml``, then defaults.
+
+Settings are read when first needed, never at import. Relative paths are resolved against the
+folder of the ``loopml.toml`` that set them, or against the working directory for values from
+the environment and for defaults. Every field is documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from loopml.errors import ConfigError
+
+CONFIG_FILENAME = "loopml.toml"
+ENV_PREFIX = "LOOPML_"
+CONFIG_ENV = "LOOPML_CONFIG"
+
+
+class Settings(BaseModel):
+    """Resolved settings of one workspace. Build with :func:`load_settings`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path = Field(
+        Path(".loopml"),
+        description="Folder of the local workspace; the default stores live inside it.",
+    )
+    metadata_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the metadata store: sqlite:///path or "
+        "postgresql+psycopg://user@host:port/db. Empty means the SQLite file "
+        "<home>/metadata.db.",
+    )
+    artifacts_url: str = Field(
+        "",
+        description="fsspec URL or local path of the artifact store: file://, memory:// or "
+        "s3://bucket/prefix. Empty means the folder <home>/artifacts.",
+    )
+    s3_endpoint_url: str = Field(
+        "",
+        description="Endpoint of an S3-compatible object store (MinIO, Ceph, ...); empty "
+        "means AWS. Credentials come from the usual AWS_* variables.",
+    )
+    experiment: str = Field(
+        "default", min_length=1, description="Experiment of runs started without one."
+    )
+    metric_flush_interval: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Seconds between background flushes of buffered metric values.",
+    )
+    metric_buffer_limit: int = Field(
+        100_000,
+        ge=1,
+        description="Buffered metric values per run that trigger a flush in the logging "
+        "thread itself.",
+    )
+    sqlite_busy_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a SQLite writer waits for another process's write to finish "
+        "before failing.",
+    )
+    heartbeat_interval: float = Field(
+        30.0, gt=0, description="Seconds between heartbeats of a running run."
+    )
+    stale_run_timeout: float = Field(
+        300.0,
+        gt=0,
+        description="A running run with no heartbeat for this many seconds is marked killed "
+        "when the workspace is next opened.",
+    )
+    capture_git: bool = Field(
+        True, description="Record the git commit and dirty flag of the working directory."
+    )
+    capture_packages: bool = Field(
+        True, description="Record the versions of all installed Python packages."
+    )
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The loopml.toml these settings were read from, if any."""
+        return self._config_file
+
+    def source_of(self, name: str) -> str:
+        """Where a field's value came from: 'env', 'file' or 'default'."""
+        return self._sources.get(name, "default")
+
+
+PATH_FIELDS = ("home",)
+URL_FIELDS = ("metadata_url", "artifacts_url")
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a field."""
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(cwd: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from overrides, the environment, loopml.toml and defaults, in that order."""
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    config_file = find_config_file(base)
+    layers: list[tuple[str, dict[str, Any], Path]] = []
+    if config_file is not None:
+        layers.append(("file", read_config_file(config_file), config_file.parent))
+    layers.append(("env", _env_values(), base))
+    layers.append(("override", dict(overrides), base))
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    bases: dict[str, Path] = {}
+    for source, layer, folder in layers:
+        for key, value in layer.items():
+            values[key], sources[key], bases[key] = value, source, folder
+    settings = _validate(values, config_file)
+    settings = _resolve_paths(settings, bases, base)
+    settings._sources = sources
+    settings._config_file = config_file
+    return settings
+
+
+def find_config_file(start: Path) -> Path | None:
+    """$LOOPML_CONFIG, else the nearest loopml.toml in start or its parents."""
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        path = (start / explicit).resolve()
+        if not path.is_file():
+            raise ConfigError(
+                f"{CONFIG_ENV} points to '{path}', which is not a file. "
+                f"Create it with 'loopml init' or unset {CONFIG_ENV}."
+            )
+        return path
+    for folder in (start.resolve(), *start.resolve().parents):
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings table of a loopml.toml file."""
+    try:
+        with open(path, "rb") as stream:
+            data = tomllib.load(stream)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}. Fix the file or delete it.") from None
+    except OSError as error:
+        raise ConfigError(f"Cannot read {path}: {error.strerror}.") from None
+    return data
+
+
+def _env_values() -> dict[str, str]:
+    values = {}
+    for name in Settings.model_fields:
+        raw = os.environ.get(env_name(name))
+        if raw is not None:
+            values[name] = raw
+    return values
+
+
+def _validate(values: dict[str, Any], config_file: Path | None) -> Settings:
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(_describe_validation_error(error, config_file)) from None
+
+
+def _describe_validation_error(error: ValidationError, config_file: Path | None) -> str:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            known = ", ".join(Settings.model_fields)
+            problems.append(f"unknown setting '{field}' (known settings: {known})")
+        else:
+            shown = item.get("input")
+            problems.append(f"setting '{field}' = {shown!r}: {item['msg']}")
+    where = f"{config_file} or the {ENV_PREFIX}* environment" if config_file else (
+        f"the {ENV_PREFIX}* environment"
+    )
+    return f"Invalid settings in {where}: " + "; ".join(problems) + "."
+
+
+def _resolve_paths(settings: Settings, bases: dict[str, Path], cwd: Path) -> Settings:
+    home = settings.home
+    if not home.is_absolute():
+        home = (bases.get("home", cwd) / home).resolve()
+    metadata_url = settings.metadata_url or f"sqlite:///{home / 'metadata.db'}"
+    metadata_url = _absolute_sqlite_url(metadata_url, bases.get("metadata_url", cwd))
+    artifacts_url = settings.artifacts_url or str(home / "artifacts")
+    artifacts_url = _absolute_local_url(artifacts_url, bases.get("artifacts_url", cwd))
+    return settings.model_copy(
+        update={"home": home, "metadata_url": metadata_url, "artifacts_url": artifacts_url}
+    )
+
+
+def _absolute_sqlite_url(url: str, base: Path) -> str:
+    prefix, _, rest = url.partition(":///")
+    if not prefix.startswith("sqlite") or not rest or rest.startswith("/"):
+        return url
+    path, query = rest.partition("?")[0], rest.partition("?")[2]
+    if path == ":memory:":
+        return url
+    resolved = f"{prefix}:///{(base / path).resolve()}"
+    return f"{resolved}?{query}" if query else resolved
+
+
+def _absolute_local_url(url: str, base: Path) -> str:
+    if "://" in url:
+        return url
+    return str((base / url).resolve())

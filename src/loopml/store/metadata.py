@@ -1,0 +1,85 @@
+"""The metadata store: one SQL database, reached through transactions of two kinds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+
+from loopml.errors import StoreUnavailableError
+from loopml.store.engine import create_engine, read_transaction, write_transaction
+from loopml.store.migrate import ensure_schema
+
+
+class MetadataStore:
+    """SQL metadata of a workspace (SQLite or PostgreSQL), schema kept at the current revision."""
+
+    def __init__(self, url: str, *, busy_timeout: float = 60.0) -> None:
+        self.engine = create_engine(url, busy_timeout=busy_timeout)
+        self.url = self.engine.url.render_as_string(hide_password=True)
+        self.dialect = self.engine.dialect.name
+        self._ready = False
+
+    def ensure_schema(self) -> None:
+        """Create or upgrade the tables once per process."""
+        if self._ready:
+            return
+        try:
+            ensure_schema(self.engine, self.url)
+        except OperationalError as error:
+            raise self._unavailable(error) from None
+        self._ready = True
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that may write; it holds the write lock from its start on SQLite."""
+        self.ensure_schema()
+        try:
+            with write_transaction(self.engine) as connection:
+                yield connection
+        except OperationalError as error:
+            raise self._unavailable(error) from None
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction: one consistent snapshot."""
+        self.ensure_schema()
+        try:
+            with read_transaction(self.engine) as connection:
+                yield connection
+        except OperationalError as error:
+            raise self._unavailable(error) from None
+
+    def dispose(self, close: bool = True) -> None:
+        """Release pooled connections (close=False after fork: forget the parent's)."""
+        self.engine.dispose(close=close)
+
+    def _unavailable(self, error: OperationalError) -> StoreUnavailableError:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        return StoreUnavailableError(
+            f"The metadata store at {self.url} failed: {reason}. Check that the database is "
+            "reachable and writable (LOOPML_METADATA_URL), then retry."
+        )
+
+
+def insert_ignore(
+    connection: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], keys: Iterable[str]
+) -> None:
+    """Insert rows, skipping those whose keys already exist."""
+    if not rows:
+        return
+    statement = dialect_insert(connection, table).on_conflict_do_nothing(
+        index_elements=list(keys)
+    )
+    connection.execute(statement, list(rows))
+
+
+def dialect_insert(connection: Connection, table: sa.Table):  # noqa: ANN201
+    """The INSERT construct of the connection's dialect, which knows ON CONFLICT."""
+    module = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return module.insert(table)

@@ -1,0 +1,118 @@
+"""Tables of the metadata store. Alembic migrations in migrations/ build exactly this schema.
+
+Times are seconds since the epoch (float); JSON values are stored as text.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+ID = sa.String(32)
+KEY = sa.String(255)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", KEY, nullable=False, unique=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("experiment_id", ID, sa.ForeignKey("experiments.id"), nullable=False),
+    sa.Column("parent_id", ID, sa.ForeignKey("runs.id"), nullable=True),
+    sa.Column("name", KEY, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", sa.Double, nullable=False),
+    sa.Column("end_time", sa.Double, nullable=True),
+    sa.Column("heartbeat_at", sa.Double, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=True),
+    sa.Column("git_commit", sa.String(64), nullable=True),
+    sa.Column("git_dirty", sa.Boolean, nullable=True),
+    sa.Column("host", KEY, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("user_name", KEY, nullable=False),
+    sa.Column("command", sa.Text, nullable=False),
+    sa.Column("python_version", sa.String(32), nullable=False),
+    sa.Column("environment_id", sa.String(64), sa.ForeignKey("environments.id"), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index(None, "experiment_id", "start_time"),
+    sa.Index(None, "status"),
+    sa.Index(None, "parent_id"),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("value_type", sa.String(8), nullable=False),
+    sa.Column("value_num", sa.Double, nullable=True),
+    sa.Index(None, "key", "value_num"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("key", KEY, nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.Double, nullable=False),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Index(None, "run_id", "key", "step"),
+)
+
+latest_metrics = sa.Table(
+    "latest_metrics",
+    metadata,
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.Double, nullable=False),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Index(None, "key", "value"),
+)
+
+run_artifacts = sa.Table(
+    "run_artifacts",
+    metadata,
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("direction", sa.String(8), primary_key=True),
+    sa.Column("name", sa.String(512), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Index(None, "digest"),
+)

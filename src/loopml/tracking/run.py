@@ -1,0 +1,282 @@
+"""A Run: one tracked execution, recording params, metrics, tags, artifacts and lineage.
+
+Params, tags and artifacts are written when logged. Metric values go to an in-memory buffer
+that the workspace's flusher writes at least every ``metric_flush_interval`` seconds, when the
+buffer holds ``metric_buffer_limit`` values, when the run ends and at normal process exit.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from loopml.errors import (
+    ArtifactExistsError,
+    InvalidMetricError,
+    InvalidValueError,
+    RunStateError,
+)
+from loopml.store import lineage as lineage_repo
+from loopml.store import metrics as metrics_repo
+from loopml.store import runs as runs_repo
+from loopml.store.metrics import MetricRow
+from loopml.store.records import ENDED_STATUSES, ArtifactRecord, RunRecord
+from loopml.tracking import artifacts as content
+from loopml.tracking.context import forget
+from loopml.tracking.flusher import Flusher
+from loopml.workspace import Workspace
+
+FLUSHER = "tracking.flusher"
+MAX_KEY_LENGTH = 255
+
+
+def flusher_of(workspace: Workspace) -> Flusher:
+    """The workspace's background flusher, created on first use."""
+    return workspace.service(FLUSHER, Flusher)
+
+
+class Run:
+    """A live run. Use as a context manager, or call end() yourself."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        run_id: str,
+        *,
+        experiment: str,
+        name: str | None = None,
+        parent_id: str | None = None,
+        seed: int | None = None,
+        next_steps: Mapping[str, int] | None = None,
+    ) -> None:
+        self.workspace = workspace
+        self.id = run_id
+        self.experiment = experiment
+        self.name = name
+        self.parent_id = parent_id
+        self.seed = seed
+        self.status = "running"
+        self._pending: deque[MetricRow] = deque()
+        self._limit = workspace.settings.metric_buffer_limit
+        self._steps: dict[str, int] = dict(next_steps or {})
+        self._flush_lock = threading.Lock()
+        self._ended = False
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, experiment={self.experiment!r}, status={self.status!r})"
+
+    # --- params and tags ---------------------------------------------------------------
+
+    def log_param(self, key: str, value: Any) -> None:
+        """Record one param. Logging the same value again is fine; a different one is refused."""
+        self.log_params({key: value})
+
+    def log_params(self, values: Mapping[str, Any]) -> None:
+        """Record several params in one transaction."""
+        self._check_open("log params")
+        _check_keys(values, "param")
+        with self.workspace.metadata.write() as connection:
+            runs_repo.log_params(connection, self.id, values)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        """Set one tag (a mutable string label)."""
+        self.set_tags({key: value})
+
+    def set_tags(self, values: Mapping[str, Any]) -> None:
+        """Set several tags; later values replace earlier ones. Allowed after the run ended."""
+        _check_keys(values, "tag")
+        with self.workspace.metadata.write() as connection:
+            runs_repo.set_tags(connection, self.id, values)
+
+    # --- metrics -----------------------------------------------------------------------
+
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, *, timestamp: float | None = None
+    ) -> None:
+        """Buffer one metric value; step defaults to the key's previous step plus one."""
+        if self._ended:
+            self._check_open("log metrics")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InvalidMetricError(
+                f"Metric {key!r} of run {self.id} must be a real number, not {value!r}."
+            ) from None
+        if not math.isfinite(number):
+            raise InvalidMetricError(
+                f"Metric {key!r} of run {self.id} got {number}, which is not finite. Check the "
+                "computation for a division by zero or an overflow; loopml stores finite values "
+                "only."
+            )
+        if key.__class__ is not str or key not in self._steps:
+            _check_metric_key(key)
+        if step is None:
+            step = self._steps.get(key, 0)
+        elif step.__class__ is not int:
+            step = _as_step(key, step)
+        self._steps[key] = step + 1
+        self._pending.append((key, number, step, time.time() if timestamp is None else timestamp))
+        if len(self._pending) >= self._limit:
+            self.flush()
+
+    def log_metrics(
+        self, values: Mapping[str, float], step: int | None = None, *, timestamp: float | None = None
+    ) -> None:
+        """Buffer several metric values at one step and time."""
+        moment = time.time() if timestamp is None else timestamp
+        for key, value in values.items():
+            self.log_metric(key, value, step, timestamp=moment)
+
+    def flush(self) -> None:
+        """Write buffered metric values now. On failure they stay buffered and the error rises."""
+        with self._flush_lock:
+            count = len(self._pending)
+            if not count:
+                return
+            batch = [self._pending.popleft() for _ in range(count)]
+            try:
+                with self.workspace.metadata.write() as connection:
+                    metrics_repo.insert_values(connection, self.id, batch)
+            except BaseException:
+                self._pending.extendleft(reversed(batch))
+                raise
+
+    # --- artifacts and lineage ---------------------------------------------------------
+
+    def log_artifact(self, source: Any, name: str | None = None) -> ArtifactRecord:
+        """Store a file, a folder, bytes or a picklable object as an output of this run."""
+        self._check_open("log artifacts")
+        name = _artifact_name(source, name)
+        stored = content.store_content(self.workspace.artifacts, source)
+        return self._link("output", name, stored)
+
+    def log_input(self, source: Any, name: str | None = None) -> ArtifactRecord:
+        """Record that this run read something: an artifact of a run, or a path (hashed)."""
+        self._check_open("log inputs")
+        if isinstance(source, ArtifactRecord):
+            origin = f"run {source.run_id}: {source.name}"
+            found = content.Content(source.digest, source.kind, source.size, origin)
+            return self._link("input", name or source.name, found)
+        name = _artifact_name(source, name)
+        return self._link("input", name, content.hash_content(source))
+
+    def _link(self, direction: str, name: str, found: content.Content) -> ArtifactRecord:
+        record = ArtifactRecord(
+            self.id, direction, name, found.digest, found.kind, found.size, found.source,
+            time.time(),
+        )
+        with self.workspace.metadata.write() as connection:
+            existing = lineage_repo.find(connection, self.id, direction, name)
+            if existing is None:
+                lineage_repo.link(connection, record.to_dict())
+                return record
+        if existing.digest != found.digest:
+            raise ArtifactExistsError(
+                f"Run {self.id} already has an {direction} named {name!r} with other content "
+                f"(sha256:{existing.digest[:12]}). Artifacts are immutable: give this one "
+                "another name."
+            )
+        return existing
+
+    def artifacts(self) -> list[ArtifactRecord]:
+        """Everything this run wrote and read."""
+        with self.workspace.metadata.read() as connection:
+            return lineage_repo.for_run(connection, self.id)
+
+    # --- life cycle --------------------------------------------------------------------
+
+    def info(self) -> RunRecord:
+        """The run as stored now (buffered metrics are flushed first)."""
+        self.flush()
+        with self.workspace.metadata.read() as connection:
+            return runs_repo.load_runs(connection, [self.id])[0]
+
+    def end(self, status: str = "finished", *, error: str | None = None) -> None:
+        """Flush and record the end; ending twice is a no-op."""
+        if status not in ENDED_STATUSES:
+            raise RunStateError(
+                f"Cannot end run {self.id} as {status!r}: use one of {', '.join(ENDED_STATUSES)}."
+            )
+        if self._ended:
+            return
+        self._ended = True
+        flusher_of(self.workspace).remove(self)
+        try:
+            self.flush()
+        finally:
+            with self.workspace.metadata.write() as connection:
+                runs_repo.end_run(connection, self.id, status, time.time(), error)
+            self.status = status
+            forget(self)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if error is None:
+            self.end("finished")
+        elif isinstance(error, KeyboardInterrupt):
+            self.end("killed", error="Interrupted (KeyboardInterrupt).")
+        elif isinstance(error, SystemExit) and error.code in (0, None):
+            self.end("finished")
+        else:
+            text = "".join(traceback.format_exception(kind, error, trace)).strip()
+            self.end("failed", error=text)
+
+    def _check_open(self, action: str) -> None:
+        if self._ended:
+            raise RunStateError(
+                f"Cannot {action}: run {self.id} has ended ({self.status}). Start a new run."
+            )
+
+
+def _check_keys(values: Mapping[str, Any], what: str) -> None:
+    for key in values:
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+            raise InvalidValueError(
+                f"{what.capitalize()} keys must be strings of 1 to {MAX_KEY_LENGTH} characters, "
+                f"not {key!r}."
+            )
+
+
+def _check_metric_key(key: Any) -> None:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidMetricError(
+            f"Metric keys must be strings of 1 to {MAX_KEY_LENGTH} characters, not {key!r}."
+        )
+
+
+def _as_step(key: str, step: Any) -> int:
+    try:
+        as_int = int(step)
+    except (TypeError, ValueError):
+        as_int = None
+    if as_int is None or as_int != step or isinstance(step, bool):
+        raise InvalidMetricError(f"The step of metric {key!r} must be an integer, not {step!r}.")
+    return as_int
+
+
+def _artifact_name(source: Any, name: str | None) -> str:
+    name = name or content.default_name(source)
+    if not name:
+        raise InvalidValueError(
+            f"An artifact made from a {type(source).__name__} needs a name: "
+            "run.log_artifact(value, name='model')."
+        )
+    if len(name) > 512 or name != name.strip() or Path(name).is_absolute():
+        raise InvalidValueError(
+            f"Artifact name {name!r} must be a relative name of at most 512 characters."
+        )
+    return name

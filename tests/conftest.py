@@ -1,0 +1,114 @@
+"""Shared fixtures: an isolated environment per test, and workspaces on SQLite and PostgreSQL.
+
+PostgreSQL tests use a real server ($LOOPML_TEST_POSTGRES_URL, default the local one), each in
+a schema of its own that is dropped afterwards. Where no server answers they are skipped,
+unless LOOPML_TEST_POSTGRES_REQUIRED=1 (set by .ci/run), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from loopml.settings import load_settings
+from loopml.workspace import Workspace, use_workspace
+
+POSTGRES_URL = os.environ.get(
+    "LOOPML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+POSTGRES_REQUIRED = os.environ.get("LOOPML_TEST_POSTGRES_REQUIRED") == "1"
+KEEP_ENV = {"LOOPML_TEST_POSTGRES_URL", "LOOPML_TEST_POSTGRES_REQUIRED"}
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No LOOPML_* settings leak in, and every test works in its own folder."""
+    for name in list(os.environ):
+        if name.startswith("LOOPML_") and name not in KEEP_ENV:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of a reachable PostgreSQL server, or a skip (a failure when required)."""
+    engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as error:
+        reason = f"PostgreSQL is not reachable at {POSTGRES_URL}: {str(error.orig).strip()}"
+        if POSTGRES_REQUIRED:
+            pytest.fail(f"{reason} (LOOPML_TEST_POSTGRES_REQUIRED=1)")
+        pytest.skip(f"{reason}. Set LOOPML_TEST_POSTGRES_URL to a server to run these tests.")
+    finally:
+        engine.dispose()
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    schema = f"loopml_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_server)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in postgres_server else "?"
+    yield f"{postgres_server}{separator}options={quote(f'-csearch_path={schema}')}"
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A metadata store URL: the same tests run on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'metadata.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def make_workspace(folder: Path, metadata_url: str | None = None, **settings: object) -> Workspace:
+    """A prepared workspace in folder (SQLite there unless metadata_url is given)."""
+    overrides = {"home": str(folder / ".loopml"), **settings}
+    if metadata_url:
+        overrides["metadata_url"] = metadata_url
+    return Workspace(load_settings(cwd=folder, **overrides)).prepare()
+
+
+@pytest.fixture
+def workspace(metadata_url: str, tmp_path: Path) -> Iterator[Workspace]:
+    """A workspace on each metadata backend, current for the test."""
+    ws = make_workspace(tmp_path, metadata_url)
+    with use_workspace(ws):
+        yield ws
+    ws.close()
+
+
+@pytest.fixture
+def sqlite_workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """A SQLite workspace, current for the test."""
+    ws = make_workspace(tmp_path)
+    with use_workspace(ws):
+        yield ws
+    ws.close()
+
+
+@pytest.fixture
+def new_workspace(tmp_path: Path) -> Iterator[object]:
+    """Make extra SQLite workspaces in the test folder with chosen settings; closed after."""
+    made: list[Workspace] = []
+
+    def make(metadata_url: str | None = None, **settings: object) -> Workspace:
+        made.append(make_workspace(tmp_path, metadata_url, **settings))
+        return made[-1]
+
+    yield make
+    for ws in made:
+        ws.close()

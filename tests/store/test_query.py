@@ -1,0 +1,104 @@
+"""The --where and --sort languages: what parses, and how bad input is reported."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from loopml.errors import InvalidQueryError
+from loopml.store.query import (
+    BoolOp,
+    Field,
+    Not,
+    SortKey,
+    Condition,
+    fields_of,
+    parse_sort,
+    parse_where,
+    where_clause,
+)
+
+
+def test_precedence_and_binds_tighter_than_or() -> None:
+    tree = parse_where("metrics.a > 1 or metrics.b < 2 and not params.c = 'x'")
+    assert isinstance(tree, BoolOp) and tree.op == "or"
+    right = tree.items[1]
+    assert isinstance(right, BoolOp) and right.op == "and"
+    assert isinstance(right.items[1], Not)
+
+
+def test_values_keep_their_types() -> None:
+    tree = parse_where("params.a = 1 and params.b = 1.5 and params.c = 'x y' and params.d = true")
+    assert [t.values[0] for t in tree.items] == [1, 1.5, "x y", True]
+
+
+def test_names_with_punctuation_use_backticks_or_dots() -> None:
+    assert parse_where("metrics.`val loss` < 1").field == Field("metrics", "val loss")
+    assert parse_where("metrics.val/auc > 0.5").field == Field("metrics", "val/auc")
+    assert parse_where("metrics.val.auc > 0.5").field == Field("metrics", "val.auc")
+
+
+def test_bare_words_are_text_values() -> None:
+    assert parse_where("status = finished") == Condition(Field("attr", "status"), "=", ("finished",))
+
+
+def test_fields_of_lists_each_field_once_in_order() -> None:
+    tree = parse_where("metrics.auc > 0.7 and (params.lr = 0.1 or metrics.auc < 0.9)")
+    assert fields_of(tree) == [Field("metrics", "auc"), Field("params", "lr")]
+
+
+def test_sort_keys() -> None:
+    assert parse_sort("-metrics.auc, params.lr") == [
+        SortKey(Field("metrics", "auc"), True),
+        SortKey(Field("params", "lr"), False),
+    ]
+    assert parse_sort(["start_time", "+name"]) == [
+        SortKey(Field("attr", "start_time"), False),
+        SortKey(Field("attr", "name"), False),
+    ]
+
+
+MALFORMED = [
+    ("", "empty"),
+    ("metrics.auc >", "expected a value but the expression ended"),
+    ("metrics.auc > and", "expected a value but found 'and'"),
+    ("metrics.auc 0.7", "expected a comparison"),
+    ("metrics.auc > 0.7 and", "expected a field such as metrics.auc"),
+    ("(metrics.auc > 0.7", "expected ')'"),
+    ("metrics.auc > 0.7)", "unexpected ')'"),
+    ("auc > 0.7", "unknown field 'auc'"),
+    ("metric.auc > 0.7", "unknown field 'metric.auc'"),
+    ("metrics.auc > 'high'", "metrics are numbers"),
+    ("metrics.auc like 'x%'", "metrics are numbers"),
+    ("params.lr in (0.1, 'x')", "Cannot mix numbers and text"),
+    ("metrics.auc ! 0.7", "unexpected character '!'"),
+    ("status = done", "Unknown status 'done'"),
+    ("start_time > 'yesterday'", "Cannot read 'yesterday' as a time"),
+    ("seed = 'abc'", "seed is a number"),
+    ("git_dirty = 1", "git_dirty is true or false"),
+    ("metrics.auc is 0.7", "expected 'null' after 'is'"),
+    ("params.x not = 1", "expected 'in' or 'like' after 'not'"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), MALFORMED)
+def test_malformed_expressions_say_what_and_where(text: str, message: str) -> None:
+    with pytest.raises(InvalidQueryError, match="Cannot|Unknown") as caught:
+        where_clause(parse_where(text), text)
+    assert message in str(caught.value)
+
+
+def test_bad_sort_keys_are_reported() -> None:
+    with pytest.raises(InvalidQueryError, match="Cannot sort by 'metrics.auc desc'"):
+        parse_sort("metrics.auc desc")
+    with pytest.raises(InvalidQueryError, match="unknown field 'auc'"):
+        parse_sort("-auc")
+
+
+@given(st.text(alphabet="metrics.aucparmsl_ ()<>=!'\"0123456789,-andornotinisnull", max_size=40))
+def test_any_text_parses_or_fails_with_a_query_error(text: str) -> None:
+    try:
+        where_clause(parse_where(text), text)
+    except InvalidQueryError:
+        pass
