@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from loopml.errors import ConfigError
 
@@ -84,6 +84,16 @@ class Settings(BaseModel):
     )
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_the_timeout(self) -> Settings:
+        if self.stale_run_timeout <= 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"stale_run_timeout ({self.stale_run_timeout}s) must be more than twice "
+                f"heartbeat_interval ({self.heartbeat_interval}s), or live runs would be "
+                "marked killed"
+            )
+        return self
     _config_file: Path | None = PrivateAttr(default=None)
 
     @property

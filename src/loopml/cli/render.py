@@ -83,6 +83,11 @@ def value(item: Any) -> str:
     return str(item)
 
 
+def param(item: Any) -> str:
+    """A param value as it was logged (floats keep every digit)."""
+    return repr(item) if isinstance(item, float) else value(item)
+
+
 def status(text: str) -> str:
     """A status wrapped in its Rich colour."""
     return f"[{STATUS_STYLES.get(text, 'white')}]{text}[/]"

@@ -103,9 +103,14 @@ def _runs_table(records: list[RunRecord], fields: list[Field]) -> Table:
             render.when(record.start_time),
             render.duration(record.duration),
         ]
-        cells += [render.value(field_value(record, field)) for field in fields]
+        cells += [_cell(record, field) for field in fields]
         table.add_row(*cells)
     return table
+
+
+def _cell(record: RunRecord, field: Field) -> str:
+    shown = field_value(record, field)
+    return render.param(shown) if field.namespace == "params" else render.value(shown)
 
 
 def field_value(record: RunRecord, field: Field) -> Any:
@@ -143,7 +148,7 @@ def show_run(
     out = render.console()
     out.print(_attributes_panel(record))
     _print_section(out, "Params", ["key", "value"],
-                   [[k, render.value(v)] for k, v in sorted(record.params.items())])
+                   [[k, render.param(v)] for k, v in sorted(record.params.items())])
     _print_section(out, "Metrics", ["key", "latest", "step", "values"],
                    [[m.key, render.value(m.value), str(m.step), str(m.count)] for m in metrics])
     _print_section(out, "Tags", ["key", "value"], sorted(record.tags.items()))
@@ -157,7 +162,7 @@ def show_run(
         packages = env.get("packages", {})
         _print_section(out, "Packages", ["name", "version"], sorted(packages.items()))
     if record.error:
-        out.print(Panel(Text(record.error), title="Error", border_style="red"))
+        out.print(Panel(Text(record.error), title="Error", border_style="red", expand=False))
 
 
 def _attributes_panel(record: RunRecord) -> Panel:
@@ -181,7 +186,7 @@ def _attributes_panel(record: RunRecord) -> Panel:
     ]
     for key, text in rows:
         grid.add_row(key, text)
-    return Panel(grid, title=f"Run {record.id}", title_align="left")
+    return Panel(grid, title=f"Run {record.id}", title_align="left", expand=False)
 
 
 def _print_section(out: Any, title: str, headers: list[str], rows: list[Any]) -> None:
@@ -240,12 +245,16 @@ def _comparison_table(records: list[RunRecord], rows: list[dict[str, Any]]) -> T
     for record in records:
         table.add_column(record.id, justify="right")
     for row in rows:
-        shown = [render.value(row["values"][r.id]) for r in records]
+        shown = [_compare_cell(row["field"], row["values"][r.id]) for r in records]
         if row["field"] == "duration":
             shown = [render.duration(row["values"][r.id]) for r in records]
         style = "bold yellow" if row["differs"] else "dim"
         table.add_row(Text(row["field"], style=style), *[Text(c, style=style) for c in shown])
     return table
+
+
+def _compare_cell(field: str, shown: Any) -> str:
+    return render.param(shown) if field.startswith("params.") else render.value(shown)
 
 
 @runs_app.command("artifact")

@@ -1,0 +1,230 @@
+"""The loopml command as a user types it: output, --json, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import loopml
+from loopml.cli.main import main
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run `loopml ARGS...` in this process and capture what it prints."""
+
+    def invoke(*args: str) -> Result:
+        monkeypatch.setattr(sys, "argv", ["loopml", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 0
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture
+def three_runs(tmp_path: Path) -> list[str]:
+    ids = []
+    for lr, auc in ((0.1, 0.71), (0.1, 0.69), (0.01, 0.80)):
+        with loopml.start_run(experiment="flights", params={"lr": lr, "model": "gbm"}) as run:
+            run.log_metrics({"auc": auc, "loss": 1 - auc})
+        ids.append(run.id)
+    return ids
+
+
+def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
+    assert result.code == code
+    assert result.out == ""
+    assert "Traceback" not in result.err
+    assert result.err.count("\n") == 1  # one line, however long
+    text = result.err
+    assert text.startswith("Error: ")
+    for fragment in fragments:
+        assert fragment in text
+
+
+def test_help_lists_the_commands() -> None:
+    done = subprocess.run([sys.executable, "-m", "loopml.cli.main", "--help"],
+                          capture_output=True, text=True, check=True)
+    for command in ("init", "config", "runs", "experiments"):
+        assert command in done.stdout
+
+
+def test_init_writes_the_config_and_creates_the_workspace(cli, tmp_path: Path) -> None:
+    result = cli("init")
+    assert result.code == 0, result.err
+    assert (tmp_path / "loopml.toml").is_file()
+    assert (tmp_path / ".loopml" / "metadata.db").is_file()
+    assert (tmp_path / ".loopml" / ".gitignore").read_text().strip().endswith("*")
+    (tmp_path / "loopml.toml").write_text('home = ".loopml"\nexperiment = "kept"\n')
+    again = cli("init")
+    assert "keeping it" in again.out
+    assert "kept" in (tmp_path / "loopml.toml").read_text()
+
+
+def test_init_can_point_at_other_stores(cli, tmp_path: Path) -> None:
+    result = cli("init", "project", "--metadata-url", f"sqlite:///{tmp_path}/elsewhere.db",
+                 "--artifacts-url", "memory://init-test")
+    assert result.code == 0, result.err
+    assert (tmp_path / "elsewhere.db").is_file()
+    written = (tmp_path / "project" / "loopml.toml").read_text()
+    assert f'metadata_url = "sqlite:///{tmp_path}/elsewhere.db"' in written
+    assert 'artifacts_url = "memory://init-test"' in written
+
+
+def test_config_shows_values_and_their_sources(cli, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "loopml.toml").write_text('experiment = "demo"\n')
+    monkeypatch.setenv("LOOPML_METRIC_FLUSH_INTERVAL", "0.5")
+    data = json.loads(cli("config", "--json").out)
+    rows = {row["setting"]: row for row in data["settings"]}
+    assert rows["experiment"]["value"] == "demo" and rows["experiment"]["source"] == "file"
+    assert rows["metric_flush_interval"]["source"] == "env"
+    assert rows["home"]["source"] == "default"
+    assert data["config_file"] == str(tmp_path / "loopml.toml")
+
+
+def test_runs_list_filters_and_sorts(cli, three_runs: list[str]) -> None:
+    result = cli("runs", "list", "--experiment", "flights", "--where",
+                 "metrics.auc > 0.7 and params.lr = 0.1", "--sort", "-metrics.auc", "--json")
+    assert result.code == 0, result.err
+    assert [run["id"] for run in json.loads(result.out)] == [three_runs[0]]
+    ordered = json.loads(cli("runs", "list", "--sort", "-metrics.auc", "--json").out)
+    assert [run["id"] for run in ordered] == [three_runs[2], three_runs[0], three_runs[1]]
+    assert ordered[0]["params"] == {"lr": 0.01, "model": "gbm"}
+
+
+def test_runs_list_table_shows_the_fields_asked_about(cli, three_runs: list[str]) -> None:
+    table = cli("runs", "list", "--where", "params.lr = 0.1", "--sort", "-metrics.auc").out
+    header = table.splitlines()[0]
+    assert header.index("metrics.auc") < header.index("params.lr")
+    assert three_runs[0] in table and three_runs[1] in table and three_runs[2] not in table
+    assert table.index(three_runs[0]) < table.index(three_runs[1])
+    assert "No runs match." in cli("runs", "list", "--where", "metrics.auc > 2").out
+
+
+def test_runs_show_by_prefix(cli, three_runs: list[str]) -> None:
+    result = cli("runs", "show", three_runs[0][:8], "--json")
+    data = json.loads(result.out)
+    assert data["id"] == three_runs[0]
+    assert data["metrics"]["auc"] == {"value": 0.71, "step": 0, "count": 1}
+    assert data["status"] == "finished"
+    text = cli("runs", "show", three_runs[0]).out
+    assert "Params" in text and "Metrics" in text and "0.71" in text
+
+
+def test_runs_compare_highlights_differences(cli, three_runs: list[str]) -> None:
+    data = json.loads(cli("runs", "compare", *three_runs[:2], "--json").out)
+    rows = {row["field"]: row for row in data["rows"]}
+    assert rows["params.lr"]["differs"] is False
+    assert rows["metrics.auc"]["differs"] is True
+    assert rows["metrics.auc"]["values"] == {three_runs[0]: 0.71, three_runs[1]: 0.69}
+    only = json.loads(cli("runs", "compare", *three_runs, "--only-diff", "--json").out)
+    assert {row["field"] for row in only["rows"]} == {"params.lr", "metrics.auc", "metrics.loss"}
+    table = cli("runs", "compare", *three_runs).out
+    assert "metrics.auc" in table and "0.69" in table
+
+
+def test_runs_artifact_copies_a_file(cli, tmp_path: Path) -> None:
+    (tmp_path / "report.txt").write_text("hello")
+    with loopml.start_run(experiment="a") as run:
+        run.log_artifact("report.txt")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    result = cli("runs", "artifact", run.id, "report.txt", "--to", str(out_dir))
+    assert result.code == 0, result.err
+    assert (out_dir / "report.txt").read_text() == "hello"
+
+
+def test_experiments_list(cli, three_runs: list[str]) -> None:
+    data = json.loads(cli("experiments", "list", "--json").out)
+    assert [(e["name"], e["runs"]) for e in data] == [("flights", 3)]
+
+
+# --- errors: one sentence, the next step, a non-zero exit code, no traceback ---------------
+
+
+def test_unknown_run_id(cli, three_runs: list[str]) -> None:
+    assert_one_line_error(cli("runs", "show", "0123456789abcdef"), 2,
+                          "No run has the id '0123456789abcdef'", "loopml runs list")
+
+
+def test_unknown_experiment(cli, three_runs: list[str]) -> None:
+    assert_one_line_error(cli("runs", "list", "-e", "flight"), 2,
+                          "No experiment is called 'flight'", "'flights'")
+
+
+def test_malformed_where(cli, three_runs: list[str]) -> None:
+    assert_one_line_error(cli("runs", "list", "--where", "metrics.auc > > 1"), 2,
+                          "expected a value but found '>'", "position 15")
+
+
+def test_compare_needs_two_runs(cli, three_runs: list[str]) -> None:
+    assert_one_line_error(cli("runs", "compare", three_runs[0]), 2, "at least two run ids")
+
+
+def test_unknown_metadata_scheme_lists_the_known_ones(cli, monkeypatch) -> None:
+    monkeypatch.setenv("LOOPML_METADATA_URL", "mysql://root@127.0.0.1/test")
+    assert_one_line_error(cli("runs", "list"), 2, "unknown URL scheme", "sqlite:///",
+                          "postgresql+psycopg://")
+
+
+def test_unknown_artifact_scheme_lists_the_known_ones(cli, monkeypatch) -> None:
+    monkeypatch.setenv("LOOPML_ARTIFACTS_URL", "ftp://host/path")
+    assert_one_line_error(cli("runs", "list"), 2, "unknown scheme 'ftp://'", "s3://")
+
+
+def test_invalid_setting(cli, monkeypatch) -> None:
+    monkeypatch.setenv("LOOPML_METRIC_FLUSH_INTERVAL", "often")
+    assert_one_line_error(cli("runs", "list"), 2, "metric_flush_interval")
+
+
+def test_a_workspace_from_a_newer_loopml(cli, tmp_path: Path, three_runs: list[str]) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/.loopml/metadata.db")
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
+    engine.dispose()
+    for opened in list(loopml.workspace._opened.values()):  # a fresh process would not know it
+        opened.close()
+    loopml.workspace._opened.clear()
+    assert_one_line_error(cli("runs", "list"), 1, "schema revision 'ffff'", "pip install --upgrade")
+
+
+def test_a_corrupted_artifact(cli, tmp_path: Path) -> None:
+    with loopml.start_run(experiment="a") as run:
+        record = run.log_artifact(b"precious", name="blob")
+    workspace = loopml.current_workspace()
+    Path(workspace.artifacts.path_of(record.digest)).write_bytes(b"changed!")
+    assert_one_line_error(cli("runs", "artifact", run.id, "blob", "--to", str(tmp_path / "x")),
+                          1, "is corrupted")
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_unreachable_postgres_server(cli, monkeypatch) -> None:
+    monkeypatch.setenv("LOOPML_METADATA_URL",
+                       "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    assert_one_line_error(cli("runs", "list"), 1, "metadata store", "failed")
+
+
+def test_usage_errors_from_the_parser_exit_with_2() -> None:
+    done = subprocess.run([sys.executable, "-m", "loopml.cli.main", "runs", "list", "--limit", "x"],
+                          capture_output=True, text=True, env={**os.environ})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
