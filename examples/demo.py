@@ -58,8 +58,13 @@ def prepare(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, loopml.ArtifactRe
         split.mkdir()
         train.to_csv(split / "train.csv", index=False)
         valid.to_csv(split / "valid.csv", index=False)
-        run.log_metrics({"train_rows": len(train), "valid_rows": len(valid),
-                         "positive_rate": float(frame["target"].mean())})
+        run.log_metrics(
+            {
+                "train_rows": len(train),
+                "valid_rows": len(valid),
+                "positive_rate": float(frame["target"].mean()),
+            }
+        )
         record = run.log_artifact(split)
     return train, valid, record
 
@@ -67,8 +72,13 @@ def prepare(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, loopml.ArtifactRe
 def train_baseline(train: pd.DataFrame, valid: pd.DataFrame, data) -> None:
     """The dummy a real model must beat: always the training prior."""
     x, y = train.drop(columns="target"), train["target"]
-    with loopml.start_run(EXPERIMENT, name="dummy-prior", params={"model": "dummy"},
-                          seed=SEED, tags={"role": "baseline"}) as run:
+    with loopml.start_run(
+        EXPERIMENT,
+        name="dummy-prior",
+        params={"model": "dummy"},
+        seed=SEED,
+        tags={"role": "baseline"},
+    ) as run:
         run.log_input(data)
         model = DummyClassifier(strategy="prior").fit(x, y)
         run.log_metrics(scores(model, valid.drop(columns="target"), valid["target"]))
@@ -79,10 +89,13 @@ def sweep_logistic(train: pd.DataFrame, valid: pd.DataFrame, data) -> None:
     x, y = train.drop(columns="target"), train["target"]
     with loopml.start_run(EXPERIMENT, name="logreg-sweep", params={"model": "logreg"}, seed=SEED):
         for strength in (0.001, 0.01, 0.1, 1.0, 10.0):
-            with loopml.start_run(name=f"logreg-C={strength}",
-                                  params={"model": "logreg", "C": strength}, seed=SEED) as trial:
+            with loopml.start_run(
+                name=f"logreg-C={strength}", params={"model": "logreg", "C": strength}, seed=SEED
+            ) as trial:
                 trial.log_input(data)
-                model = make_pipeline(StandardScaler(), LogisticRegression(C=strength, max_iter=2000))
+                model = make_pipeline(
+                    StandardScaler(), LogisticRegression(C=strength, max_iter=2000)
+                )
                 model.fit(x, y)
                 trial.log_metrics(scores(model, valid.drop(columns="target"), valid["target"]))
 
@@ -124,12 +137,24 @@ def main() -> None:
         train_boosting(train, valid, data, folder)
     tracked = loopml.search_runs(EXPERIMENT, where=f"start_time >= {started_at}")
     print(f"Trained and tracked {len(tracked)} runs in {time.perf_counter() - started:.1f}s.")
-    best = loopml.search_runs(EXPERIMENT, where="metrics.auc is not null", sort="-metrics.auc",
-                              limit=1)[0]
+    best = loopml.search_runs(
+        EXPERIMENT, where="metrics.auc is not null", sort="-metrics.auc", limit=1
+    )[0]
     show("runs", "show", best.id)
-    show("runs", "list", "--experiment", EXPERIMENT, "--where", "metrics.auc is not null",
-         "--sort", "-metrics.auc", "--limit", "10", "--columns",
-         "metrics.auc,metrics.log_loss,metrics.brier,params.model,params.C")
+    show(
+        "runs",
+        "list",
+        "--experiment",
+        EXPERIMENT,
+        "--where",
+        "metrics.auc is not null",
+        "--sort",
+        "-metrics.auc",
+        "--limit",
+        "10",
+        "--columns",
+        "metrics.auc,metrics.log_loss,metrics.brier,params.model,params.C",
+    )
 
 
 if __name__ == "__main__":

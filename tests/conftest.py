@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from loopml.settings import load_settings
-from loopml.workspace import Workspace, use_workspace
+from loopml.workspace import Workspace, close_opened_workspaces, use_workspace
 
 POSTGRES_URL = os.environ.get(
     "LOOPML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -27,12 +27,14 @@ KEEP_ENV = {"LOOPML_TEST_POSTGRES_URL", "LOOPML_TEST_POSTGRES_REQUIRED"}
 
 
 @pytest.fixture(autouse=True)
-def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No LOOPML_* settings leak in, and every test works in its own folder."""
     for name in list(os.environ):
         if name.startswith("LOOPML_") and name not in KEEP_ENV:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    yield
+    close_opened_workspaces()
 
 
 @pytest.fixture(scope="session")

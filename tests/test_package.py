@@ -20,7 +20,8 @@ def test_all_is_sorted_and_every_name_resolves() -> None:
 
 def test_every_public_tracking_function_is_exported() -> None:
     public = {
-        name for name, value in inspect.getmembers(api, inspect.isfunction)
+        name
+        for name, value in inspect.getmembers(api, inspect.isfunction)
         if not name.startswith("_") and value.__module__ == api.__name__
     }
     assert public <= set(loopml.__all__)
@@ -47,15 +48,24 @@ print(json.dumps({
     "new_files": sorted(set(os.listdir(".")) - before),
     "root_handlers_changed": logging.getLogger().handlers != handlers,
     "loopml_handlers": len(logging.getLogger("loopml").handlers),
-    "heavy_modules": sorted(m for m in ("sqlalchemy", "pandas", "fsspec", "alembic") if m in sys.modules),
+    "heavy_modules": sorted(
+        m for m in ("sqlalchemy", "pandas", "fsspec", "alembic") if m in sys.modules
+    ),
 }))
 """
 
 
 def test_import_is_fast_and_has_no_side_effects(tmp_path: Path) -> None:
     probes = [
-        json.loads(subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, check=True,
-                                  capture_output=True, text=True).stdout)
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", PROBE],
+                cwd=tmp_path,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
         for _ in range(3)
     ]
     best = min(probes, key=lambda probe: probe["elapsed"])

@@ -27,7 +27,10 @@ def test_the_file_overrides_defaults_and_the_environment_overrides_the_file(
     monkeypatch.setenv("LOOPML_METRIC_FLUSH_INTERVAL", "0.25")
     settings = load_settings()
     assert settings.experiment == "from-file" and settings.source_of("experiment") == "file"
-    assert settings.metric_flush_interval == 0.25 and settings.source_of("metric_flush_interval") == "env"
+    assert (
+        settings.metric_flush_interval == 0.25
+        and settings.source_of("metric_flush_interval") == "env"
+    )
     assert settings.config_file == tmp_path / "loopml.toml"
 
 

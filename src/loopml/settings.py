@@ -94,6 +94,7 @@ class Settings(BaseModel):
                 "marked killed"
             )
         return self
+
     _config_file: Path | None = PrivateAttr(default=None)
 
     @property
@@ -161,7 +162,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
         with open(path, "rb") as stream:
             data = tomllib.load(stream)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not valid TOML: {error}. Fix the file or delete it.") from None
+        raise ConfigError(
+            f"{path} is not valid TOML: {error}. Fix the file or delete it."
+        ) from None
     except OSError as error:
         raise ConfigError(f"Cannot read {path}: {error.strerror}.") from None
     return data
@@ -193,8 +196,10 @@ def _describe_validation_error(error: ValidationError, config_file: Path | None)
         else:
             shown = item.get("input")
             problems.append(f"setting '{field}' = {shown!r}: {item['msg']}")
-    where = f"{config_file} or the {ENV_PREFIX}* environment" if config_file else (
-        f"the {ENV_PREFIX}* environment"
+    where = (
+        f"{config_file} or the {ENV_PREFIX}* environment"
+        if config_file
+        else (f"the {ENV_PREFIX}* environment")
     )
     return f"Invalid settings in {where}: " + "; ".join(problems) + "."
 

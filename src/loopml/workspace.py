@@ -108,6 +108,15 @@ def current_workspace() -> Workspace:
     return workspace
 
 
+def close_opened_workspaces() -> None:
+    """Close every workspace current_workspace() opened in this process (they reopen on use)."""
+    with _opened_lock:
+        opened = list(_opened.values())
+        _opened.clear()
+    for workspace in opened:
+        workspace.close()
+
+
 @contextmanager
 def use_workspace(workspace: Workspace | str | Path) -> Iterator[Workspace]:
     """Make a workspace (or the one configured for a folder) current inside a with block."""

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 import loopml
 from loopml.cli.main import main
+from loopml.workspace import close_opened_workspaces
 
 
 @dataclass
@@ -63,8 +64,12 @@ def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
 
 
 def test_help_lists_the_commands() -> None:
-    done = subprocess.run([sys.executable, "-m", "loopml.cli.main", "--help"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "loopml.cli.main", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for command in ("init", "config", "runs", "experiments"):
         assert command in done.stdout
 
@@ -82,8 +87,14 @@ def test_init_writes_the_config_and_creates_the_workspace(cli, tmp_path: Path) -
 
 
 def test_init_can_point_at_other_stores(cli, tmp_path: Path) -> None:
-    result = cli("init", "project", "--metadata-url", f"sqlite:///{tmp_path}/elsewhere.db",
-                 "--artifacts-url", "memory://init-test")
+    result = cli(
+        "init",
+        "project",
+        "--metadata-url",
+        f"sqlite:///{tmp_path}/elsewhere.db",
+        "--artifacts-url",
+        "memory://init-test",
+    )
     assert result.code == 0, result.err
     assert (tmp_path / "elsewhere.db").is_file()
     written = (tmp_path / "project" / "loopml.toml").read_text()
@@ -103,8 +114,17 @@ def test_config_shows_values_and_their_sources(cli, tmp_path: Path, monkeypatch)
 
 
 def test_runs_list_filters_and_sorts(cli, three_runs: list[str]) -> None:
-    result = cli("runs", "list", "--experiment", "flights", "--where",
-                 "metrics.auc > 0.7 and params.lr = 0.1", "--sort", "-metrics.auc", "--json")
+    result = cli(
+        "runs",
+        "list",
+        "--experiment",
+        "flights",
+        "--where",
+        "metrics.auc > 0.7 and params.lr = 0.1",
+        "--sort",
+        "-metrics.auc",
+        "--json",
+    )
     assert result.code == 0, result.err
     assert [run["id"] for run in json.loads(result.out)] == [three_runs[0]]
     ordered = json.loads(cli("runs", "list", "--sort", "-metrics.auc", "--json").out)
@@ -163,18 +183,27 @@ def test_experiments_list(cli, three_runs: list[str]) -> None:
 
 
 def test_unknown_run_id(cli, three_runs: list[str]) -> None:
-    assert_one_line_error(cli("runs", "show", "0123456789abcdef"), 2,
-                          "No run has the id '0123456789abcdef'", "loopml runs list")
+    assert_one_line_error(
+        cli("runs", "show", "0123456789abcdef"),
+        2,
+        "No run has the id '0123456789abcdef'",
+        "loopml runs list",
+    )
 
 
 def test_unknown_experiment(cli, three_runs: list[str]) -> None:
-    assert_one_line_error(cli("runs", "list", "-e", "flight"), 2,
-                          "No experiment is called 'flight'", "'flights'")
+    assert_one_line_error(
+        cli("runs", "list", "-e", "flight"), 2, "No experiment is called 'flight'", "'flights'"
+    )
 
 
 def test_malformed_where(cli, three_runs: list[str]) -> None:
-    assert_one_line_error(cli("runs", "list", "--where", "metrics.auc > > 1"), 2,
-                          "expected a value but found '>'", "position 15")
+    assert_one_line_error(
+        cli("runs", "list", "--where", "metrics.auc > > 1"),
+        2,
+        "expected a value but found '>'",
+        "position 15",
+    )
 
 
 def test_compare_needs_two_runs(cli, three_runs: list[str]) -> None:
@@ -183,8 +212,9 @@ def test_compare_needs_two_runs(cli, three_runs: list[str]) -> None:
 
 def test_unknown_metadata_scheme_lists_the_known_ones(cli, monkeypatch) -> None:
     monkeypatch.setenv("LOOPML_METADATA_URL", "mysql://root@127.0.0.1/test")
-    assert_one_line_error(cli("runs", "list"), 2, "unknown URL scheme", "sqlite:///",
-                          "postgresql+psycopg://")
+    assert_one_line_error(
+        cli("runs", "list"), 2, "unknown URL scheme", "sqlite:///", "postgresql+psycopg://"
+    )
 
 
 def test_unknown_artifact_scheme_lists_the_known_ones(cli, monkeypatch) -> None:
@@ -202,9 +232,7 @@ def test_a_workspace_from_a_newer_loopml(cli, tmp_path: Path, three_runs: list[s
     with engine.begin() as connection:
         connection.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
     engine.dispose()
-    for opened in list(loopml.workspace._opened.values()):  # a fresh process would not know it
-        opened.close()
-    loopml.workspace._opened.clear()
+    close_opened_workspaces()  # a fresh process would not have it open
     assert_one_line_error(cli("runs", "list"), 1, "schema revision 'ffff'", "pip install --upgrade")
 
 
@@ -213,18 +241,24 @@ def test_a_corrupted_artifact(cli, tmp_path: Path) -> None:
         record = run.log_artifact(b"precious", name="blob")
     workspace = loopml.current_workspace()
     Path(workspace.artifacts.path_of(record.digest)).write_bytes(b"changed!")
-    assert_one_line_error(cli("runs", "artifact", run.id, "blob", "--to", str(tmp_path / "x")),
-                          1, "is corrupted")
+    assert_one_line_error(
+        cli("runs", "artifact", run.id, "blob", "--to", str(tmp_path / "x")), 1, "is corrupted"
+    )
     assert not (tmp_path / "x").exists()
 
 
 def test_an_unreachable_postgres_server(cli, monkeypatch) -> None:
-    monkeypatch.setenv("LOOPML_METADATA_URL",
-                       "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    monkeypatch.setenv(
+        "LOOPML_METADATA_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    )
     assert_one_line_error(cli("runs", "list"), 1, "metadata store", "failed")
 
 
 def test_usage_errors_from_the_parser_exit_with_2() -> None:
-    done = subprocess.run([sys.executable, "-m", "loopml.cli.main", "runs", "list", "--limit", "x"],
-                          capture_output=True, text=True, env={**os.environ})
+    done = subprocess.run(
+        [sys.executable, "-m", "loopml.cli.main", "runs", "list", "--limit", "x"],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr

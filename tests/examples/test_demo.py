@@ -16,8 +16,14 @@ DEMO = Path(__file__).parents[2] / "examples" / "demo.py"
 
 
 def test_the_demo_tracks_runs_and_prints_the_table(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(DEMO)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    done = subprocess.run(
+        [sys.executable, str(DEMO)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert done.returncode == 0, done.stderr
     assert "Trained and tracked 9 runs" in done.stdout
     assert "$ loopml runs list --experiment breast-cancer" in done.stdout

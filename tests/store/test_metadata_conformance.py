@@ -106,9 +106,13 @@ def test_a_param_cannot_change(store: MetadataStore, experiment: str) -> None:
 def test_metric_history_and_latest_value(store: MetadataStore, experiment: str) -> None:
     run_id = add_run(store, experiment, "d" * 16)
     with store.write() as connection:
-        metrics_repo.insert_values(connection, run_id, [("loss", 0.5, 1, 10.0), ("loss", 0.4, 2, 11.0)])
+        metrics_repo.insert_values(
+            connection, run_id, [("loss", 0.5, 1, 10.0), ("loss", 0.4, 2, 11.0)]
+        )
     with store.write() as connection:  # an older step arriving late does not become latest
-        metrics_repo.insert_values(connection, run_id, [("loss", 0.9, 0, 12.0), ("auc", 0.7, 0, 12.0)])
+        metrics_repo.insert_values(
+            connection, run_id, [("loss", 0.9, 0, 12.0), ("auc", 0.7, 0, 12.0)]
+        )
     with store.read() as connection:
         history = metrics_repo.history(connection, run_id, "loss")
         summaries = {s.key: s for s in metrics_repo.summaries(connection, run_id)}
@@ -167,9 +171,15 @@ def test_dead_and_silent_runs_are_marked_killed(store: MetadataStore, experiment
         )
     assert sorted(killed) == ["1" * 16, "3" * 16]
     with store.read() as connection:
-        records = {r.id: r for r in runs_repo.load_runs(connection, ["1" * 16, "2" * 16, "3" * 16, "4" * 16])}
+        records = {
+            r.id: r
+            for r in runs_repo.load_runs(connection, ["1" * 16, "2" * 16, "3" * 16, "4" * 16])
+        }
     assert {k: r.status for k, r in records.items()} == {
-        "1" * 16: "killed", "2" * 16: "running", "3" * 16: "killed", "4" * 16: "running"
+        "1" * 16: "killed",
+        "2" * 16: "running",
+        "3" * 16: "killed",
+        "4" * 16: "running",
     }
     assert "stopped without ending" in (records["1" * 16].error or "")
 
@@ -179,10 +189,16 @@ def test_lineage_links_runs_by_content_hash(store: MetadataStore, experiment: st
     digest = "ab" * 32
     common = {"digest": digest, "kind": "file", "size": 3, "source": None, "created_at": 1.0}
     with store.write() as connection:
-        lineage_repo.link(connection, {"run_id": producer, "direction": "output", "name": "x", **common})
-        lineage_repo.link(connection, {"run_id": consumer, "direction": "input", "name": "x", **common})
+        lineage_repo.link(
+            connection, {"run_id": producer, "direction": "output", "name": "x", **common}
+        )
+        lineage_repo.link(
+            connection, {"run_id": consumer, "direction": "input", "name": "x", **common}
+        )
     with store.read() as connection:
-        assert [a.run_id for a in lineage_repo.by_digest(connection, digest, "output")] == [producer]
+        assert [a.run_id for a in lineage_repo.by_digest(connection, digest, "output")] == [
+            producer
+        ]
         assert [a.run_id for a in lineage_repo.by_digest(connection, digest, "input")] == [consumer]
         assert lineage_repo.find(connection, producer, "output", "x").digest == digest
 
@@ -203,8 +219,15 @@ def searchable(store: MetadataStore, experiment: str) -> MetadataStore:
     ]
     for name, lr, opt, auc, loss, team, status, start in table:
         run_id = name.ljust(16, "0")
-        add_run(store, experiment, run_id, name=name, status=status, start_time=start,
-                end_time=start + 10 if status != "running" else None)
+        add_run(
+            store,
+            experiment,
+            run_id,
+            name=name,
+            status=status,
+            start_time=start,
+            end_time=start + 10 if status != "running" else None,
+        )
         params = {k: v for k, v in {"lr": lr, "opt": opt}.items() if v is not None}
         metrics = [(k, v, 0, start) for k, v in {"auc": auc, "loss": loss}.items() if v is not None]
         with store.write() as connection:
@@ -236,7 +259,9 @@ SEARCHES = [
 
 
 @pytest.mark.parametrize(("where", "sort", "expected"), SEARCHES)
-def test_search(searchable: MetadataStore, where: str | None, sort: str | None, expected: list[str]):
+def test_search(
+    searchable: MetadataStore, where: str | None, sort: str | None, expected: list[str]
+):
     with searchable.read() as connection:
         ids = query_repo.search(connection, where=where, sort=sort)
     assert [run_id[:2] for run_id in ids] == expected

@@ -38,10 +38,17 @@ def test_files_folders_bytes_and_objects_round_trip(workspace: Workspace, tmp_pa
     assert loopml.load_artifact(run.id, "raw") == b"raw bytes"
     assert loopml.load_artifact(run.id, "state") == {"weights": [1, 2, 3]}
     assert raw.kind == "bytes" and obj.kind == "pickle"
-    assert [a.name for a in loopml.list_artifacts(run.id)] == ["confusion.png", "model", "raw", "state"]
+    assert [a.name for a in loopml.list_artifacts(run.id)] == [
+        "confusion.png",
+        "model",
+        "raw",
+        "state",
+    ]
 
 
-def test_download_writes_objects_as_their_stored_bytes(workspace: Workspace, tmp_path: Path) -> None:
+def test_download_writes_objects_as_their_stored_bytes(
+    workspace: Workspace, tmp_path: Path
+) -> None:
     with loopml.start_run(experiment="e") as run:
         run.log_artifact([1, 2], name="numbers")
     path = loopml.download_artifact(run.id, "numbers", tmp_path / "numbers.pkl")
@@ -87,7 +94,9 @@ def test_a_tampered_artifact_is_never_loaded(workspace: Workspace, tmp_path: Pat
         loopml.load_artifact(run.id, "state")
 
 
-def test_lineage_follows_content_from_writer_to_reader(workspace: Workspace, tmp_path: Path) -> None:
+def test_lineage_follows_content_from_writer_to_reader(
+    workspace: Workspace, tmp_path: Path
+) -> None:
     data = tmp_path / "train.csv"
     data.write_text("a,b\n1,2\n")
     with loopml.start_run(experiment="etl") as producer:

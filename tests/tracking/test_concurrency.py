@@ -51,12 +51,18 @@ def test_eight_writers_lose_no_value_and_never_see_a_lock_error(tmp_path: Path) 
     loopml.open_workspace().close()  # the schema exists before the race starts
     start_at = time.time() + 3.0
     workers = [
-        subprocess.Popen([sys.executable, str(script), str(i), str(start_at)], cwd=tmp_path,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(script), str(i), str(start_at)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(PROCESSES)
     ]
     results = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (out, err) in zip(workers, results, strict=True):
+    for worker, (_out, err) in zip(workers, results, strict=True):
         assert worker.returncode == 0, err
         assert "locked" not in err
     run_ids = [json.loads(out)["id"] for out, _ in results]

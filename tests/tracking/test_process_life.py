@@ -22,19 +22,27 @@ def run_script(folder: Path, body: str, **kwargs: object) -> subprocess.Popen[st
     script.write_text(textwrap.dedent(body))
     env = {**os.environ, "LOOPML_HOME": str(folder / ".loopml")}
     return subprocess.Popen(
-        [sys.executable, str(script)], cwd=folder, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs,
+        [sys.executable, str(script)],
+        cwd=folder,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
     )
 
 
 def test_buffered_values_are_written_at_normal_exit(tmp_path: Path) -> None:
-    process = run_script(tmp_path, """
+    process = run_script(
+        tmp_path,
+        """
         import loopml
         run = loopml.start_run(experiment="exit", params={"lr": 0.1})
         for step in range(5000):
             run.log_metric("loss", 1.0 / (step + 1))
         print(run.id)
-    """)
+    """,
+    )
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     record = loopml.get_run(out.strip())
@@ -43,13 +51,16 @@ def test_buffered_values_are_written_at_normal_exit(tmp_path: Path) -> None:
 
 
 def test_an_uncaught_exception_marks_an_open_run_failed(tmp_path: Path) -> None:
-    process = run_script(tmp_path, """
+    process = run_script(
+        tmp_path,
+        """
         import loopml
         run = loopml.start_run(experiment="crash")
         run.log_metric("progress", 0.5)
         print(run.id, flush=True)
         raise RuntimeError("disk full")
-    """)
+    """,
+    )
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1 and "disk full" in err
     record = loopml.get_run(out.strip())
@@ -59,14 +70,17 @@ def test_an_uncaught_exception_marks_an_open_run_failed(tmp_path: Path) -> None:
 
 
 def test_a_killed_process_shows_as_killed_and_keeps_flushed_values(tmp_path: Path) -> None:
-    process = run_script(tmp_path, """
+    process = run_script(
+        tmp_path,
+        """
         import sys, time, loopml
         run = loopml.start_run(experiment="victim", params={"lr": 0.1})
         for step in range(1000):
             run.log_metric("loss", float(step))
         print(run.id, flush=True)
         time.sleep(600)
-    """)
+    """,
+    )
     run_id = process.stdout.readline().strip()
     assert run_id, process.stderr.read()
     time.sleep(2.0)  # longer than the flush interval

@@ -13,13 +13,19 @@ from loopml.workspace import Workspace
 
 
 def test_a_run_records_what_it_was_given(workspace: Workspace) -> None:
-    with loopml.start_run(experiment="flights", name="first", params={"lr": 0.1}, seed=7,
-                          tags={"team": "ops"}) as run:
+    with loopml.start_run(
+        experiment="flights", name="first", params={"lr": 0.1}, seed=7, tags={"team": "ops"}
+    ) as run:
         run.log_metric("loss", 0.31, step=1)
         run.log_metrics({"auc": 0.71, "brier": 0.16})
         run.set_tags({"stage": "dev"})
     record = loopml.get_run(run.id)
-    assert (record.experiment, record.name, record.status, record.seed) == ("flights", "first", "finished", 7)
+    assert (record.experiment, record.name, record.status, record.seed) == (
+        "flights",
+        "first",
+        "finished",
+        7,
+    )
     assert record.params == {"lr": 0.1}
     assert record.metrics == {"loss": 0.31, "auc": 0.71, "brier": 0.16}
     assert record.tags == {"team": "ops", "stage": "dev"}
@@ -55,7 +61,13 @@ def test_steps_count_up_per_key_by_default(workspace: Workspace) -> None:
         run.log_metric("loss", 0.5, step=10)
         run.log_metric("loss", 0.4)
     history = loopml.metric_history(run.id, "loss")
-    assert [(p.step, p.value) for p in history] == [(0, 3.0), (1, 2.0), (2, 1.0), (10, 0.5), (11, 0.4)]
+    assert [(p.step, p.value) for p in history] == [
+        (0, 3.0),
+        (1, 2.0),
+        (2, 1.0),
+        (10, 0.5),
+        (11, 0.4),
+    ]
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), "high", None, [1]])
@@ -67,10 +79,25 @@ def test_non_finite_or_non_numeric_metrics_are_refused(workspace: Workspace, bad
     assert [p.value for p in loopml.metric_history(run.id, "loss")] == [1.0]
 
 
-@pytest.mark.parametrize(("key", "step"), [("", None), (3, None), ("x" * 256, None), ("k", 1.5), ("k", "2")])
-def test_bad_metric_keys_and_steps_are_refused(workspace: Workspace, key: object, step: object) -> None:
+@pytest.mark.parametrize(
+    ("key", "step"), [("", None), (3, None), ("x" * 256, None), ("k", 1.5), ("k", "2")]
+)
+def test_bad_metric_keys_and_steps_are_refused(
+    workspace: Workspace, key: object, step: object
+) -> None:
     with loopml.start_run(experiment="e") as run, pytest.raises(InvalidMetricError):
         run.log_metric(key, 1.0, step=step)
+
+
+def test_timestamps_must_be_epoch_seconds(workspace: Workspace) -> None:
+    with loopml.start_run(experiment="e") as run:
+        run.log_metric("x", 1.0, timestamp=1_700_000_000)
+        with pytest.raises(InvalidMetricError, match="timestamp of metric 'x'"):
+            run.log_metric("x", 2.0, timestamp="yesterday")
+        run.log_metric("x", 3.0)
+    history = loopml.metric_history(run.id, "x")
+    assert [(p.step, p.timestamp) for p in history][0] == (0, 1_700_000_000.0)
+    assert [p.step for p in history] == [0, 1]  # the refused value took no step
 
 
 def test_a_param_logged_twice_must_keep_its_value(workspace: Workspace) -> None:
@@ -82,7 +109,10 @@ def test_a_param_logged_twice_must_keep_its_value(workspace: Workspace) -> None:
 
 
 def test_bad_param_keys_are_refused(workspace: Workspace) -> None:
-    with loopml.start_run(experiment="e") as run, pytest.raises(InvalidValueError, match="Param keys"):
+    with (
+        loopml.start_run(experiment="e") as run,
+        pytest.raises(InvalidValueError, match="Param keys"),
+    ):
         run.log_params({"": 1})
 
 
@@ -112,7 +142,9 @@ def test_runs_nest_under_the_active_run(workspace: Workspace) -> None:
     assert {c.experiment for c in children} == {"sweep"}
     assert loopml.get_run(top.id).parent_id is None
     assert [r.name for r in loopml.search_runs(parent=parent.id, sort="params.trial")] == [
-        "trial-0", "trial-1", "trial-2"
+        "trial-0",
+        "trial-1",
+        "trial-2",
     ]
 
 

@@ -158,4 +158,3 @@ def _open_filesystem(url: str, options: dict[str, Any]) -> tuple[Any, str]:
     if scheme == "file":
         Path(root).mkdir(parents=True, exist_ok=True)
     return fs, root
-

@@ -138,8 +138,9 @@ def show_run(
     env = loopml.run_environment(record.id) if environment or as_json else None
     if as_json:
         data = render.run_json(record)
-        data["metrics"] = {m.key: {"value": m.value, "step": m.step, "count": m.count}
-                           for m in metrics}
+        data["metrics"] = {
+            m.key: {"value": m.value, "step": m.step, "count": m.count} for m in metrics
+        }
         data["artifacts"] = [a.to_dict() for a in artifacts]
         data["children"] = [child.id for child in children]
         data["environment"] = env if environment else None
@@ -147,17 +148,37 @@ def show_run(
         return
     out = render.console()
     out.print(_attributes_panel(record))
-    _print_section(out, "Params", ["key", "value"],
-                   [[k, render.param(v)] for k, v in sorted(record.params.items())])
-    _print_section(out, "Metrics", ["key", "latest", "step", "values"],
-                   [[m.key, render.value(m.value), str(m.step), str(m.count)] for m in metrics])
+    _print_section(
+        out,
+        "Params",
+        ["key", "value"],
+        [[k, render.param(v)] for k, v in sorted(record.params.items())],
+    )
+    _print_section(
+        out,
+        "Metrics",
+        ["key", "latest", "step", "values"],
+        [[m.key, render.value(m.value), str(m.step), str(m.count)] for m in metrics],
+    )
     _print_section(out, "Tags", ["key", "value"], sorted(record.tags.items()))
-    _print_section(out, "Artifacts", ["", "name", "kind", "size", "sha256", "source"],
-                   [[a.direction, a.name, a.kind, render.size(a.size), a.digest[:12],
-                     a.source or ""] for a in artifacts])
-    _print_section(out, "Nested runs", ["id", "name", "status", "duration"],
-                   [[c.id, c.name or "-", render.status(c.status), render.duration(c.duration)]
-                    for c in children])
+    _print_section(
+        out,
+        "Artifacts",
+        ["", "name", "kind", "size", "sha256", "source"],
+        [
+            [a.direction, a.name, a.kind, render.size(a.size), a.digest[:12], a.source or ""]
+            for a in artifacts
+        ],
+    )
+    _print_section(
+        out,
+        "Nested runs",
+        ["id", "name", "status", "duration"],
+        [
+            [c.id, c.name or "-", render.status(c.status), render.duration(c.duration)]
+            for c in children
+        ],
+    )
     if env and environment:
         packages = env.get("packages", {})
         _print_section(out, "Packages", ["name", "version"], sorted(packages.items()))
@@ -210,7 +231,9 @@ def compare_runs(
 ) -> None:
     """Compare runs side by side: params and metrics, with differences highlighted."""
     if len(run_ids) < 2:
-        raise UsageError("Give at least two run ids to compare, e.g. loopml runs compare ab12 cd34.")
+        raise UsageError(
+            "Give at least two run ids to compare, e.g. loopml runs compare ab12 cd34."
+        )
     records = [loopml.get_run(run_id) for run_id in run_ids]
     rows = comparison_rows(records)
     if only_diff:
@@ -274,11 +297,17 @@ def list_experiments(as_json: JsonOption = False) -> None:
     """List experiments with their number of runs."""
     records = loopml.list_experiments()
     if as_json:
-        render.print_json([
-            {"name": e.name, "id": e.id, "created_at": render.iso(e.created_at),
-             "runs": e.run_count}
-            for e in records
-        ])
+        render.print_json(
+            [
+                {
+                    "name": e.name,
+                    "id": e.id,
+                    "created_at": render.iso(e.created_at),
+                    "runs": e.run_count,
+                }
+                for e in records
+            ]
+        )
         return
     out = render.console()
     if not records:

@@ -71,7 +71,7 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> Engine:
     timeout_ms = int(busy_timeout * 1000)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # noqa: ANN001
+    def _on_connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")

@@ -30,11 +30,7 @@ def link(connection: Connection, row: Mapping[str, Any]) -> None:
 def for_run(connection: Connection, run_id: str) -> list[ArtifactRecord]:
     """Every artifact a run wrote or read: outputs first, then inputs, by name."""
     c = run_artifacts.c
-    query = (
-        sa.select(run_artifacts)
-        .where(c.run_id == run_id)
-        .order_by(c.direction.desc(), c.name)
-    )
+    query = sa.select(run_artifacts).where(c.run_id == run_id).order_by(c.direction.desc(), c.name)
     return [ArtifactRecord(*row) for row in connection.execute(query)]
 
 

@@ -73,13 +73,11 @@ def insert_ignore(
     """Insert rows, skipping those whose keys already exist."""
     if not rows:
         return
-    statement = dialect_insert(connection, table).on_conflict_do_nothing(
-        index_elements=list(keys)
-    )
+    statement = dialect_insert(connection, table).on_conflict_do_nothing(index_elements=list(keys))
     connection.execute(statement, list(rows))
 
 
-def dialect_insert(connection: Connection, table: sa.Table):  # noqa: ANN201
+def dialect_insert(connection: Connection, table: sa.Table):
     """The INSERT construct of the connection's dialect, which knows ON CONFLICT."""
     module = postgresql if connection.dialect.name == "postgresql" else sqlite
     return module.insert(table)

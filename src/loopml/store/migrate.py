@@ -43,7 +43,7 @@ def ensure_schema(engine: Engine, location: str) -> None:
         _upgrade(connection)
 
 
-def _alembic_config(connection: Connection):  # noqa: ANN202 - alembic imported lazily
+def _alembic_config(connection: Connection):
     from alembic.config import Config
 
     config = Config()

@@ -47,7 +47,16 @@ ATTRIBUTES: dict[str, str] = {
     "duration": "number",
 }
 KEYWORDS = {"and", "or", "not", "in", "is", "null", "like", "true", "false"}
-COMPARISONS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+COMPARISONS = {
+    "=": "=",
+    "==": "=",
+    "!=": "!=",
+    "<>": "!=",
+    "<": "<",
+    "<=": "<=",
+    ">": ">",
+    ">=": ">=",
+}
 EXAMPLE = 'Example: --where "metrics.auc > 0.7 and params.lr = 0.1"'
 
 _TOKEN = re.compile(
@@ -133,9 +142,7 @@ def parse_field(text: str, word: str, position: int) -> Field:
 
 def _field_hint() -> str:
     return (
-        "Fields are metrics.NAME, params.NAME, tags.NAME or one of: "
-        + ", ".join(ATTRIBUTES)
-        + "."
+        "Fields are metrics.NAME, params.NAME, tags.NAME or one of: " + ", ".join(ATTRIBUTES) + "."
     )
 
 

@@ -169,9 +169,7 @@ def _load_tags(
 
 def child_ids(connection: Connection, run_id: str) -> list[str]:
     """Ids of the runs nested directly under a run, oldest first."""
-    query = (
-        sa.select(runs.c.id).where(runs.c.parent_id == run_id).order_by(runs.c.start_time)
-    )
+    query = sa.select(runs.c.id).where(runs.c.parent_id == run_id).order_by(runs.c.start_time)
     return list(connection.execute(query).scalars())
 
 

@@ -249,4 +249,3 @@ def run_environment(run_id: str, *, workspace: Workspace | None = None) -> dict[
             return None
         text = runs_repo.get_environment(connection, record[0].environment_id)
     return None if text is None else json.loads(text)
-

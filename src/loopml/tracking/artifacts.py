@@ -100,11 +100,13 @@ def load(store: ArtifactStore, record: ArtifactRecord, destination: str | Path |
     if record.kind == "bytes":
         return store.get_bytes(record.digest)
     if record.kind == "pickle":
-        return pickle.loads(store.get_bytes(record.digest))  # noqa: S301 - hash-verified
+        return pickle.loads(store.get_bytes(record.digest))
     return materialize(store, record, destination)
 
 
-def materialize(store: ArtifactStore, record: ArtifactRecord, destination: str | Path | None) -> Path:
+def materialize(
+    store: ArtifactStore, record: ArtifactRecord, destination: str | Path | None
+) -> Path:
     """Copy an artifact to a local path (a new temporary folder by default), verified."""
     target = Path(destination) if destination is not None else _scratch_folder() / record.name
     if record.kind != "directory":

@@ -71,7 +71,7 @@ class Flusher:
         for run in self.live_runs():
             try:
                 run.flush()
-            except Exception as error:  # noqa: BLE001 - kept in the buffer, retried next tick
+            except Exception as error:
                 log.warning("loopml could not flush metrics of run %s yet: %s", run.id, error)
 
     def _heartbeat(self) -> None:
@@ -82,7 +82,7 @@ class Flusher:
         try:
             with self.workspace.metadata.write() as connection:
                 runs_repo.heartbeat(connection, ids, time.time())
-        except Exception as error:  # noqa: BLE001 - a missed heartbeat is retried next time
+        except Exception as error:
             log.warning("loopml could not record a heartbeat: %s", error)
 
     def at_exit(self) -> None:
@@ -96,7 +96,7 @@ class Flusher:
                     run.end("failed", error=error)
                 else:
                     run.end("finished")
-            except Exception as error:  # noqa: BLE001 - exit must go on; say what was lost
+            except Exception as error:
                 log.error("loopml could not end run %s at exit: %s", run.id, error)
 
     def close(self) -> None:

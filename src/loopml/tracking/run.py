@@ -121,13 +121,18 @@ class Run:
             step = self._steps.get(key, 0)
         elif step.__class__ is not int:
             step = _as_step(key, step)
+        moment = time.time() if timestamp is None else _as_timestamp(key, timestamp)
         self._steps[key] = step + 1
-        self._pending.append((key, number, step, time.time() if timestamp is None else timestamp))
+        self._pending.append((key, number, step, moment))
         if len(self._pending) >= self._limit:
             self.flush()
 
     def log_metrics(
-        self, values: Mapping[str, float], step: int | None = None, *, timestamp: float | None = None
+        self,
+        values: Mapping[str, float],
+        step: int | None = None,
+        *,
+        timestamp: float | None = None,
     ) -> None:
         """Buffer several metric values at one step and time."""
         moment = time.time() if timestamp is None else timestamp
@@ -169,7 +174,13 @@ class Run:
 
     def _link(self, direction: str, name: str, found: content.Content) -> ArtifactRecord:
         record = ArtifactRecord(
-            self.id, direction, name, found.digest, found.kind, found.size, found.source,
+            self.id,
+            direction,
+            name,
+            found.digest,
+            found.kind,
+            found.size,
+            found.source,
             time.time(),
         )
         with self.workspace.metadata.write() as connection:
@@ -266,6 +277,18 @@ def _as_step(key: str, step: Any) -> int:
     if as_int is None or as_int != step or isinstance(step, bool):
         raise InvalidMetricError(f"The step of metric {key!r} must be an integer, not {step!r}.")
     return as_int
+
+
+def _as_timestamp(key: str, timestamp: Any) -> float:
+    try:
+        moment = float(timestamp)
+    except (TypeError, ValueError):
+        moment = math.nan
+    if not math.isfinite(moment):
+        raise InvalidMetricError(
+            f"The timestamp of metric {key!r} must be seconds since the epoch, not {timestamp!r}."
+        )
+    return moment
 
 
 def _artifact_name(source: Any, name: str | None) -> str:
