@@ -12,8 +12,12 @@ from loopml.tracking.environment import git_state
 from loopml.workspace import Workspace
 
 
-def git(folder: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True)
+def git(folder: Path, *args: str) -> str:
+    identity = ["-c", "user.email=test@example.com", "-c", "user.name=test"]
+    done = subprocess.run(
+        ["git", *identity, *args], cwd=folder, check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
 
 
 def test_a_run_records_interpreter_host_command_and_packages(sqlite_workspace: Workspace) -> None:
@@ -32,24 +36,10 @@ def test_git_commit_and_dirty_flag(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q")
-    git(
-        repo,
-        "-c",
-        "user.email=a@b",
-        "-c",
-        "user.name=a",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "x",
-    )
     (repo / "code.py").write_text("1")
     git(repo, "add", "code.py")
-    git(repo, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "code")
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    git(repo, "commit", "-q", "-m", "code")
+    commit = git(repo, "rev-parse", "HEAD")
     assert git_state(str(repo)) == (commit, False)
     (repo / "code.py").write_text("2")
     git_state.cache_clear()
@@ -59,18 +49,7 @@ def test_git_commit_and_dirty_flag(tmp_path: Path) -> None:
 
 def test_a_run_in_a_git_work_tree_records_its_commit(tmp_path: Path, new_workspace) -> None:
     git(tmp_path, "init", "-q")
-    git(
-        tmp_path,
-        "-c",
-        "user.email=a@b",
-        "-c",
-        "user.name=a",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "x",
-    )
+    git(tmp_path, "commit", "-q", "--allow-empty", "-m", "start")
     git_state.cache_clear()
     with loopml.start_run(experiment="env", workspace=new_workspace()) as run:
         pass
