@@ -69,7 +69,7 @@ def test_import_is_fast_and_has_no_side_effects(tmp_path: Path) -> None:
         for _ in range(3)
     ]
     best = min(probes, key=lambda probe: probe["elapsed"])
-    assert best["elapsed"] < 0.3
+    assert best["elapsed"] < 0.3  # the promise of the public API; typical is ~0.01 s
     assert best["new_files"] == [] and list(tmp_path.iterdir()) == []
     assert not best["root_handlers_changed"] and best["loopml_handlers"] == 0
     assert best["heavy_modules"] == []

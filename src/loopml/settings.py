@@ -8,6 +8,7 @@ the environment and for defaults. Every field is documented in docs/configuratio
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,11 @@ class Settings(BaseModel):
 
 PATH_FIELDS = ("home",)
 URL_FIELDS = ("metadata_url", "artifacts_url")
+
+
+def hide_password(url: str) -> str:
+    """The URL with any password replaced by ***, for printing."""
+    return re.sub(r"(://[^/:@\s]*):[^@/\s]*@", r"\1:***@", url)
 
 
 def env_name(field: str) -> str:
@@ -222,7 +228,7 @@ def _absolute_sqlite_url(url: str, base: Path) -> str:
     if not prefix.startswith("sqlite") or not rest or rest.startswith("/"):
         return url
     path, query = rest.partition("?")[0], rest.partition("?")[2]
-    if path == ":memory:":
+    if path == ":memory:" or path.startswith("file:"):  # in memory, or a SQLite URI
         return url
     resolved = f"{prefix}:///{(base / path).resolve()}"
     return f"{resolved}?{query}" if query else resolved

@@ -67,7 +67,11 @@ class Workspace:
         return self
 
     def service(self, key: str, factory: Callable[[Workspace], T]) -> T:
-        """A per-workspace helper object (for example a background flusher), made once."""
+        """A per-workspace helper object (for example a background flusher), made once.
+
+        Helpers may define close(), called by Workspace.close(), and after_fork(), called in
+        the child process after a fork.
+        """
         with self._services_lock:
             if key not in self._services:
                 self._services[key] = factory(self)
@@ -84,14 +88,22 @@ class Workspace:
         self.metadata.dispose()
 
     def _after_fork(self) -> None:
-        self._services = {}
         self._services_lock = threading.Lock()
         self.metadata.dispose(close=False)
+        for helper in self._services.values():
+            after_fork = getattr(helper, "after_fork", None)
+            if callable(after_fork):
+                after_fork()
 
 
 def open_workspace(path: str | Path | None = None, **overrides: Any) -> Workspace:
     """Open the workspace configured for a folder (default: the working directory)."""
     return Workspace(load_settings(cwd=path, **overrides)).prepare()
+
+
+def context_workspace() -> Workspace | None:
+    """The workspace set by use_workspace in this context, if any."""
+    return _current.get()
 
 
 def current_workspace() -> Workspace:

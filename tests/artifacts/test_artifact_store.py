@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from loopml.artifacts.store import ArtifactStore
-from loopml.errors import ArtifactCorruptedError, ArtifactNotFoundError, UnknownSchemeError
+from loopml.errors import (
+    ArtifactCorruptedError,
+    ArtifactNotFoundError,
+    StoreUnavailableError,
+    UnknownSchemeError,
+)
 from loopml.hashing import sha256_bytes
 
 
@@ -111,3 +116,16 @@ def test_missing_objects_are_reported(store: ArtifactStore) -> None:
 def test_unknown_schemes_list_the_known_ones() -> None:
     with pytest.raises(UnknownSchemeError, match="'ftp://'.*file://.*memory://.*s3://"):
         ArtifactStore("ftp://example/artifacts")
+
+
+def test_a_failed_write_leaves_nothing_and_says_what_failed(
+    store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_move(temporary: str, digest: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "_move_into_place", broken_move)
+    with pytest.raises(StoreUnavailableError, match="failed to store an object.*No space left"):
+        store.put_bytes(b"never stored")
+    assert store.fs.find(f"{store.root}/tmp") == []
+    assert not store.exists(sha256_bytes(b"never stored"))

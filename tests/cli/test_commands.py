@@ -174,6 +174,58 @@ def test_runs_artifact_copies_a_file(cli, tmp_path: Path) -> None:
     assert (out_dir / "report.txt").read_text() == "hello"
 
 
+def test_user_text_is_printed_as_is_never_as_markup(cli) -> None:
+    with loopml.start_run(experiment="[bold]x[/]", name="[/red] oops", params={"p": "[/x]"}) as run:
+        pass
+    listing = cli("runs", "list")
+    assert listing.code == 0, listing.err
+    assert "[/red] oops" in listing.out and "[bold]x[/]" in listing.out
+    shown = cli("runs", "show", run.id)
+    assert shown.code == 0 and "[/x]" in shown.out
+    assert_one_line_error(cli("runs", "show", "[/x]"), 2, "'[/x]' is not a run id")
+
+
+def test_json_output_survives_non_finite_params(cli) -> None:
+    with loopml.start_run(experiment="e", params={"alpha": float("nan")}) as run:
+        pass
+    data = json.loads(cli("runs", "list", "--json").out)
+    assert data[0]["params"] == {"alpha": "nan"}
+    assert cli("runs", "compare", run.id, run.id, "--json").code == 0
+
+
+def test_compare_sees_differences_smaller_than_the_display(cli) -> None:
+    ids = []
+    for lr in (0.1000001, 0.1000004):
+        with loopml.start_run(experiment="e", params={"lr": lr, "same": 1}) as run:
+            run.log_metric("auc", 0.85 + lr)
+        ids.append(run.id)
+    rows = {r["field"]: r for r in json.loads(cli("runs", "compare", *ids, "--json").out)["rows"]}
+    assert rows["params.lr"]["differs"] and rows["metrics.auc"]["differs"]
+    assert not rows["params.same"]["differs"]
+
+
+def test_artifact_destinations(cli, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"w")
+    with loopml.start_run(experiment="a") as run:
+        run.log_artifact(folder)
+    (tmp_path / "afile").write_text("x")
+    assert_one_line_error(
+        cli("runs", "artifact", run.id, "model", "--to", "afile"), 2, "a file is there"
+    )
+    (tmp_path / "into").mkdir()
+    assert cli("runs", "artifact", run.id, "model", "--to", "into").code == 0
+    assert (tmp_path / "into" / "model" / "w.bin").read_bytes() == b"w"
+
+
+def test_config_hides_passwords(cli, monkeypatch) -> None:
+    monkeypatch.setenv("LOOPML_METADATA_URL", "postgresql+psycopg://ml:s3cret@db.internal/x")
+    for args in (("config",), ("config", "--json")):
+        result = cli(*args)
+        assert "s3cret" not in result.out and "ml:***@db.internal" in result.out
+
+
 def test_experiments_list(cli, three_runs: list[str]) -> None:
     data = json.loads(cli("experiments", "list", "--json").out)
     assert [(e["name"], e["runs"]) for e in data] == [("flights", 3)]

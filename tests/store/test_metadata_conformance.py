@@ -250,6 +250,12 @@ SEARCHES = [
     ("status = finished", "-start_time", ["r4", "r2", "r1"]),
     ("status != 'finished'", "name", ["r3", "r5"]),
     ("tags.team like 'o%'", "name", ["r1", "r2"]),
+    ("tags.team like 'O_S'", "name", ["r1", "r2"]),  # case-insensitive on every backend
+    ("name like 'r_'", "name", ["r1", "r2", "r3", "r4", "r5"]),
+    ("name like 'r\\_'", None, []),  # an escaped _ matches only itself
+    ("status like 'fin%'", "name", ["r1", "r2", "r4"]),
+    ("params.lr < 99999999999999999999", "name", ["r1", "r2", "r3", "r4"]),
+    ("seed is null and params.lr = 1", None, ["r4"]),
     ("name like 'r%' and duration >= 10", "-metrics.loss", ["r4", "r2", "r1", "r3"]),
     ("experiment = exp and start_time > 250", "start_time", ["r3", "r4", "r5"]),
     ("(metrics.loss < 0.35 or metrics.auc > 0.79) and params.opt = 'adam'", None, ["r3", "r1"]),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import pytest
-from hypothesis import given
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loopml.errors import InvalidQueryError
@@ -18,8 +20,10 @@ from loopml.store.query import (
     fields_of,
     parse_sort,
     parse_where,
+    search,
     where_clause,
 )
+from loopml.store.schema import metadata
 
 
 def test_precedence_and_binds_tighter_than_or() -> None:
@@ -45,6 +49,12 @@ def test_bare_words_are_text_values() -> None:
     assert parse_where("status = finished") == Condition(
         Field("attr", "status"), "=", ("finished",)
     )
+    assert parse_where("git_commit = 3fa2b1").values == ("3fa2b1",)
+
+
+def test_backslashes_survive_except_before_quotes() -> None:
+    assert parse_where(r"name like 'a\_b'").values == (r"a\_b",)
+    assert parse_where(r"name = 'it\'s'").values == ("it's",)
 
 
 def test_fields_of_lists_each_field_once_in_order() -> None:
@@ -83,6 +93,8 @@ MALFORMED = [
     ("git_dirty = 1", "git_dirty is true or false"),
     ("metrics.auc is 0.7", "expected 'null' after 'is'"),
     ("params.x not = 1", "expected 'in' or 'like' after 'not'"),
+    ("tags.epochs > 5", "tags are text, so quote the value"),
+    ("seed = 99999999999999999999", "does not fit in 64 bits"),
 ]
 
 
@@ -100,7 +112,16 @@ def test_bad_sort_keys_are_reported() -> None:
         parse_sort("-auc")
 
 
+@pytest.fixture(scope="module")
+def empty_store() -> Iterator[sa.Engine]:
+    engine = sa.create_engine("sqlite://")
+    metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(alphabet="metrics.aucparmsl_ ()<>=!'\"0123456789,-andornotinisnull", max_size=40))
-def test_any_text_parses_or_fails_with_a_query_error(text: str) -> None:
-    with contextlib.suppress(InvalidQueryError):
-        where_clause(parse_where(text), text)
+def test_any_text_runs_or_fails_with_a_query_error(empty_store: sa.Engine, text: str) -> None:
+    with empty_store.connect() as connection, contextlib.suppress(InvalidQueryError):
+        search(connection, where=text, sort="-metrics.auc")

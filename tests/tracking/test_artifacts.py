@@ -46,6 +46,16 @@ def test_files_folders_bytes_and_objects_round_trip(workspace: Workspace, tmp_pa
     ]
 
 
+def test_empty_folders_survive_a_round_trip(workspace: Workspace, tmp_path: Path) -> None:
+    (tmp_path / "tree" / "empty" / "deeper").mkdir(parents=True)
+    (tmp_path / "tree" / "file.txt").write_text("x")
+    with loopml.start_run(experiment="e") as run:
+        run.log_artifact(tmp_path / "tree")
+    restored = loopml.load_artifact(run.id, "tree")
+    assert (restored / "empty" / "deeper").is_dir()
+    assert (restored / "file.txt").read_text() == "x"
+
+
 def test_download_writes_objects_as_their_stored_bytes(
     workspace: Workspace, tmp_path: Path
 ) -> None:

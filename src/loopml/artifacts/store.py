@@ -10,17 +10,21 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from loopml.errors import (
     ArtifactCorruptedError,
     ArtifactNotFoundError,
+    StoreUnavailableError,
     UnknownSchemeError,
     missing_dependency,
 )
 from loopml.hashing import CHUNK_SIZE, sha256_bytes
 from loopml.ids import new_id
+from loopml.settings import hide_password
 
 KNOWN_SCHEMES = {
     "file": "file:///path/to/artifacts (or a plain path)",
@@ -43,31 +47,30 @@ class ArtifactStore:
 
     def exists(self, digest: str) -> bool:
         """True if an object with this hash is stored."""
-        return self.fs.exists(self.path_of(digest))
+        with self._reporting("look up an object"):
+            return self.fs.exists(self.path_of(digest))
 
     def put_bytes(self, data: bytes) -> str:
         """Store bytes; returns their sha256. Storing the same bytes again is a no-op."""
         digest = sha256_bytes(data)
+
+        def write(target: BinaryIO) -> str:
+            target.write(data)
+            return digest
+
         if not self.exists(digest):
-            self._commit(digest, lambda stream: stream.write(data))
+            self._store(write)
         return digest
 
     def put_file(self, path: str | Path) -> str:
         """Store a local file's content, hashing it as it is copied; returns the sha256."""
-        temporary = self._temporary_path()
-        hasher = hashlib.sha256()
-        with open(path, "rb") as source, self.fs.open(temporary, "wb") as target:
-            while chunk := source.read(CHUNK_SIZE):
-                hasher.update(chunk)
-                target.write(chunk)
-        digest = hasher.hexdigest()
-        self._move_into_place(temporary, digest)
-        return digest
+        with open(path, "rb") as source:
+            return self._store(lambda target: _copy(source, target))
 
     def get_bytes(self, digest: str) -> bytes:
         """The bytes stored under a hash, verified against it."""
         path = self._existing(digest)
-        with self.fs.open(path, "rb") as stream:
+        with self._reporting("read an object"), self.fs.open(path, "rb") as stream:
             data = stream.read()
         actual = sha256_bytes(data)
         if actual != digest:
@@ -80,14 +83,15 @@ class ArtifactStore:
         destination = Path(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
         handle, partial = tempfile.mkstemp(dir=destination.parent, prefix=".partial-")
-        hasher = hashlib.sha256()
         try:
-            with self.fs.open(path, "rb") as source, os.fdopen(handle, "wb") as target:
-                while chunk := source.read(CHUNK_SIZE):
-                    hasher.update(chunk)
-                    target.write(chunk)
-            if hasher.hexdigest() != digest:
-                raise _corrupted(digest, path, hasher.hexdigest())
+            with (
+                self._reporting("read an object"),
+                self.fs.open(path, "rb") as source,
+                os.fdopen(handle, "wb") as target,
+            ):
+                actual = _copy(source, target)
+            if actual != digest:
+                raise _corrupted(digest, path, actual)
             os.replace(partial, destination)
         finally:
             if os.path.exists(partial):
@@ -97,32 +101,35 @@ class ArtifactStore:
     def verify(self, digest: str) -> None:
         """Raise if the object is missing or its bytes no longer match its hash."""
         path = self._existing(digest)
-        hasher = hashlib.sha256()
-        with self.fs.open(path, "rb") as stream:
-            while chunk := stream.read(CHUNK_SIZE):
-                hasher.update(chunk)
-        if hasher.hexdigest() != digest:
-            raise _corrupted(digest, path, hasher.hexdigest())
+        with self._reporting("read an object"), self.fs.open(path, "rb") as stream:
+            actual = _copy(stream, None)
+        if actual != digest:
+            raise _corrupted(digest, path, actual)
 
     def _existing(self, digest: str) -> str:
-        path = self.path_of(digest)
-        if not self.fs.exists(path):
+        if not self.exists(digest):
             raise ArtifactNotFoundError(
-                f"The artifact store {self.url} has no object sha256:{digest}: it was deleted "
-                "or the workspace points at another store (check LOOPML_ARTIFACTS_URL)."
+                f"The artifact store {hide_password(self.url)} has no object sha256:{digest}: it "
+                "was deleted or the workspace points at another store (check "
+                "LOOPML_ARTIFACTS_URL)."
             )
-        return path
+        return self.path_of(digest)
 
-    def _temporary_path(self) -> str:
-        folder = f"{self.root}/tmp"
-        self.fs.makedirs(folder, exist_ok=True)
-        return f"{folder}/{new_id()}"
-
-    def _commit(self, digest: str, write: Any) -> None:
-        temporary = self._temporary_path()
-        with self.fs.open(temporary, "wb") as stream:
-            write(stream)
-        self._move_into_place(temporary, digest)
+    def _store(self, write: Callable[[Any], str]) -> str:
+        """Write to a temporary object, then move it to the name its hash gives."""
+        with self._reporting("store an object"):
+            folder = f"{self.root}/tmp"
+            self.fs.makedirs(folder, exist_ok=True)
+            temporary = f"{folder}/{new_id()}"
+            try:
+                with self.fs.open(temporary, "wb") as target:
+                    digest = write(target)
+                self._move_into_place(temporary, digest)
+            except BaseException:
+                if self.fs.exists(temporary):
+                    self.fs.rm(temporary)
+                raise
+        return digest
 
     def _move_into_place(self, temporary: str, digest: str) -> None:
         final = self.path_of(digest)
@@ -131,6 +138,27 @@ class ArtifactStore:
             return
         self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
         self.fs.mv(temporary, final)
+
+    @contextmanager
+    def _reporting(self, action: str) -> Iterator[None]:
+        """Turn storage failures (unreachable, permission denied, disk full) into one error."""
+        try:
+            yield
+        except OSError as error:
+            raise StoreUnavailableError(
+                f"The artifact store {hide_password(self.url)} failed to {action}: {error}. "
+                "Check that it is reachable and writable (LOOPML_ARTIFACTS_URL), then retry."
+            ) from None
+
+
+def _copy(source: BinaryIO, target: BinaryIO | None) -> str:
+    """Copy a stream in chunks (or just read it, without a target); returns its sha256."""
+    hasher = hashlib.sha256()
+    while chunk := source.read(CHUNK_SIZE):
+        hasher.update(chunk)
+        if target is not None:
+            target.write(chunk)
+    return hasher.hexdigest()
 
 
 def _corrupted(digest: str, path: str, actual: str) -> ArtifactCorruptedError:
@@ -146,7 +174,8 @@ def _open_filesystem(url: str, options: dict[str, Any]) -> tuple[Any, str]:
     if scheme not in KNOWN_SCHEMES:
         known = "; ".join(KNOWN_SCHEMES.values())
         raise UnknownSchemeError(
-            f"Cannot open artifact store '{url}': unknown scheme '{scheme}://'. Known schemes: "
+            f"Cannot open artifact store '{hide_password(url)}': unknown scheme '{scheme}://'. "
+            f"Known schemes: "
             f"{known}. Set LOOPML_ARTIFACTS_URL or artifacts_url in loopml.toml."
         )
     import fsspec

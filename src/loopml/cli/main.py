@@ -46,10 +46,10 @@ def main() -> None:
     try:
         app()
     except LoopmlError as error:
-        render.error_console().print(f"[bold red]Error:[/] {error}", markup=True, highlight=False)
+        render.print_error(str(error))
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
-        render.error_console().print("Interrupted.")
+        render.print_error("Interrupted.")
         sys.exit(130)
 
 

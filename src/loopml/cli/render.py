@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 STATUS_STYLES = {
     "running": "cyan",
@@ -19,18 +20,36 @@ STATUS_STYLES = {
 
 
 def console() -> Console:
-    """A console on stdout that keeps wide tables intact when piped."""
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    """A console on stdout that keeps wide tables intact when piped.
+
+    Markup is off: names, params and tags are printed as they are, never read as styles.
+    """
+    width = None if sys.stdout.isatty() else 200
+    return Console(soft_wrap=False, width=width, markup=False, highlight=False)
 
 
-def error_console() -> Console:
-    """A console on stderr for error messages."""
-    return Console(stderr=True, soft_wrap=True)
+def print_error(message: str) -> None:
+    """An error on stderr, on one line."""
+    Console(stderr=True, soft_wrap=True, markup=False, highlight=False).print(
+        Text.assemble(("Error: ", "bold red"), message)
+    )
 
 
 def print_json(value: Any) -> None:
     """Print a JSON document on stdout, unstyled so scripts can parse it."""
-    sys.stdout.write(json.dumps(value, indent=2, default=_json_default, allow_nan=False) + "\n")
+    text = json.dumps(_finite(value), indent=2, default=_json_default, allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as the strings "nan", "inf", "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -88,9 +107,9 @@ def param(item: Any) -> str:
     return repr(item) if isinstance(item, float) else value(item)
 
 
-def status(text: str) -> str:
-    """A status wrapped in its Rich colour."""
-    return f"[{STATUS_STYLES.get(text, 'white')}]{text}[/]"
+def status(text: str) -> Text:
+    """A status in its colour."""
+    return Text(text, style=STATUS_STYLES.get(text, ""))
 
 
 def size(count: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,7 +64,7 @@ def list_runs(
     fields = _columns(records, where, sort, columns)
     out.print(_runs_table(records, fields))
     if len(records) == limit:
-        out.print(f"[dim]Showing the first {limit} runs; use --limit to see more.[/]")
+        out.print(Text(f"Showing the first {limit} runs; use --limit to see more.", style="dim"))
 
 
 def _columns(
@@ -217,7 +218,7 @@ def _print_section(out: Any, title: str, headers: list[str], rows: list[Any]) ->
     for header in headers:
         table.add_column(header, overflow="fold")
     for row in rows:
-        table.add_row(*[str(cell) if not isinstance(cell, str) else cell for cell in row])
+        table.add_row(*[cell if isinstance(cell, Text) else str(cell) for cell in row])
     out.print(table)
 
 
@@ -256,10 +257,20 @@ def comparison_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
     rows = []
     for field in fields:
         values = {record.id: field_value(record, field) for record in records}
-        distinct = {render.value(v) for v in values.values()}
+        distinct = {_comparable(v) for v in values.values()}
         differs = len(distinct) > 1 and field.name != "duration"
         rows.append({"field": str(field), "values": values, "differs": differs})
     return rows
+
+
+def _comparable(value: Any) -> Any:
+    """A hashable form under which equal values are equal: 1 and 1.0 match, 0.1 and 0.1000001
+    do not."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int | float):
+        return repr(float(value))
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _comparison_table(records: list[RunRecord], rows: list[dict[str, Any]]) -> Table:
@@ -286,9 +297,11 @@ def get_artifact(
     name: Annotated[str, typer.Argument(help="Artifact name, as listed by 'loopml runs show'.")],
     to: Annotated[Path, typer.Option("--to", help="Where to write it.")] = Path("."),
 ) -> None:
-    """Copy an artifact a run wrote to a local path, verified against its hash."""
-    destination = to / name if to.is_dir() else to
-    path = loopml.download_artifact(run_id, name, destination)
+    """Copy an artifact a run wrote to a local path, verified against its hash.
+
+    An existing folder receives the artifact under its own name; any other path is where the
+    artifact itself is written."""
+    path = loopml.download_artifact(run_id, name, to)
     render.console().print(f"Wrote {path}")
 
 

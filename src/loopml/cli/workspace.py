@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from loopml.cli import render
-from loopml.settings import CONFIG_FILENAME, Settings, env_name, load_settings
+from loopml.settings import CONFIG_FILENAME, Settings, env_name, hide_password, load_settings
 from loopml.workspace import open_workspace
 
 TEMPLATE = """\
@@ -80,7 +80,7 @@ def config(
     rows = [
         {
             "setting": name,
-            "value": str(getattr(settings, name)),
+            "value": hide_password(str(getattr(settings, name))),
             "source": settings.source_of(name),
             "env": env_name(name),
         }

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from loopml.errors import ConfigError, UnknownSchemeError
+from loopml.settings import hide_password
 
 KNOWN_SCHEMES = {
     "sqlite": "sqlite:///path/to/metadata.db",
@@ -42,7 +43,7 @@ def normalize_url(url: str) -> sa.URL:
 def _unknown_scheme_message(url: str) -> str:
     known = ", ".join(KNOWN_SCHEMES.values())
     return (
-        f"Cannot open metadata store '{url}': unknown URL scheme. "
+        f"Cannot open metadata store '{hide_password(url)}': unknown URL scheme. "
         f"Known schemes: {known}. Set LOOPML_METADATA_URL or metadata_url in loopml.toml."
     )
 

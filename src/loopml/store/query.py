@@ -66,7 +66,7 @@ _TOKEN = re.compile(
   | (?P<op><=|>=|!=|<>|==|=|<|>)
   | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![\w.])
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-  | (?P<word>(?:`[^`]+`|[A-Za-z_][\w\-]*)(?:\.(?:`[^`]+`|[\w\-/.:]+))?)
+  | (?P<word>(?:`[^`]+`|[A-Za-z0-9_][\w\-]*)(?:\.(?:`[^`]+`|[\w\-/.:]+))?)
     """,
     re.VERBOSE,
 )
@@ -248,7 +248,7 @@ class _Parser:
         if token.kind == "number":
             return float(token.text) if re.search(r"[.eE]", token.text) else int(token.text)
         if token.kind == "string":
-            return re.sub(r"\\(.)", r"\1", token.text[1:-1])
+            return re.sub(r"\\(['\"])", r"\1", token.text[1:-1])  # other backslashes stay
         lowered = token.text.lower()
         if token.kind == "word" and lowered in ("true", "false"):
             return lowered == "true"
@@ -326,6 +326,11 @@ def _value_column(test: Condition, table: sa.Table, text: str) -> sa.ColumnEleme
                 "are numbers, so compare them with numbers, for example metrics.auc > 0.7."
             )
         return table.c.value
+    if test.field.namespace == "tags" and any(numeric):
+        raise InvalidQueryError(
+            f"Cannot compare {test.field} with {_shown(test.values)} in {text!r}: tags are "
+            f"text, so quote the value, for example {test.field} = '{test.values[0]}'."
+        )
     if test.field.namespace == "params" and any(numeric):
         if not all(numeric) or test.op == "like":
             raise InvalidQueryError(
@@ -340,18 +345,33 @@ def _shown(values: tuple[Any, ...]) -> str:
 
 
 def _compare(column: sa.ColumnElement[Any], test: Condition) -> sa.ColumnElement[bool]:
-    values = [_text_of(v) if _is_text_column(column) else v for v in test.values]
+    values = [_bindable(column, v, test) for v in test.values]
     if test.op == "in":
         clause = column.in_(values)
-    elif test.op == "like":
-        clause = column.like(str(values[0]))
+    elif test.op == "like":  # case-insensitive on every backend; backslash escapes % and _
+        clause = column.ilike(str(values[0]), escape="\\")
     else:
         clause = _OPERATORS[test.op](column, values[0])
     return sa.not_(clause) if test.negate else clause
 
 
-def _is_text_column(column: sa.ColumnElement[Any]) -> bool:
-    return isinstance(column.type, sa.String | sa.Text)
+def _bindable(column: sa.ColumnElement[Any], value: Any, test: Condition) -> Any:
+    if isinstance(column.type, sa.String | sa.Text):
+        return _text_of(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if isinstance(column.type, sa.Integer):
+        if not -(2**63) <= value < 2**63:
+            raise InvalidQueryError(
+                f"Cannot compare {test.field} with {value}: the value does not fit in 64 bits."
+            )
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidQueryError(
+            f"Cannot compare {test.field} with {value}: the value is too large."
+        ) from None
 
 
 def _text_of(value: Any) -> str:
@@ -388,11 +408,11 @@ def _attribute_test(test: Condition, text: str) -> sa.ColumnElement[bool]:
     column = attribute_column(test.field.name)
     if test.op == "null":
         return column.is_not(None) if test.negate else column.is_(None)
-    values = tuple(_attribute_value(test.field.name, kind, v, text) for v in test.values)
+    values = tuple(_attribute_value(test.field.name, kind, v, text, test.op) for v in test.values)
     return _compare(column, Condition(test.field, test.op, values, test.negate))
 
 
-def _attribute_value(name: str, kind: str, value: Any, text: str) -> Any:
+def _attribute_value(name: str, kind: str, value: Any, text: str, op: str) -> Any:
     if kind == "time" and isinstance(value, str):
         try:
             return datetime.fromisoformat(value).timestamp()
@@ -409,7 +429,7 @@ def _attribute_value(name: str, kind: str, value: Any, text: str) -> Any:
         raise InvalidQueryError(
             f"Cannot compare {name} with {value!r} in {text!r}: {name} is true or false."
         )
-    if name == "status" and value not in RUN_STATUSES:
+    if name == "status" and op != "like" and value not in RUN_STATUSES:
         raise InvalidQueryError(
             f"Unknown status {value!r} in {text!r}: statuses are {', '.join(RUN_STATUSES)}."
         )

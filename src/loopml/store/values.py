@@ -7,6 +7,8 @@ import math
 from pathlib import PurePath
 from typing import Any, NamedTuple
 
+from loopml.errors import InvalidValueError
+
 
 class StoredValue(NamedTuple):
     """A param value as stored in the params table."""
@@ -18,7 +20,13 @@ class StoredValue(NamedTuple):
 
 def encode_param(value: Any) -> StoredValue:
     """The stored form of a param value; unknown objects are stored as their str()."""
-    value = _plain(value)
+    stored = _encode(_plain(value))
+    if "\x00" in stored.text:
+        raise InvalidValueError(f"Param value {value!r} contains a NUL character; remove it.")
+    return stored
+
+
+def _encode(value: Any) -> StoredValue:
     if value is None:
         return StoredValue("null", "null", None)
     if isinstance(value, bool):
@@ -31,7 +39,7 @@ def encode_param(value: Any) -> StoredValue:
     if isinstance(value, str):
         return StoredValue(value, "str", None)
     if isinstance(value, list | tuple | dict):
-        return StoredValue(json.dumps(value, sort_keys=True, default=str), "json", None)
+        return StoredValue(json.dumps(value, sort_keys=True), "json", None)
     return StoredValue(str(value), "str", None)
 
 
@@ -47,9 +55,22 @@ def decode_param(text: str, type_: str) -> Any:
 
 
 def _plain(value: Any) -> Any:
+    """Plain Python values, recursively: NumPy scalars become numbers, dict keys strings,
+    paths strings, and anything else inside a list or dict its str()."""
     if isinstance(value, PurePath):
         return str(value)
     item = getattr(value, "item", None)  # NumPy and pandas scalars
     if callable(item) and getattr(value, "ndim", None) == 0:
         return item()
+    if isinstance(value, dict):
+        return {str(key): _plain_item(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_item(v) for v in value]
     return value
+
+
+def _plain_item(value: Any) -> Any:
+    value = _plain(value)
+    if value is None or isinstance(value, bool | int | float | str | list | dict):
+        return value
+    return str(value)

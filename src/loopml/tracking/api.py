@@ -26,7 +26,8 @@ from loopml.tracking import artifacts as content
 from loopml.tracking import environment
 from loopml.tracking.context import active_run, push
 from loopml.tracking.run import Run, flusher_of
-from loopml.workspace import Workspace, current_workspace
+from loopml.tracking.validation import as_int64, check_keys, check_name, check_tag_values
+from loopml.workspace import Workspace, context_workspace, current_workspace
 
 
 class _Active:
@@ -52,22 +53,44 @@ def start_run(
     A run started while another is active in the same context is nested under it, unless
     parent=None. Its experiment defaults to the parent's, then to the 'experiment' setting.
     """
-    parent_run = active_run() if parent is ACTIVE else parent
-    workspace = workspace or _workspace_of(parent_run) or current_workspace()
-    parent_id = parent_run.id if isinstance(parent_run, Run) else parent_run
-    if experiment is None:
-        experiment = parent_run.experiment if isinstance(parent_run, Run) else None
-    experiment = experiment or workspace.settings.experiment
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise UsageError(f"seed must be an integer, not {seed!r}.")
-    run = _create(workspace, experiment, name, parent_id, seed, params or {}, tags or {})
-    flusher_of(workspace).add(run)
+    target, parent = _placement(workspace, parent)
+    parent_id = parent.id if isinstance(parent, Run) else parent
+    if experiment is None and isinstance(parent, Run):
+        experiment = parent.experiment
+    experiment = experiment or target.settings.experiment
+    check_name(experiment, "experiment name")
+    check_name(name, "run name")
+    if seed is not None:
+        seed = as_int64(seed, "seed")
+    check_keys(params or {}, "param")
+    check_keys(tags or {}, "tag")
+    check_tag_values(tags or {})
+    run = _create(target, experiment, name, parent_id, seed, params or {}, tags or {})
+    flusher_of(target).add(run)
     push(run)
     return run
 
 
-def _workspace_of(parent: Run | str | None) -> Workspace | None:
-    return parent.workspace if isinstance(parent, Run) else None
+def _placement(
+    workspace: Workspace | None, parent: Run | str | None
+) -> tuple[Workspace, Run | str | None]:
+    """The workspace a new run goes to, and the run it nests under.
+
+    An explicit workspace, else the one set by use_workspace, else the active run's, else the
+    configured one. A run nests implicitly only under an active run of the same workspace.
+    """
+    active = active_run() if parent is ACTIVE else None
+    target = workspace or context_workspace() or (active.workspace if active else None)
+    target = target or current_workspace()
+    if parent is ACTIVE:
+        return target, active if active is not None and active.workspace is target else None
+    if isinstance(parent, Run) and parent.workspace is not target:
+        raise UsageError(
+            f"Run {parent.id} lives in another workspace ({parent.workspace.metadata.url}) "
+            f"than the new run ({target.metadata.url}); a run can only nest under a run of "
+            "its own workspace."
+        )
+    return target, parent
 
 
 def _create(

@@ -1,8 +1,9 @@
 """Turning files, folders and Python objects into stored artifacts, and back.
 
-Kinds: 'file' (one file), 'directory' (a JSON manifest of relative paths and file hashes),
-'bytes' (raw bytes) and 'pickle' (any other Python object). A folder's hash is the hash of
-its manifest, so equal folders have equal hashes wherever they live.
+Kinds: 'file' (one file), 'directory' (a JSON manifest of its files' relative paths and
+hashes, and of its folders), 'bytes' (raw bytes) and 'pickle' (any other Python object). A
+folder's hash is the hash of its manifest, so equal folders have equal hashes wherever they
+live.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loopml.artifacts.store import ArtifactStore
-from loopml.errors import ArtifactNotFoundError, InvalidValueError
+from loopml.errors import ArtifactNotFoundError, InvalidValueError, UsageError
 from loopml.hashing import canonical_json, sha256_bytes, sha256_file
 from loopml.store.records import ArtifactRecord
 
@@ -75,13 +76,16 @@ def _content(
 def _directory(
     folder: Path, put_file: Callable[[Path], str], put_bytes: Callable[[bytes], str]
 ) -> Content:
-    files, total = [], 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        size = path.stat().st_size
+    files, folders, total = [], [], 0
+    for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).as_posix()
-        files.append({"path": relative, "digest": put_file(path), "size": size})
-        total += size
-    manifest = canonical_json({"kind": "directory", "files": files})
+        if path.is_dir():
+            folders.append(relative)
+        elif path.is_file():
+            size = path.stat().st_size
+            files.append({"path": relative, "digest": put_file(path), "size": size})
+            total += size
+    manifest = canonical_json({"kind": "directory", "files": files, "folders": folders})
     return Content(put_bytes(manifest), "directory", total, str(folder.resolve()))
 
 
@@ -107,14 +111,29 @@ def load(store: ArtifactStore, record: ArtifactRecord, destination: str | Path |
 def materialize(
     store: ArtifactStore, record: ArtifactRecord, destination: str | Path | None
 ) -> Path:
-    """Copy an artifact to a local path (a new temporary folder by default), verified."""
-    target = Path(destination) if destination is not None else _scratch_folder() / record.name
+    """Copy an artifact to a local path, verified: into destination if it is an existing
+    folder, else to destination itself (default: a new temporary folder)."""
+    target = Path(destination) if destination is not None else _scratch_folder()
+    if target.is_dir():
+        target = target / record.name
+    if target.exists() and not target.is_dir() and record.kind == "directory":
+        raise UsageError(
+            f"Cannot copy the folder artifact {record.name!r} to {target}: a file is there. "
+            "Choose another destination."
+        )
+    if target.is_dir() and record.kind != "directory":
+        raise UsageError(
+            f"Cannot copy the file artifact {record.name!r} to {target}: a folder is there. "
+            "Choose another destination."
+        )
     if record.kind != "directory":
         return store.get_file(record.digest, target)
     manifest = json.loads(store.get_bytes(record.digest))
+    target.mkdir(parents=True, exist_ok=True)
+    for relative in manifest["folders"]:
+        (target / relative).mkdir(parents=True, exist_ok=True)
     for entry in manifest["files"]:
         store.get_file(entry["digest"], target / entry["path"])
-    target.mkdir(parents=True, exist_ok=True)
     return target
 
 

@@ -5,12 +5,16 @@ live run's buffered metric values in one transaction per run, and sends heartbea
 interpreter exit the remaining values are written and runs still open are ended: as failed if
 an uncaught exception is ending the process, else as finished. A process killed by a signal
 loses at most the values logged since the last flush, about one interval.
+
+In a forked child the flusher starts afresh: runs inherited from the parent stay the parent's
+(the child may read them and nest new runs under them, not log to them or end them).
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sys
 import threading
 import time
@@ -38,7 +42,15 @@ class Flusher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_heartbeat = time.monotonic()
+        self._pid = os.getpid()
+        self._uncaught: BaseException | None = None
+        self._previous_hook = sys.excepthook
+        sys.excepthook = self._excepthook
         atexit.register(self.at_exit)
+
+    def _excepthook(self, kind, error, trace) -> None:
+        self._uncaught = error
+        self._previous_hook(kind, error, trace)
 
     def add(self, run: Run) -> None:
         """Start flushing a run's buffer (and start the thread on first use)."""
@@ -88,16 +100,31 @@ class Flusher:
     def at_exit(self) -> None:
         """End runs left open at interpreter exit, failed if an exception is ending it."""
         self._stop.set()
-        failure = getattr(sys, "last_value", None)
+        if os.getpid() != self._pid:
+            return
+        failure = self._uncaught
         for run in self.live_runs():
             try:
-                if failure is not None and not isinstance(failure, SystemExit):
+                if isinstance(failure, KeyboardInterrupt):
+                    run.end("killed", error="Interrupted (KeyboardInterrupt).")
+                elif failure is not None and not isinstance(failure, SystemExit):
                     error = "".join(traceback.format_exception(failure)).strip()
                     run.end("failed", error=error)
                 else:
                     run.end("finished")
             except Exception as error:
                 log.error("loopml could not end run %s at exit: %s", run.id, error)
+
+    def after_fork(self) -> None:
+        """In a forked child: no thread, no runs of its own yet, the parent's runs read-only."""
+        for run in self._runs.values():
+            run.after_fork()
+        self._runs = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+        self._pid = os.getpid()
+        self._uncaught = None
 
     def close(self) -> None:
         """Flush everything and stop the thread."""
@@ -106,3 +133,5 @@ class Flusher:
             self._thread.join(timeout=self.interval + 5)
         self.flush_all()
         atexit.unregister(self.at_exit)
+        if sys.excepthook == self._excepthook:
+            sys.excepthook = self._previous_hook

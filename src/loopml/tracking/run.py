@@ -7,7 +7,8 @@ buffer holds ``metric_buffer_limit`` values, when the run ends and at normal pro
 
 from __future__ import annotations
 
-import math
+import logging
+import os
 import threading
 import time
 import traceback
@@ -22,6 +23,7 @@ from loopml.errors import (
     InvalidMetricError,
     InvalidValueError,
     RunStateError,
+    StoreUnavailableError,
 )
 from loopml.store import lineage as lineage_repo
 from loopml.store import metrics as metrics_repo
@@ -31,10 +33,23 @@ from loopml.store.records import ENDED_STATUSES, ArtifactRecord, RunRecord
 from loopml.tracking import artifacts as content
 from loopml.tracking.context import forget
 from loopml.tracking.flusher import Flusher
+from loopml.tracking.validation import (
+    STEPS,
+    as_step,
+    check_key,
+    check_keys,
+    check_tag_values,
+    metric_timestamp,
+    metric_value,
+)
 from loopml.workspace import Workspace
 
 FLUSHER = "tracking.flusher"
-MAX_KEY_LENGTH = 255
+# While the store is failing, a run keeps this many times metric_buffer_limit values before
+# refusing new ones.
+BACKLOG_FACTOR = 10
+
+log = logging.getLogger("loopml.tracking")
 
 
 def flusher_of(workspace: Workspace) -> Flusher:
@@ -68,6 +83,7 @@ class Run:
         self._steps: dict[str, int] = dict(next_steps or {})
         self._flush_lock = threading.Lock()
         self._ended = False
+        self._owner_pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, experiment={self.experiment!r}, status={self.status!r})"
@@ -81,7 +97,7 @@ class Run:
     def log_params(self, values: Mapping[str, Any]) -> None:
         """Record several params in one transaction."""
         self._check_open("log params")
-        _check_keys(values, "param")
+        check_keys(values, "param")
         with self.workspace.metadata.write() as connection:
             runs_repo.log_params(connection, self.id, values)
 
@@ -91,7 +107,9 @@ class Run:
 
     def set_tags(self, values: Mapping[str, Any]) -> None:
         """Set several tags; later values replace earlier ones. Allowed after the run ended."""
-        _check_keys(values, "tag")
+        self._check_owner("set tags")
+        check_keys(values, "tag")
+        check_tag_values(values)
         with self.workspace.metadata.write() as connection:
             runs_repo.set_tags(connection, self.id, values)
 
@@ -103,29 +121,38 @@ class Run:
         """Buffer one metric value; step defaults to the key's previous step plus one."""
         if self._ended:
             self._check_open("log metrics")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise InvalidMetricError(
-                f"Metric {key!r} of run {self.id} must be a real number, not {value!r}."
-            ) from None
-        if not math.isfinite(number):
-            raise InvalidMetricError(
-                f"Metric {key!r} of run {self.id} got {number}, which is not finite. Check the "
-                "computation for a division by zero or an overflow; loopml stores finite values "
-                "only."
-            )
+        number = metric_value(key, value, self.id)
         if key.__class__ is not str or key not in self._steps:
-            _check_metric_key(key)
+            check_key(key, "metric", InvalidMetricError)
         if step is None:
             step = self._steps.get(key, 0)
-        elif step.__class__ is not int:
-            step = _as_step(key, step)
-        moment = time.time() if timestamp is None else _as_timestamp(key, timestamp)
+        elif step.__class__ is not int or not STEPS[0] <= step <= STEPS[1]:
+            step = as_step(key, step)
+        moment = time.time() if timestamp is None else metric_timestamp(key, timestamp)
+        if len(self._pending) >= self._limit:
+            self._make_room()
         self._steps[key] = step + 1
         self._pending.append((key, number, step, moment))
-        if len(self._pending) >= self._limit:
+        if self._ended:  # end() ran in another thread after the check above
             self.flush()
+
+    def _make_room(self) -> None:
+        """Flush a full buffer; while the store fails, keep a bounded backlog, then refuse."""
+        try:
+            self.flush()
+        except StoreUnavailableError as error:
+            if len(self._pending) >= BACKLOG_FACTOR * self._limit:
+                raise StoreUnavailableError(
+                    f"Run {self.id} holds {len(self._pending)} metric values that cannot be "
+                    f"written ({error}); this value was not recorded. Retry when the store "
+                    "answers."
+                ) from None
+            log.warning(
+                "loopml keeps %d metric values of run %s in memory: %s",
+                len(self._pending),
+                self.id,
+                error,
+            )
 
     def log_metrics(
         self,
@@ -210,22 +237,34 @@ class Run:
             return runs_repo.load_runs(connection, [self.id])[0]
 
     def end(self, status: str = "finished", *, error: str | None = None) -> None:
-        """Flush and record the end; ending twice is a no-op."""
+        """Flush and record the end; ending twice is a no-op.
+
+        If buffered values cannot be written, the error rises and the run stays open (its
+        values buffered), so end() can be called again.
+        """
         if status not in ENDED_STATUSES:
             raise RunStateError(
                 f"Cannot end run {self.id} as {status!r}: use one of {', '.join(ENDED_STATUSES)}."
             )
+        self._check_owner("end the run")
         if self._ended:
             return
+        self.flush()
         self._ended = True
         flusher_of(self.workspace).remove(self)
         try:
-            self.flush()
+            self.flush()  # values logged by other threads while the first flush ran
         finally:
             with self.workspace.metadata.write() as connection:
                 runs_repo.end_run(connection, self.id, status, time.time(), error)
             self.status = status
             forget(self)
+
+    def after_fork(self) -> None:
+        """In a forked child: this process may read the run but not log to it."""
+        self._pending = deque()
+        self._flush_lock = threading.Lock()
+        self._ended = True
 
     def __enter__(self) -> Run:
         return self
@@ -247,48 +286,19 @@ class Run:
             self.end("failed", error=text)
 
     def _check_open(self, action: str) -> None:
+        self._check_owner(action)
         if self._ended:
             raise RunStateError(
                 f"Cannot {action}: run {self.id} has ended ({self.status}). Start a new run."
             )
 
-
-def _check_keys(values: Mapping[str, Any], what: str) -> None:
-    for key in values:
-        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
-            raise InvalidValueError(
-                f"{what.capitalize()} keys must be strings of 1 to {MAX_KEY_LENGTH} characters, "
-                f"not {key!r}."
+    def _check_owner(self, action: str) -> None:
+        if self._owner_pid != os.getpid():
+            raise RunStateError(
+                f"Cannot {action}: run {self.id} belongs to process {self._owner_pid}, and this "
+                "is a forked child. Start a run here instead; inside the parent's run it is "
+                "nested under it: with loopml.start_run() as child: ..."
             )
-
-
-def _check_metric_key(key: Any) -> None:
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidMetricError(
-            f"Metric keys must be strings of 1 to {MAX_KEY_LENGTH} characters, not {key!r}."
-        )
-
-
-def _as_step(key: str, step: Any) -> int:
-    try:
-        as_int = int(step)
-    except (TypeError, ValueError):
-        as_int = None
-    if as_int is None or as_int != step or isinstance(step, bool):
-        raise InvalidMetricError(f"The step of metric {key!r} must be an integer, not {step!r}.")
-    return as_int
-
-
-def _as_timestamp(key: str, timestamp: Any) -> float:
-    try:
-        moment = float(timestamp)
-    except (TypeError, ValueError):
-        moment = math.nan
-    if not math.isfinite(moment):
-        raise InvalidMetricError(
-            f"The timestamp of metric {key!r} must be seconds since the epoch, not {timestamp!r}."
-        )
-    return moment
 
 
 def _artifact_name(source: Any, name: str | None) -> str:
