@@ -147,8 +147,12 @@ def test_runs_show_by_prefix(cli, three_runs: list[str]) -> None:
     assert data["id"] == three_runs[0]
     assert data["metrics"]["auc"] == {"value": 0.71, "step": 0, "count": 1}
     assert data["status"] == "finished"
+    assert data["environment"] is None
     text = cli("runs", "show", three_runs[0]).out
     assert "Params" in text and "Metrics" in text and "0.71" in text
+    with_env = json.loads(cli("runs", "show", three_runs[0], "--environment", "--json").out)
+    assert "sqlalchemy" in with_env["environment"]["packages"]
+    assert "Packages" in cli("runs", "show", three_runs[0], "--environment").out
 
 
 def test_runs_compare_highlights_differences(cli, three_runs: list[str]) -> None:

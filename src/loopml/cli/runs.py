@@ -16,7 +16,7 @@ import loopml
 from loopml.cli import render
 from loopml.errors import UsageError
 from loopml.store.query import Field, fields_of, parse_field, parse_sort, parse_where
-from loopml.store.records import RunRecord
+from loopml.store.records import ArtifactRecord, MetricSummary, RunRecord
 
 runs_app = typer.Typer(help="Find, inspect and compare runs.", no_args_is_help=True)
 experiments_app = typer.Typer(help="List experiments.", no_args_is_help=True)
@@ -133,56 +133,60 @@ def show_run(
 ) -> None:
     """Show one run: attributes, params, metrics, tags, artifacts and nested runs."""
     record = loopml.get_run(run_id)
-    metrics = loopml.metric_summaries(record.id)
-    artifacts = loopml.list_artifacts(record.id)
-    children = loopml.child_runs(record.id)
-    env = loopml.run_environment(record.id) if environment or as_json else None
+    details = {
+        "metrics": loopml.metric_summaries(record.id),
+        "artifacts": loopml.list_artifacts(record.id),
+        "children": loopml.child_runs(record.id),
+        "environment": loopml.run_environment(record.id) if environment else None,
+    }
     if as_json:
-        data = render.run_json(record)
-        data["metrics"] = {
-            m.key: {"value": m.value, "step": m.step, "count": m.count} for m in metrics
-        }
-        data["artifacts"] = [a.to_dict() for a in artifacts]
-        data["children"] = [child.id for child in children]
-        data["environment"] = env if environment else None
-        render.print_json(data)
-        return
+        render.print_json(_run_details_json(record, **details))
+    else:
+        _print_run(record, **details)
+
+
+def _run_details_json(
+    record: RunRecord,
+    metrics: list[MetricSummary],
+    artifacts: list[ArtifactRecord],
+    children: list[RunRecord],
+    environment: dict[str, Any] | None,
+) -> dict[str, Any]:
+    data = render.run_json(record)
+    data["metrics"] = {m.key: {"value": m.value, "step": m.step, "count": m.count} for m in metrics}
+    data["artifacts"] = [a.to_dict() for a in artifacts]
+    data["children"] = [child.id for child in children]
+    data["environment"] = environment
+    return data
+
+
+def _print_run(
+    record: RunRecord,
+    metrics: list[MetricSummary],
+    artifacts: list[ArtifactRecord],
+    children: list[RunRecord],
+    environment: dict[str, Any] | None,
+) -> None:
     out = render.console()
     out.print(_attributes_panel(record))
-    _print_section(
-        out,
-        "Params",
-        ["key", "value"],
-        [[k, render.param(v)] for k, v in sorted(record.params.items())],
-    )
-    _print_section(
-        out,
-        "Metrics",
-        ["key", "latest", "step", "values"],
-        [[m.key, render.value(m.value), str(m.step), str(m.count)] for m in metrics],
-    )
+    params = [[k, render.param(v)] for k, v in sorted(record.params.items())]
+    _print_section(out, "Params", ["key", "value"], params)
+    values = [[m.key, render.value(m.value), str(m.step), str(m.count)] for m in metrics]
+    _print_section(out, "Metrics", ["key", "latest", "step", "values"], values)
     _print_section(out, "Tags", ["key", "value"], sorted(record.tags.items()))
-    _print_section(
-        out,
-        "Artifacts",
-        ["", "name", "kind", "size", "sha256", "source"],
-        [
-            [a.direction, a.name, a.kind, render.size(a.size), a.digest[:12], a.source or ""]
-            for a in artifacts
-        ],
-    )
-    _print_section(
-        out,
-        "Nested runs",
-        ["id", "name", "status", "duration"],
-        [
-            [c.id, c.name or "-", render.status(c.status), render.duration(c.duration)]
-            for c in children
-        ],
-    )
-    if env and environment:
-        packages = env.get("packages", {})
-        _print_section(out, "Packages", ["name", "version"], sorted(packages.items()))
+    files = [
+        [a.direction, a.name, a.kind, render.size(a.size), a.digest[:12], a.source or ""]
+        for a in artifacts
+    ]
+    _print_section(out, "Artifacts", ["", "name", "kind", "size", "sha256", "source"], files)
+    nested = [
+        [c.id, c.name or "-", render.status(c.status), render.duration(c.duration)]
+        for c in children
+    ]
+    _print_section(out, "Nested runs", ["id", "name", "status", "duration"], nested)
+    if environment:
+        packages = sorted(environment.get("packages", {}).items())
+        _print_section(out, "Packages", ["name", "version"], packages)
     if record.error:
         out.print(Panel(Text(record.error), title="Error", border_style="red", expand=False))
 
