@@ -35,7 +35,3 @@ def sha256_json(value: Any) -> str:
     """Hex sha256 of a JSON-serialisable value in canonical form."""
     return sha256_bytes(canonical_json(value))
 
-
-def is_sha256(text: str) -> bool:
-    """True if text looks like a hex sha256 digest."""
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)

@@ -88,9 +88,3 @@ def history(connection: Connection, run_id: str, key: str) -> list[MetricPoint]:
     )
     return [MetricPoint(*row) for row in connection.execute(query)]
 
-
-def last_steps(connection: Connection, run_id: str) -> dict[str, int]:
-    """The highest step logged so far for each metric of a run."""
-    c = latest_metrics.c
-    query = sa.select(c.key, c.step).where(c.run_id == run_id)
-    return dict(connection.execute(query).tuples())

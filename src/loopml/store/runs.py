@@ -215,7 +215,3 @@ def set_tags(connection: Connection, run_id: str, values: Mapping[str, Any]) -> 
     )
     connection.execute(statement, rows)
 
-
-def run_status(connection: Connection, run_id: str) -> str | None:
-    """The status of a run, or None if it does not exist."""
-    return connection.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar()

@@ -69,7 +69,6 @@ class Run:
         name: str | None = None,
         parent_id: str | None = None,
         seed: int | None = None,
-        next_steps: Mapping[str, int] | None = None,
     ) -> None:
         self.workspace = workspace
         self.id = run_id
@@ -80,7 +79,7 @@ class Run:
         self.status = "running"
         self._pending: deque[MetricRow] = deque()
         self._limit = workspace.settings.metric_buffer_limit
-        self._steps: dict[str, int] = dict(next_steps or {})
+        self._steps: dict[str, int] = {}
         self._flush_lock = threading.Lock()
         self._ended = False
         self._owner_pid = os.getpid()
