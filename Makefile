@@ -20,7 +20,7 @@ bench: $(BENCH_STAMP)  ## run the benchmarks against the tools users would pick 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,examples]'
 	touch $(STAMP)
 
 $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt

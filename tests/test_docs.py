@@ -38,3 +38,12 @@ def test_every_command_is_in_the_cli_reference() -> None:
     reference = (ROOT / "docs" / "cli.md").read_text()
     for path in command_paths(typer.main.get_command(app)):
         assert f"`{path}" in reference, path
+
+
+def test_the_contract_example_in_the_docs_is_valid() -> None:
+    import loopml
+
+    text = (ROOT / "docs" / "contracts.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    contract = loopml.data.load_contract(example)
+    assert contract.columns["dep_delay"].available_at == "after_prediction"

@@ -43,10 +43,16 @@ _EXPORTS: dict[str, str] = {
     "use_workspace": "loopml.workspace",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+_MODULES = {"data": "loopml.data"}
+
+__all__ = sorted([*_EXPORTS, *_MODULES, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        value = import_module(_MODULES[name])
+        globals()[name] = value
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'loopml' has no attribute {name!r}")
@@ -60,6 +66,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from loopml import data
     from loopml.errors import LoopmlError
     from loopml.settings import Settings, load_settings
     from loopml.store.records import (

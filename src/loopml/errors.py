@@ -7,12 +7,17 @@
     │   ├── NotFoundError             (also a LookupError)
     │   │   ├── RunNotFoundError
     │   │   ├── ExperimentNotFoundError
-    │   │   └── ArtifactNotFoundError
+    │   │   ├── ArtifactNotFoundError
+    │   │   ├── DatasetNotFoundError
+    │   │   ├── SnapshotNotFoundError
+    │   │   └── ColumnNotFoundError   a target, time or key column the data does not have
     │   ├── InvalidQueryError         a malformed --where or --sort expression
     │   ├── InvalidValueError         (also a ValueError) a value loopml cannot record
     │   │   ├── InvalidMetricError    non-numeric or non-finite metric value
     │   │   ├── ParamConflictError    a param logged again with a different value
-    │   │   └── ArtifactExistsError   an artifact name reused with other content
+    │   │   ├── ArtifactExistsError   an artifact name reused with other content
+    │   │   └── DataError             data that cannot be read or used (unreadable, empty, ...)
+    │   ├── ContractError             a contract that is itself invalid (says where)
     │   └── RunStateError             logging to a run that has ended
     ├── WorkspaceError                the workspace cannot be used as it is (exit code 1)
     │   ├── WorkspaceTooNewError      created by a newer loopml schema
@@ -63,6 +68,18 @@ class ArtifactNotFoundError(NotFoundError):
     """No artifact has the given name, hash or source path."""
 
 
+class DatasetNotFoundError(NotFoundError):
+    """No dataset has the given name."""
+
+
+class SnapshotNotFoundError(NotFoundError):
+    """The dataset has no snapshot with the given id."""
+
+
+class ColumnNotFoundError(NotFoundError):
+    """A column named by the caller is not in the data."""
+
+
 class InvalidQueryError(UsageError):
     """A --where or --sort expression cannot be parsed or applied."""
 
@@ -81,6 +98,14 @@ class ParamConflictError(InvalidValueError):
 
 class ArtifactExistsError(InvalidValueError):
     """An artifact name was reused in one run for different content."""
+
+
+class DataError(InvalidValueError):
+    """Data cannot be read or used as given: an unreadable or unsupported file, no rows."""
+
+
+class ContractError(UsageError):
+    """A contract is itself invalid; the message says where."""
 
 
 class RunStateError(UsageError):

@@ -34,4 +34,3 @@ def canonical_json(value: Any) -> bytes:
 def sha256_json(value: Any) -> str:
     """Hex sha256 of a JSON-serialisable value in canonical form."""
     return sha256_bytes(canonical_json(value))
-

@@ -26,6 +26,14 @@ def test_the_demo_tracks_runs_and_prints_the_table(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Trained and tracked 9 runs" in done.stdout
+    verdicts = [line for line in done.stdout.splitlines() if line.startswith("Verdict:")]
+    assert verdicts == ["Verdict: not ready", "Verdict: ready with warnings"]
+    assert "arr_delay alone predicts the target almost perfectly" in " ".join(done.stdout.split())
+    assert (tmp_path / ".loopml" / "reports" / "audit-flights.html").is_file()
+    flights = loopml.data.get("flights")
+    assert flights.record.rows == 336_776 and flights.record.time_column == "time_hour"
+    features = loopml.data.get("flights.features")
+    assert features.record.parent_id == flights.record.id
     assert "$ loopml runs list --experiment breast-cancer" in done.stdout
     runs = loopml.search_runs("breast-cancer", where="metrics.auc is not null", sort="-metrics.auc")
     assert len(runs) == 7 and all(run.status == "finished" for run in runs)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 STATUS_STYLES = {
@@ -56,6 +59,30 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "to_dict"):
         return value.to_dict()
     return str(value)
+
+
+@contextmanager
+def progress(label: str) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr for data streamed inside the block (rows, and the total when
+    it is known); it disappears when the block ends. Yields a function that marks it done."""
+    from loopml.data.io import reporting_progress
+
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task(label, total=None)
+
+    def advance(rows: int, total: int | None) -> None:
+        bar.update(task, completed=rows, total=total)
+
+    with bar, reporting_progress(advance):
+        yield lambda: bar.update(task, visible=False)
 
 
 def when(timestamp: float | None) -> str:

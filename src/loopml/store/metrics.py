@@ -87,4 +87,3 @@ def history(connection: Connection, run_id: str, key: str) -> list[MetricPoint]:
         .order_by(c.step, c.timestamp)
     )
     return [MetricPoint(*row) for row in connection.execute(query)]
-

@@ -90,3 +90,53 @@ class ArtifactRecord:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRecord:
+    """A named dataset with its number of snapshots and its newest one."""
+
+    id: str
+    name: str
+    created_at: float
+    snapshot_count: int
+    latest_snapshot: str | None
+    latest_rows: int | None
+    latest_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """An immutable, content-addressed version of a dataset, stored as Parquet."""
+
+    id: str
+    dataset: str
+    digest: str
+    rows: int
+    size: int
+    schema: list[dict[str, str]]
+    profile_digest: str
+    time_column: str | None
+    source: str
+    parent_id: str | None
+    run_id: str | None
+    created_by: str
+    created_at: float
+
+    @property
+    def ref(self) -> str:
+        """The reference that names this snapshot: dataset@id."""
+        return f"{self.dataset}@{self.id}"
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names, in order."""
+        return [column["name"] for column in self.schema]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field plus the reference."""
+        return {**asdict(self), "ref": self.ref}

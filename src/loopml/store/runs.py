@@ -214,4 +214,3 @@ def set_tags(connection: Connection, run_id: str, values: Mapping[str, Any]) -> 
         index_elements=["run_id", "key"], set_={"value": statement.excluded.value}
     )
     connection.execute(statement, rows)
-

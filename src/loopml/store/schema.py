@@ -116,3 +116,31 @@ run_artifacts = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Index(None, "digest"),
 )
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", KEY, nullable=False, unique=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("dataset_id", ID, sa.ForeignKey("datasets.id"), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("schema", sa.Text, nullable=False),
+    sa.Column("profile_digest", sa.String(64), nullable=False),
+    sa.Column("time_column", KEY, nullable=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("parent_id", ID, sa.ForeignKey("snapshots.id"), nullable=True),
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), nullable=True),
+    sa.Column("created_by", KEY, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("dataset_id", "digest"),
+    sa.Index(None, "dataset_id", "created_at"),
+)

@@ -41,7 +41,7 @@ def capture(*, git: bool = True, packages: bool = True) -> RunEnvironment:
     return RunEnvironment(
         host=socket.gethostname(),
         pid=os.getpid(),
-        user=_user(),
+        user=current_user(),
         command=shlex.join([sys.executable, *sys.argv]) if sys.argv else sys.executable,
         python_version=platform.python_version(),
         git_commit=commit,
@@ -92,7 +92,8 @@ def _packages_environment() -> tuple[str, str]:
     return sha256_json(data), json.dumps(data, sort_keys=True)
 
 
-def _user() -> str:
+def current_user() -> str:
+    """The name of the user running this process."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

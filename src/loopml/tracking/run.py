@@ -198,6 +198,20 @@ class Run:
         name = _artifact_name(source, name)
         return self._link("input", name, content.hash_content(source))
 
+    def link_input(
+        self, name: str, digest: str, kind: str, size: int, source: str | None = None
+    ) -> ArtifactRecord:
+        """Record that this run read stored content known by its hash (a snapshot, say)."""
+        self._check_open("log inputs")
+        return self._link("input", name, content.Content(digest, kind, size, source))
+
+    def link_output(
+        self, name: str, digest: str, kind: str, size: int, source: str | None = None
+    ) -> ArtifactRecord:
+        """Record that this run produced stored content known by its hash."""
+        self._check_open("log outputs")
+        return self._link("output", name, content.Content(digest, kind, size, source))
+
     def _link(self, direction: str, name: str, found: content.Content) -> ArtifactRecord:
         record = ArtifactRecord(
             self.id,

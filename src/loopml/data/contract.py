@@ -1,0 +1,316 @@
+"""Contracts: the schema and constraints data must satisfy, written in YAML.
+
+    version: 1
+    columns:
+      carrier:   {type: string, nullable: false, categories: [AA, B6, DL]}
+      dep_delay: {type: float, min: -60, max: 1500}
+      time_hour: {type: timestamp, role: time}
+      arr_delay: {type: float, available_at: after_prediction}
+    unique: [[year, month, day, carrier, flight]]
+    rows: {min: 1000}
+    extra_columns: forbid
+
+The same contract checks training inputs, serving requests and batch-scoring inputs: this
+module is its one definition. docs/contracts.md is the reference and
+docs/contract.schema.json its JSON Schema.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from loopml.data.profile import (
+    CategoricalSummary,
+    DatetimeSummary,
+    NumericSummary,
+    Profile,
+)
+from loopml.errors import ContractError
+
+ColumnType = Literal["integer", "float", "string", "boolean", "timestamp", "date"]
+Bound = float | int | datetime | date | str
+MAX_INFERRED_CATEGORIES = 50
+
+
+class ColumnRule(BaseModel):
+    """What one column must hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ColumnType = Field(description="The column's type.")
+    nullable: bool = Field(True, description="Whether missing values are allowed.")
+    min: Bound | None = Field(None, description="Smallest allowed value (numbers and times).")
+    max: Bound | None = Field(None, description="Largest allowed value (numbers and times).")
+    categories: list[str | int | bool] | None = Field(
+        None, description="The only values allowed (strings, integers or booleans)."
+    )
+    unique: bool = Field(False, description="Whether every non-null value must differ.")
+    role: Literal["feature", "target", "identifier", "time"] | None = Field(
+        None, description="What the column is for; audits and training read it."
+    )
+    available_at: Literal["prediction", "after_prediction"] = Field(
+        "prediction",
+        description="'after_prediction' marks a column only known after the moment of "
+        "prediction: using it as a feature leaks the future.",
+    )
+    description: str | None = Field(None, description="Free text for people.")
+
+    @model_validator(mode="after")
+    def _bounds_fit_the_type(self) -> ColumnRule:
+        for name in ("min", "max"):
+            bound = getattr(self, name)
+            if bound is None:
+                continue
+            if self.type in ("integer", "float") and not _is_number(bound):
+                raise ValueError(f"{name} of a {self.type} column must be a number, not {bound!r}")
+            if self.type in ("timestamp", "date"):
+                object.__setattr__(self, name, _as_time(bound, name, self.type))
+            if self.type in ("string", "boolean"):
+                raise ValueError(f"a {self.type} column cannot have {name}; use categories")
+        if self.min is not None and self.max is not None and _order(self.min) > _order(self.max):
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class RowRule(BaseModel):
+    """Bounds on the number of rows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: int | None = Field(None, ge=0, description="Fewest rows allowed.")
+    max: int | None = Field(None, ge=0, description="Most rows allowed.")
+
+
+class Contract(BaseModel):
+    """The schema and constraints of a dataset; see the module docstring."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = Field(1, description="Version of the contract format.")
+    dataset: str | None = Field(None, description="The dataset this contract was written for.")
+    columns: dict[str, ColumnRule] = Field(description="Rules per column, by name.")
+    unique: list[list[str]] = Field(
+        default_factory=list,
+        description="Sets of columns whose combined values must not repeat (keys).",
+    )
+    rows: RowRule | None = Field(None, description="Bounds on the number of rows.")
+    extra_columns: Literal["allow", "forbid"] = Field(
+        "forbid", description="Whether columns the contract does not list are allowed."
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _some_columns(cls, columns: dict[str, ColumnRule]) -> dict[str, ColumnRule]:
+        if not columns:
+            raise ValueError("a contract must list at least one column")
+        return columns
+
+    @model_validator(mode="after")
+    def _keys_are_columns(self) -> Contract:
+        for key in self.unique:
+            unknown = [name for name in key if name not in self.columns]
+            if unknown or not key:
+                raise ValueError(f"unique key {key} names columns the contract lacks: {unknown}")
+        return self
+
+    def columns_with(self, **properties: Any) -> list[str]:
+        """Names of the columns whose rules have all the given properties."""
+        return [
+            name
+            for name, rule in self.columns.items()
+            if all(getattr(rule, key) == value for key, value in properties.items())
+        ]
+
+    def to_yaml(self) -> str:
+        """The contract as YAML, with only the properties that differ from the defaults."""
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        data = {"version": 1, **data}
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the contract as YAML."""
+        path = Path(path)
+        path.write_text(self.to_yaml(), encoding="utf-8")
+        return path
+
+
+def load_contract(source: str | Path | dict[str, Any] | Contract) -> Contract:
+    """A contract from a YAML file, YAML text, a dict or a Contract; errors say where."""
+    if isinstance(source, Contract):
+        return source
+    if isinstance(source, dict):
+        return _validated(source, None, "the contract")
+    text, where = _contract_text(source)
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ContractError(
+            f"{where}{line} is not valid YAML: {getattr(error, 'problem', error)}."
+        ) from None
+    if not isinstance(data, dict):
+        raise ContractError(f"{where} must be a YAML mapping with a 'columns' key.")
+    return _validated(data, node, where)
+
+
+def _contract_text(source: str | Path) -> tuple[str, str]:
+    if isinstance(source, Path) or "\n" not in str(source):
+        path = Path(source)
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except FileNotFoundError:
+            raise ContractError(
+                f"No contract file at {path}. Write one with: loopml data contract infer "
+                "DATASET > contract.yaml"
+            ) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ContractError(f"Cannot read the contract {path}: {error}.") from None
+    return str(source), "the contract"
+
+
+def _validated(data: dict[str, Any], node: yaml.Node | None, where: str) -> Contract:
+    try:
+        return Contract.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            location = _location(node, item["loc"])
+            path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{path}{location}: {message}")
+        raise ContractError(
+            f"{where} is not a valid contract: " + "; ".join(problems) + "."
+        ) from None
+
+
+def _location(node: yaml.Node | None, loc: tuple[Any, ...]) -> str:
+    """' (line N)' for the deepest YAML node along a validation error's path."""
+    found = node
+    for part in loc:
+        child = _child(found, part)
+        if child is None:
+            break
+        found = child
+    if found is None:
+        return ""
+    return f" (line {found.start_mark.line + 1})"
+
+
+def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == str(part):
+                return value
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]
+    return None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the contract format."""
+    schema = Contract.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "loopml contract"
+    return schema
+
+
+def infer_contract(profile: Profile, *, dataset: str | None = None) -> Contract:
+    """The tightest contract the profiled data satisfies: types, nullability, observed
+    ranges, small category sets and unique columns. Edit it to say what must hold."""
+    columns = {
+        name: _infer_rule(summary, profile.rows_) for name, summary in profile.columns_.items()
+    }
+    described = {name: rule for name, rule in columns.items() if rule is not None}
+    if not described:
+        raise ContractError("The data has no column of a type contracts can describe.")
+    rows = RowRule(min=1) if profile.rows_ else None
+    extra = "forbid" if len(described) == len(columns) else "allow"  # lists, binary, ...
+    return Contract(dataset=dataset, columns=described, rows=rows, extra_columns=extra)
+
+
+def _infer_rule(summary: Any, rows: int) -> ColumnRule | None:
+    column_type = type_of_arrow(summary.type)
+    if column_type == "null":  # no value seen: any type will do, values must stay optional
+        return ColumnRule(type="string", nullable=True)
+    if column_type is None:
+        return None
+    rule: dict[str, Any] = {"type": column_type, "nullable": summary.nulls > 0}
+    if isinstance(summary, NumericSummary) and summary.count:
+        rule["min"] = int(summary.min) if column_type == "integer" else float(summary.min)
+        rule["max"] = int(summary.max) if column_type == "integer" else float(summary.max)
+    if isinstance(summary, DatetimeSummary) and summary.count:
+        rule["min"] = _moment(summary.min_us, column_type)
+        rule["max"] = _moment(summary.max_us, column_type)
+    if isinstance(summary, CategoricalSummary) and column_type == "string":
+        exact = summary.categories.exact and summary.distinct_exact
+        if exact and 0 < summary.distinct <= MAX_INFERRED_CATEGORIES and summary.distinct < rows:
+            rule["categories"] = sorted(str(value) for value, _ in summary.top(summary.distinct))
+    exact_unique = summary.distinct_exact and summary.nulls == 0 and summary.count > 1
+    if exact_unique and summary.distinct == summary.count and column_type in ("integer", "string"):
+        rule["unique"] = True
+    return ColumnRule(**rule)
+
+
+def _moment(micros: int, column_type: str) -> datetime | date:
+    stamp = datetime.fromtimestamp(0, tz=UTC) + timedelta(microseconds=micros)
+    return stamp.date() if column_type == "date" else stamp
+
+
+def type_of_arrow(arrow_type: str) -> str | None:
+    """The contract type of an Arrow type name ('null' for a column without any value), or
+    None when contracts cannot describe it."""
+    text = arrow_type
+    if text.startswith("dictionary<values="):
+        text = text.removeprefix("dictionary<values=").split(",", 1)[0]
+    if text.startswith(("int", "uint")):
+        return "integer"
+    if text in ("float", "double", "halffloat") or text.startswith("decimal"):
+        return "float"
+    if text in ("string", "large_string", "utf8", "large_utf8"):
+        return "string"
+    if text == "bool":
+        return "boolean"
+    if text.startswith("timestamp"):
+        return "timestamp"
+    if text.startswith("date"):
+        return "date"
+    if text == "null":
+        return "null"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _as_time(value: Any, name: str, column_type: str) -> datetime | date:
+    """A bound as a datetime (timestamp columns) or a date (date columns)."""
+    if not isinstance(value, datetime | date):
+        try:
+            value = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(
+                f"{name} must be an ISO date or time such as 2013-01-01 or "
+                f"2013-01-01T05:00:00Z, not {value!r}"
+            ) from None
+    if column_type == "date":
+        return value.date() if isinstance(value, datetime) else value
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day)
+    return value
+
+
+def _order(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.timestamp() if value.tzinfo else value.replace(tzinfo=None).timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day).timestamp()
+    return value

@@ -1,0 +1,145 @@
+"""Contracts: YAML in and out, clear errors that say where, a JSON Schema, and inference that
+the data itself always satisfies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import loopml
+from loopml.data.contract import Contract, json_schema, load_contract
+from loopml.errors import ContractError
+
+GOOD = """\
+version: 1
+columns:
+  carrier: {type: string, nullable: false, categories: [AA, B6]}
+  dep_delay: {type: float, min: -60, max: 1500}
+  time_hour: {type: timestamp, role: time, min: 2013-01-01}
+  arr_delay: {type: float, available_at: after_prediction}
+unique: [[carrier, time_hour]]
+rows: {min: 10}
+"""
+
+
+def test_a_contract_round_trips_through_yaml() -> None:
+    contract = load_contract(GOOD)
+    assert contract.columns["carrier"].categories == ["AA", "B6"]
+    assert contract.columns["time_hour"].min.year == 2013
+    again = load_contract(contract.to_yaml())
+    assert again == contract
+    assert contract.columns_with(available_at="after_prediction") == ["arr_delay"]
+
+
+def test_files_load_and_save(tmp_path: Path) -> None:
+    path = load_contract(GOOD).save(tmp_path / "c.yaml")
+    assert load_contract(path) == load_contract(GOOD)
+    assert load_contract(str(path)) == load_contract(GOOD)
+
+
+def test_the_json_schema_accepts_valid_contracts_and_rejects_invalid_ones() -> None:
+    schema = json_schema()
+    jsonschema.validate(yaml.safe_load(load_contract(GOOD).to_yaml()), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"columns": {"a": {"type": "complex"}}}, schema)
+
+
+def test_the_published_json_schema_is_current() -> None:
+    published = Path(__file__).parents[2] / "docs" / "contract.schema.json"
+    import json
+
+    assert json.loads(published.read_text()) == json_schema()
+
+
+INVALID = [
+    ("columns:\n  a: {type: float, colour: red}\n", "columns.a.colour (line 2)", "Extra inputs"),
+    ("columns:\n  a:\n    type: float\n    min: low\n", "columns.a (line 3)", "must be a number"),
+    ("columns:\n  a: {type: integer, min: 5, max: 1}\n", "columns.a (line 2)", "greater than max"),
+    ("columns:\n  a: {type: string, min: 1}\n", "columns.a", "use categories"),
+    ("columns:\n  a: {type: decimal}\n", "columns.a.type (line 2)", "'integer'"),
+    ("columns: {}\n", "columns (line 1)", "at least one column"),
+    ("columns:\n  a: {type: float}\nunique: [[a, b]]\n", "(top level)", "lacks: ['b']"),
+    ("columns:\n  a: {type: timestamp, min: yesterday}\n", "columns.a", "ISO date"),
+    ("columns: [\n", "line", "not valid YAML"),
+    ("- a\n- b\n", "", "YAML mapping"),
+]
+
+
+@pytest.mark.parametrize(("text", "where", "problem"), INVALID)
+def test_invalid_contracts_say_where(text: str, where: str, problem: str) -> None:
+    with pytest.raises(ContractError) as caught:
+        load_contract(text)
+    message = str(caught.value)
+    assert where in message and problem in message
+
+
+def test_a_missing_contract_file_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="No contract file at .*loopml data contract infer"):
+        load_contract(tmp_path / "missing.yaml")
+
+
+def test_inference_captures_types_ranges_categories_and_keys() -> None:
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(100),
+            "price": np.linspace(1.5, 9.5, 100),
+            "colour": ["red", "blue"] * 50,
+            "note": [None] * 50 + ["x"] * 50,
+            "at": pd.date_range("2020-01-01", periods=100, freq="D"),
+            "ok": [True, False] * 50,
+        }
+    )
+    contract = loopml.data.contract_for(frame)
+    rules = contract.columns
+    assert rules["id"].type == "integer" and rules["id"].unique and not rules["id"].nullable
+    assert (rules["price"].min, rules["price"].max) == (1.5, 9.5)
+    assert rules["colour"].categories == ["blue", "red"]
+    assert rules["note"].nullable and rules["note"].categories == ["x"]
+    assert rules["at"].type == "timestamp" and rules["at"].min.isoformat().startswith("2020-01-01")
+    assert rules["ok"].type == "boolean"
+    assert contract.rows is not None and contract.rows.min == 1
+
+
+# --- any DataFrame satisfies the contract inferred from it ---------------------------------
+
+column_values = st.one_of(
+    st.lists(st.one_of(st.none(), st.integers(-(10**12), 10**12)), min_size=1, max_size=40),
+    st.lists(st.one_of(st.none(), st.floats(-1e300, 1e300)), min_size=1, max_size=40),
+    st.lists(st.one_of(st.none(), st.text(max_size=8)), min_size=1, max_size=40),
+    st.lists(st.one_of(st.none(), st.booleans()), min_size=1, max_size=40),
+    st.lists(st.one_of(st.none(), st.datetimes()), min_size=1, max_size=40),
+)
+
+
+@st.composite
+def any_frame(draw: st.DrawFn) -> pd.DataFrame:
+    columns = draw(st.lists(column_values, min_size=1, max_size=5))
+    n = min(len(c) for c in columns)
+    data = {
+        f"c{i}": pd.Series(values[:n], dtype=object).infer_objects()
+        for i, values in enumerate(columns)
+    }
+    frame = pd.DataFrame(data)
+    for name in frame.columns:  # pandas-style missing values in mixed object columns
+        if frame[name].dtype == object and frame[name].map(type).nunique() > 2:
+            frame[name] = frame[name].astype(str)
+    return frame
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(any_frame())
+def test_any_dataframe_validates_against_the_contract_inferred_from_it(frame: pd.DataFrame):
+    contract = loopml.data.contract_for(frame)
+    result = loopml.data.validate(frame, load_contract(contract.to_yaml()))
+    assert result.passed, result.report.summary()
+
+
+def test_contracts_are_plain_pydantic_models() -> None:
+    assert Contract.model_validate({"columns": {"a": {"type": "float"}}}).extra_columns == "forbid"
