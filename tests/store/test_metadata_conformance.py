@@ -278,3 +278,25 @@ def test_search_limits_and_filters_by_experiment(searchable: MetadataStore) -> N
         other = experiments_repo.get_or_create(connection, "other", 0.0)
         assert len(query_repo.search(connection, limit=2)) == 2
         assert query_repo.search(connection, experiment_ids=[other]) == []
+
+
+def test_a_store_at_an_older_revision_is_upgraded_in_place(metadata_url: str) -> None:
+    from alembic import command
+
+    from loopml.store.engine import create_engine, write_transaction
+    from loopml.store.migrate import _alembic_config
+
+    engine = create_engine(metadata_url)
+    with write_transaction(engine) as connection:
+        command.upgrade(_alembic_config(connection), "0001")
+    with engine.begin() as connection:
+        experiment = experiments_repo.get_or_create(connection, "old", 1.0)
+        runs_repo.insert_run(connection, run_row("0" * 16, experiment))
+    engine.dispose()
+    store = MetadataStore(metadata_url)
+    store.ensure_schema()
+    with store.read() as connection:
+        assert stored_revision(connection) == HEAD
+        assert [r.id for r in runs_repo.load_runs(connection, ["0" * 16])] == ["0" * 16]
+        assert sa.inspect(connection).has_table("snapshots")
+    store.dispose()
