@@ -67,13 +67,17 @@ def progress(label: str) -> Iterator[Callable[[], None]]:
     it is known); it disappears when the block ends. Yields a function that marks it done."""
     from loopml.data.io import reporting_progress
 
+    errors = Console(stderr=True)
+    if not errors.is_terminal:  # logs and pipes get no bar, and no stray blank line
+        yield lambda: None
+        return
     bar = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed:,} rows"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=errors,
         transient=True,
     )
     task = bar.add_task(label, total=None)

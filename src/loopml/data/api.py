@@ -18,23 +18,29 @@ from loopml.data.contract import Contract, infer_contract, load_contract
 from loopml.data.io import Stream, canonical, canonical_type, open_stream
 from loopml.data.profile import Profile
 from loopml.data.shift import column_shift
-from loopml.data.snapshots import Snapshot, get
+from loopml.data.snapshots import NAME, Snapshot, get
 from loopml.data.validate import REASON_COLUMN, ValidationReport, Validator
-from loopml.errors import UsageError
+from loopml.errors import DataError, UsageError
 from loopml.workspace import Workspace
+
+
+def resolve(data: Any, workspace: Workspace | None = None) -> Any:
+    """The source itself, or the Snapshot a text names: an existing path stays a path; other
+    text ('flights', 'flights@3fa2') is a snapshot reference."""
+    if isinstance(data, str) and not Path(data).exists():
+        name = data.partition("@")[0]
+        if NAME.match(name):
+            return get(data, workspace=workspace)
+        raise DataError(f"No such file or dataset: {data!r}. Check the path or the name.")
+    return data
 
 
 def stream_of(data: Any, workspace: Workspace | None = None) -> Stream:
     """Batches of any source, snapshots and snapshot references included."""
+    data = resolve(data, workspace)
     if isinstance(data, Snapshot):
-        return Stream(_schema_of(data), data.ref, data.batches())
-    if isinstance(data, str) and _looks_like_reference(data):
-        return stream_of(get(data, workspace=workspace))
+        return Stream(_schema_of(data), data.ref, data.batches(), data.record.rows)
     return open_stream(data)
-
-
-def _looks_like_reference(text: str) -> bool:
-    return "@" in text and not Path(text).exists()
 
 
 def _schema_of(snapshot: Snapshot) -> pa.Schema:
@@ -43,8 +49,7 @@ def _schema_of(snapshot: Snapshot) -> pa.Schema:
 
 def profile(data: Any, *, workspace: Workspace | None = None) -> Profile:
     """The profile of any source; a snapshot's stored profile is returned as is."""
-    if isinstance(data, str) and _looks_like_reference(data):
-        data = get(data, workspace=workspace)
+    data = resolve(data, workspace)
     if isinstance(data, Snapshot):
         return data.profile()
     return Profile().fit(stream_of(data))
@@ -164,8 +169,7 @@ def _frame(batches: list[pa.RecordBatch]) -> pd.DataFrame:
 def contract_for(data: Any, *, workspace: Workspace | None = None) -> Contract:
     """The tightest contract the data satisfies, inferred from its profile."""
     dataset = None
-    if isinstance(data, str) and _looks_like_reference(data):
-        data = get(data, workspace=workspace)
+    data = resolve(data, workspace)
     if isinstance(data, Snapshot):
         dataset = data.record.dataset
     found = profile(data, workspace=workspace) if not isinstance(data, Profile) else data

@@ -29,11 +29,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loopml.data.api import stream_of
+from loopml.data.api import resolve, stream_of
 from loopml.data.contract import Contract, load_contract
 from loopml.data.profile import CategoricalSummary, NumericSummary, Profile
 from loopml.data.shift import column_shift
-from loopml.data.snapshots import Snapshot, get
+from loopml.data.snapshots import Snapshot
 from loopml.data.validate import _KeyTracker
 from loopml.errors import ColumnNotFoundError, DataError, UsageError
 from loopml.workspace import Workspace
@@ -113,8 +113,7 @@ def audit(
     column) or 'random:0.2' (the test share). Default: temporal at the 80% point of time when
     there is a time column, else random:0.2.
     """
-    if isinstance(data, str) and "@" not in data and not _is_path(data):
-        data = get(data, workspace=workspace)
+    data = resolve(data, workspace)
     snapshot = data if isinstance(data, Snapshot) else None
     rules = load_contract(contract) if contract is not None else None
     stream = stream_of(data, workspace)
@@ -129,10 +128,6 @@ def audit(
     for batch in stream:
         scan.add(batch)
     return scan.report(snapshot.ref if snapshot else stream.description, target_column)
-
-
-def _is_path(text: str) -> bool:
-    return Path(text).exists()
 
 
 def _require(column: str | None, names: list[str], what: str) -> None:

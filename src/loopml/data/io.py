@@ -96,6 +96,9 @@ def _table_from_pandas(frame: pd.DataFrame) -> pa.Table:
     if any(not isinstance(name, str) for name in names):
         bad = [name for name in names if not isinstance(name, str)][:5]
         raise DataError(f"Column names must be strings; these are not: {bad}. Rename them.")
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise DataError(f"The DataFrame has duplicate column names: {duplicated}. Rename them.")
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:

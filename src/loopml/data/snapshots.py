@@ -159,7 +159,7 @@ def _commit(
         dataset_id = datasets_repo.get_or_create(connection, name, time.time())
         existing = datasets_repo.find_by_digest(connection, dataset_id, digest)
     if existing is not None:
-        return Snapshot(existing, workspace, written.validation)
+        return _existing(workspace, existing, written, time_column, parent)
     workspace.artifacts.put_file(written.path)
     profile_digest = workspace.artifacts.put_bytes(written.profile.to_json().encode())
     run = active_run()
@@ -187,6 +187,33 @@ def _commit(
     snapshot = Snapshot(found, workspace, written.validation)  # type: ignore[arg-type]
     if row["run_id"] is not None and run is not None:
         run.link_output(snapshot.ref, digest, "snapshot", row["size"], f"snapshot {snapshot.ref}")
+    return snapshot
+
+
+def _existing(
+    workspace: Workspace,
+    record: SnapshotRecord,
+    written: _Written,
+    time_column: str | None,
+    parent: SnapshotRecord | None,
+) -> Snapshot:
+    """The snapshot that already holds this content; its recorded facts cannot change."""
+    for what, given, stored in (
+        ("time column", time_column, record.time_column),
+        ("parent", parent.id if parent else None, record.parent_id),
+    ):
+        if given is not None and given != stored:
+            raise UsageError(
+                f"{record.ref} already holds this content, with {what} {stored or 'none'}; "
+                f"snapshots are immutable, so it cannot become {given}. Add the data under "
+                "another dataset name to record different facts."
+            )
+    snapshot = Snapshot(record, workspace, written.validation)
+    run = active_run()
+    if run is not None and run.workspace is workspace:
+        run.link_output(
+            record.ref, record.digest, "snapshot", record.size, f"snapshot {record.ref}"
+        )
     return snapshot
 
 
