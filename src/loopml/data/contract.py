@@ -33,6 +33,8 @@ from loopml.data.profile import (
 )
 from loopml.errors import ContractError
 
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: much faster
+
 ColumnType = Literal["integer", "float", "string", "boolean", "timestamp", "date"]
 Bound = float | int | datetime | date | str
 MAX_INFERRED_CATEGORIES = 50
@@ -148,8 +150,7 @@ def load_contract(source: str | Path | dict[str, Any] | Contract) -> Contract:
         return _validated(source, None, "the contract")
     text, where = _contract_text(source)
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SafeLoader)  # noqa: S506 - the safe loader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
@@ -158,7 +159,7 @@ def load_contract(source: str | Path | dict[str, Any] | Contract) -> Contract:
         ) from None
     if not isinstance(data, dict):
         raise ContractError(f"{where} must be a YAML mapping with a 'columns' key.")
-    return _validated(data, node, where)
+    return _validated(data, text, where)
 
 
 def _contract_text(source: str | Path) -> tuple[str, str]:
@@ -176,10 +177,11 @@ def _contract_text(source: str | Path) -> tuple[str, str]:
     return str(source), "the contract"
 
 
-def _validated(data: dict[str, Any], node: yaml.Node | None, where: str) -> Contract:
+def _validated(data: dict[str, Any], text: str | None, where: str) -> Contract:
     try:
         return Contract.model_validate(data)
     except ValidationError as error:
+        node = yaml.compose(text, Loader=SafeLoader) if text is not None else None
         problems = []
         for item in error.errors():
             location = _location(node, item["loc"])

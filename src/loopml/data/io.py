@@ -3,8 +3,9 @@
 Sources: a pandas DataFrame, an Arrow table or record batch reader, an iterable of record
 batches, or a path to a Parquet or CSV file (``.csv``, ``.tsv``, optionally ``.gz``, ``.bz2``
 or ``.zip``). Files are streamed: memory stays bounded however large they are. Batches come
-out in ``BATCH_ROWS`` rows (the last one shorter), with string columns dictionary-encoded
-where the file allows it, which makes counting categories cheap.
+out of at least half ``BATCH_ROWS`` rows (small ones are joined; ``rebatch`` makes them exactly
+``BATCH_ROWS``), with string columns dictionary-encoded where the file allows it, which makes
+counting categories cheap.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def open_stream(source: Any, *, batch_rows: int = BATCH_ROWS) -> Stream:
     if isinstance(source, pa.RecordBatch):
         return open_stream(pa.Table.from_batches([source]), batch_rows=batch_rows)
     if isinstance(source, pa.RecordBatchReader):
-        return Stream(source.schema, "an Arrow stream", rebatch(source, batch_rows))
+        return Stream(source.schema, "an Arrow stream", coalesce(source, batch_rows))
     if isinstance(source, Iterable):
         return _open_iterable(source, batch_rows)
     raise DataError(
@@ -133,7 +134,7 @@ def _open_iterable(source: Iterable[Any], batch_rows: int) -> Stream:
         yield first
         yield from iterator
 
-    return Stream(first.schema, "Arrow record batches", rebatch(chained(), batch_rows))
+    return Stream(first.schema, "Arrow record batches", coalesce(chained(), batch_rows))
 
 
 def _open_path(path: Path, batch_rows: int) -> Stream:
@@ -162,16 +163,26 @@ def _open_parquet(path: Path, batch_rows: int) -> Stream:
         strings = [
             f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
         ]
-        parquet = pq.ParquetFile(path, read_dictionary=strings)
+        # pre_buffer=False: pyarrow would otherwise keep every row group it read in memory
+        parquet = pq.ParquetFile(path, read_dictionary=strings, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as error:
         raise DataError(f"Cannot read {path} as Parquet: {error}.") from None
-    batches = _prefetched(parquet.iter_batches(batch_size=batch_rows), path, "Parquet")
+    size = _batch_size(parquet.metadata, batch_rows)
+    batches = _prefetched(parquet.iter_batches(batch_size=size), path, "Parquet")
     return Stream(
         parquet.schema_arrow,
         str(path.resolve()),
-        rebatch(batches, batch_rows),
+        coalesce(batches, batch_rows),
         parquet.metadata.num_rows,
     )
+
+
+def _batch_size(metadata: pq.FileMetaData, batch_rows: int) -> int:
+    """One batch per row group when row groups are near the wanted size: no re-joining."""
+    if not metadata.num_row_groups:
+        return batch_rows
+    largest = max(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
+    return min(max(largest, batch_rows // 4), batch_rows * 2)
 
 
 def _open_csv(path: Path, delimiter: str, batch_rows: int) -> Stream:
@@ -188,7 +199,7 @@ def _open_csv(path: Path, delimiter: str, batch_rows: int) -> Stream:
     except (pa.ArrowInvalid, OSError, zipfile.BadZipFile, UnicodeDecodeError) as error:
         raise DataError(f"Cannot read {path} as CSV: {error}.") from None
     batches = _prefetched(reader, path, "CSV")
-    return Stream(reader.schema, str(path.resolve()), rebatch(batches, batch_rows))
+    return Stream(reader.schema, str(path.resolve()), coalesce(batches, batch_rows))
 
 
 def _csv_handle(path: Path) -> Any:
@@ -220,6 +231,27 @@ def _prefetched(
         while (batch := pending.result()) is not None:
             pending = pool.submit(next_batch)
             yield batch
+
+
+def coalesce(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Batches of at least rows/2 rows (but the last): small ones are joined, big ones pass
+    through untouched, so work per batch stays efficient without copying large batches."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        if batch.num_rows >= rows // 2:
+            if pending:
+                yield from _contiguous(pa.Table.from_batches(pending), rows)
+                pending, count = [], 0
+            yield batch
+            continue
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows // 2:
+            yield from _contiguous(pa.Table.from_batches(pending), rows)
+            pending, count = [], 0
+    if pending:
+        yield from _contiguous(pa.Table.from_batches(pending), rows)
 
 
 def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:

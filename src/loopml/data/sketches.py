@@ -74,9 +74,14 @@ class LogHistogram:
         self._keys = np.zeros(0, dtype=np.int64)
         self._counts = np.zeros(0, dtype=np.int64)
 
-    def update_bits(self, bits: np.ndarray) -> None:
-        """Count values given as float bits (see float_bits); NaN must be removed first."""
-        counts = np.bincount((bits >> SHIFT) + KEY_OFFSET, minlength=KEY_SPACE)
+    def update_bits(self, bits: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Count values given as float bits (see float_bits), each once or `weights` times;
+        NaN must be removed first."""
+        keys = (bits >> SHIFT) + KEY_OFFSET
+        if weights is None:
+            counts = np.bincount(keys, minlength=KEY_SPACE)
+        else:
+            counts = np.bincount(keys, weights=weights, minlength=KEY_SPACE).astype(np.int64)
         if self._dense is None:
             self._dense = counts
             self._dense[self._keys + KEY_OFFSET] += self._counts
@@ -182,9 +187,9 @@ class DistinctSketch:
         """At least the k smallest distinct values of a large array, cheaply when values
         are mostly distinct, exactly (by hashing, O(n)) when repeats crowd the smallest."""
         cut = np.partition(hashes, 2 * self.k)[2 * self.k]
-        small = np.unique(hashes[hashes <= cut], sorted=False)
+        small = pd.unique(hashes[hashes <= cut])
         if len(small) < self.k and cut < hashes.max():
-            small = np.unique(hashes, sorted=False)
+            small = pd.unique(hashes)
         return small
 
     def merge(self, other: DistinctSketch) -> None:
