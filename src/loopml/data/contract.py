@@ -150,7 +150,7 @@ def load_contract(source: str | Path | dict[str, Any] | Contract) -> Contract:
         return _validated(source, None, "the contract")
     text, where = _contract_text(source)
     try:
-        data = yaml.load(text, Loader=SafeLoader)  # noqa: S506 - the safe loader
+        data = yaml.load(text, Loader=SafeLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
