@@ -16,6 +16,7 @@ test: $(STAMP)  ## run the test suite
 
 bench: $(BENCH_STAMP)  ## run the benchmarks against the tools users would pick instead
 	$(BENCH_VENV)/bin/python benchmarks/tracking.py
+	$(BENCH_VENV)/bin/python benchmarks/data.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -2,10 +2,11 @@
 
 Sources: a pandas DataFrame, an Arrow table or record batch reader, an iterable of record
 batches, or a path to a Parquet or CSV file (``.csv``, ``.tsv``, optionally ``.gz``, ``.bz2``
-or ``.zip``). Files are streamed: memory stays bounded however large they are. Batches come
-out of at least half ``BATCH_ROWS`` rows (small ones are joined; ``rebatch`` makes them exactly
-``BATCH_ROWS``), with string columns dictionary-encoded where the file allows it, which makes
-counting categories cheap.
+or ``.zip``). Files are streamed: memory stays bounded however large they are. Batches hold
+up to ``BATCH_ROWS`` rows (half a million; Parquet row groups are split into pieces of about
+that size, small batches are joined), with string columns dictionary-encoded where the file
+allows it, which makes counting categories cheap. Snapshots are written in row groups of
+exactly ``ROW_GROUP_ROWS`` (``rebatch``), so the same content always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import pyarrow.parquet as pq
 
 from loopml.errors import DataError
 
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 1 << 19
+ROW_GROUP_ROWS = 1 << 20
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
 COMPRESSED = {".gz", ".bz2", ".zip"}
 PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
@@ -178,11 +180,11 @@ def _open_parquet(path: Path, batch_rows: int) -> Stream:
 
 
 def _batch_size(metadata: pq.FileMetaData, batch_rows: int) -> int:
-    """One batch per row group when row groups are near the wanted size: no re-joining."""
+    """Row groups up to batch_rows come whole; bigger ones in pieces of batch_rows."""
     if not metadata.num_row_groups:
         return batch_rows
     largest = max(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
-    return min(max(largest, batch_rows // 4), batch_rows * 2)
+    return min(max(largest, batch_rows // 4), batch_rows)
 
 
 def _open_csv(path: Path, delimiter: str, batch_rows: int) -> Stream:

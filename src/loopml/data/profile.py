@@ -164,12 +164,13 @@ class NumericSummary(ColumnSummary):
             return
         self._add_moments(values)
         bits = float_bits(values)
-        self.histogram.update_bits(bits)
+        self.histogram.update_bits(bits, span=(self.last_batch.low, self.last_batch.high))
         self.distinct_sketch.update(hash_bits(bits))
 
     def _update_small_integers(self, array: pa.Array) -> bool:
-        """Integers within a span of 2**20: count each value once with bincount, then feed the
-        few distinct values, weighted, to the sketches. False when the span is wider."""
+        """Integers within a span narrower than the batch (and 2**20): count each value once
+        with bincount, then feed the few distinct values, weighted, to the sketches. False
+        when the span is wider."""
         valid = array.drop_null() if array.null_count else array
         ints = valid.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
         if not len(ints):
@@ -177,7 +178,7 @@ class NumericSummary(ColumnSummary):
             self.last_batch = BatchStats(len(array))
             return True
         low, high = int(ints.min()), int(ints.max())
-        if high - low >= SMALL_INTEGER_SPAN:
+        if high - low >= min(SMALL_INTEGER_SPAN, len(ints)):
             return False
         counts = np.bincount(ints - low)
         present = np.flatnonzero(counts)
@@ -189,7 +190,7 @@ class NumericSummary(ColumnSummary):
         self.last_batch = BatchStats(array.null_count, float(low), float(high))
         self._combine(n, total / n, m2, float(low), float(high))
         bits = float_bits(values)
-        self.histogram.update_bits(bits, weights)
+        self.histogram.update_bits(bits, weights, span=(float(low), float(high)))
         self.distinct_sketch.update(hash_bits(bits))
         return True
 

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any
 
 import numpy as np
@@ -74,20 +75,26 @@ class LogHistogram:
         self._keys = np.zeros(0, dtype=np.int64)
         self._counts = np.zeros(0, dtype=np.int64)
 
-    def update_bits(self, bits: np.ndarray, weights: np.ndarray | None = None) -> None:
+    def update_bits(
+        self,
+        bits: np.ndarray,
+        weights: np.ndarray | None = None,
+        span: tuple[float, float] | None = None,
+    ) -> None:
         """Count values given as float bits (see float_bits), each once or `weights` times;
-        NaN must be removed first."""
-        keys = (bits >> SHIFT) + KEY_OFFSET
-        if weights is None:
-            counts = np.bincount(keys, minlength=KEY_SPACE)
-        else:
-            counts = np.bincount(keys, weights=weights, minlength=KEY_SPACE).astype(np.int64)
+        NaN must be removed first. span: the values' (min, max), when known; with one sign
+        they occupy a narrow range of buckets, counted without touching the rest."""
+        first, last = _key_range(span)
+        keys = bits >> SHIFT
+        keys -= first
+        counts = np.bincount(keys, weights=weights, minlength=last - first + 1)
+        if weights is not None:
+            counts = counts.astype(np.int64)
         if self._dense is None:
-            self._dense = counts
+            self._dense = np.zeros(KEY_SPACE, dtype=np.int64)
             self._dense[self._keys + KEY_OFFSET] += self._counts
             self._keys, self._counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        else:
-            self._dense += counts
+        self._dense[first + KEY_OFFSET : first + KEY_OFFSET + len(counts)] += counts
 
     def compact(self) -> None:
         """Move streamed counts into the sorted (key, count) form and free the dense array."""
@@ -159,6 +166,20 @@ class LogHistogram:
         made._keys = unpack(data["keys"], "int32").astype(np.int64)
         made._counts = unpack(data["counts"], "int64")
         return made
+
+
+def _key_range(span: tuple[float, float] | None) -> tuple[int, int]:
+    """The first and last bucket keys values between span's ends can have."""
+    full = (-KEY_OFFSET, KEY_OFFSET - 1)
+    if span is None:
+        return full
+    low, high = span
+    ends = float_bits(np.array([low, high])) >> SHIFT
+    if low >= 0 and not math.copysign(1.0, low) < 0:  # all positive (and not -0.0)
+        return int(ends[0]), int(ends[1])
+    if high < 0:  # all negative: keys grow with the magnitude
+        return int(ends[1]), int(ends[0])
+    return full
 
 
 class DistinctSketch:

@@ -22,7 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopml.data.contract import Contract, load_contract
-from loopml.data.io import BATCH_ROWS, canonical, canonical_type, open_stream, rebatch
+from loopml.data.io import (
+    BATCH_ROWS,
+    ROW_GROUP_ROWS,
+    canonical,
+    canonical_type,
+    open_stream,
+    rebatch,
+)
 from loopml.data.profile import Profile
 from loopml.data.validate import ValidationReport, Validator
 from loopml.errors import ColumnNotFoundError, DataError, UsageError
@@ -134,11 +141,11 @@ def _write(stream: Any, path: Path, contract: Contract | None) -> _Written:
     validator = Validator(contract) if contract is not None else None
     rows = 0
     with pq.ParquetWriter(path, schema, **PARQUET_OPTIONS) as writer:
-        for batch in rebatch(stream, BATCH_ROWS):  # fixed row groups: same content, same bytes
+        for batch in rebatch(stream, ROW_GROUP_ROWS):  # fixed row groups: same content, bytes
             profile.partial_fit(batch)
             if validator is not None:
                 validator.check(batch, profile)
-            writer.write_batch(canonical(batch), row_group_size=BATCH_ROWS)
+            writer.write_batch(canonical(batch), row_group_size=ROW_GROUP_ROWS)
             rows += batch.num_rows
     if not rows:
         raise DataError(f"{stream.description} has no rows; a snapshot needs at least one.")
