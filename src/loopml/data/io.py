@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -170,7 +169,7 @@ def _open_parquet(path: Path, batch_rows: int) -> Stream:
     except (pa.ArrowInvalid, OSError) as error:
         raise DataError(f"Cannot read {path} as Parquet: {error}.") from None
     size = _batch_size(parquet.metadata, batch_rows)
-    batches = _prefetched(parquet.iter_batches(batch_size=size), path, "Parquet")
+    batches = _translated(parquet.iter_batches(batch_size=size), path, "Parquet")
     return Stream(
         parquet.schema_arrow,
         str(path.resolve()),
@@ -200,7 +199,7 @@ def _open_csv(path: Path, delimiter: str, batch_rows: int) -> Stream:
         )
     except (pa.ArrowInvalid, OSError, zipfile.BadZipFile, UnicodeDecodeError) as error:
         raise DataError(f"Cannot read {path} as CSV: {error}.") from None
-    batches = _prefetched(reader, path, "CSV")
+    batches = _translated(reader, path, "CSV")
     return Stream(reader.schema, str(path.resolve()), coalesce(batches, batch_rows))
 
 
@@ -214,25 +213,20 @@ def _csv_handle(path: Path) -> Any:
     return io.BufferedReader(archive.open(members[0]))
 
 
-def _prefetched(
+def _translated(
     batches: Iterable[pa.RecordBatch], path: Path, kind: str
 ) -> Iterator[pa.RecordBatch]:
-    """Read the next batch in a background thread while the caller works on this one."""
+    """The batches, with a read error in the middle of the file reported as a DataError.
+    (pyarrow decodes with its own threads; a read-ahead thread here only added memory.)"""
     iterator = iter(batches)
-
-    def next_batch() -> pa.RecordBatch | None:
+    while True:
         try:
-            return next(iterator)
+            batch = next(iterator)
         except StopIteration:
-            return None
+            return
         except (pa.ArrowInvalid, OSError) as error:
             raise DataError(f"Cannot read {path} as {kind}: {error}.") from None
-
-    with ThreadPoolExecutor(1, thread_name_prefix="loopml-read") as pool:
-        pending = pool.submit(next_batch)
-        while (batch := pending.result()) is not None:
-            pending = pool.submit(next_batch)
-            yield batch
+        yield batch
 
 
 def coalesce(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
