@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import loopml
@@ -135,6 +135,7 @@ def any_frame(draw: st.DrawFn) -> pd.DataFrame:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(any_frame())
+@example(pd.DataFrame({"c0": [None, "\x85", "a\u2028b"]}))  # YAML line breaks inside text
 def test_any_dataframe_validates_against_the_contract_inferred_from_it(frame: pd.DataFrame):
     contract = loopml.data.contract_for(frame)
     result = loopml.data.validate(frame, load_contract(contract.to_yaml()))

@@ -34,6 +34,21 @@ from loopml.data.profile import (
 from loopml.errors import ContractError
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: much faster
+# YAML reads these as line breaks, so a plain or single-quoted string holding one does not
+# survive a round trip; double quotes escape them.
+YAML_LINE_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML output whose strings read back exactly as written."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = '"' if any(mark in text for mark in YAML_LINE_BREAKS) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _represent_text)
 
 ColumnType = Literal["integer", "float", "string", "boolean", "timestamp", "date"]
 Bound = float | int | datetime | date | str
@@ -133,7 +148,7 @@ class Contract(BaseModel):
         """The contract as YAML, with only the properties that differ from the defaults."""
         data = self.model_dump(mode="json", exclude_defaults=True)
         data = {"version": 1, **data}
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+        return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
     def save(self, path: str | Path) -> Path:
         """Write the contract as YAML."""
