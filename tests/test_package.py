@@ -73,3 +73,11 @@ def test_import_is_fast_and_has_no_side_effects(tmp_path: Path) -> None:
     assert best["new_files"] == [] and list(tmp_path.iterdir()) == []
     assert not best["root_handlers_changed"] and best["loopml_handlers"] == 0
     assert best["heavy_modules"] == []
+
+
+def test_the_pipeline_api_is_exported() -> None:
+    from loopml import pipeline
+
+    assert set(pipeline.__all__) >= {"Pipeline", "PipelineResult", "StepContext", "step"}
+    for name in ("Pipeline", "PipelineResult", "StepContext", "step"):
+        assert getattr(loopml, name) is getattr(pipeline, name)

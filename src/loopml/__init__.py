@@ -20,9 +20,12 @@ _EXPORTS: dict[str, str] = {
     "LoopmlError": "loopml.errors",
     "MetricPoint": "loopml.store.records",
     "MetricSummary": "loopml.store.records",
+    "Pipeline": "loopml.pipeline.graph",
+    "PipelineResult": "loopml.pipeline.result",
     "Run": "loopml.tracking.run",
     "RunRecord": "loopml.store.records",
     "Settings": "loopml.settings",
+    "StepContext": "loopml.pipeline.context",
     "Workspace": "loopml.workspace",
     "active_run": "loopml.tracking.context",
     "child_runs": "loopml.tracking.api",
@@ -40,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "run_environment": "loopml.tracking.api",
     "search_runs": "loopml.tracking.api",
     "start_run": "loopml.tracking.api",
+    "step": "loopml.pipeline.step",
     "use_workspace": "loopml.workspace",
 }
 
@@ -68,6 +72,10 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from loopml import data
     from loopml.errors import LoopmlError
+    from loopml.pipeline.context import StepContext
+    from loopml.pipeline.graph import Pipeline
+    from loopml.pipeline.result import PipelineResult
+    from loopml.pipeline.step import step
     from loopml.settings import Settings, load_settings
     from loopml.store.records import (
         ArtifactRecord,

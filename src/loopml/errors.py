@@ -18,7 +18,13 @@
     │   │   ├── ArtifactExistsError   an artifact name reused with other content
     │   │   └── DataError             data that cannot be read or used (unreadable, empty, ...)
     │   ├── ContractError             a contract that is itself invalid (says where)
+    │   ├── PipelineError             a pipeline that cannot be built: cycle, missing input,
+    │   │                             type mismatch, two producers (names the step's file:line)
+    │   ├── ParameterError            a parameter the pipeline does not take, or a bad value
+    │   ├── SearchSpaceError          a sweep's search space that is itself invalid (says where)
     │   └── RunStateError             logging to a run that has ended
+    ├── StepFailedError               a pipeline step raised, or returned what it may not
+    ├── ExecutorError                 an executor cannot run work (unreachable Dask scheduler)
     ├── WorkspaceError                the workspace cannot be used as it is (exit code 1)
     │   ├── WorkspaceTooNewError      created by a newer loopml schema
     │   └── StoreUnavailableError     the metadata or artifact store does not answer
@@ -108,8 +114,42 @@ class ContractError(UsageError):
     """A contract is itself invalid; the message says where."""
 
 
+class PipelineError(UsageError):
+    """A pipeline's steps do not form a valid graph; the message names the step at fault."""
+
+
+class ParameterError(UsageError):
+    """A pipeline parameter that does not exist, is missing, or has a value of the wrong type."""
+
+
+class SearchSpaceError(UsageError):
+    """A sweep's search space is itself invalid; the message says where."""
+
+
 class RunStateError(UsageError):
     """The run is not in a state that allows the operation (for example it has ended)."""
+
+
+class StepFailedError(LoopmlError):
+    """A pipeline step failed: it raised, returned a type other than declared, or returned an
+    output that cannot be stored. ``run_id`` is the failed pipeline run (resume it)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        step: str | None = None,
+        result: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.step = step
+        self.result = result  # the PipelineResult, with every step's report
+
+
+class ExecutorError(LoopmlError):
+    """An executor cannot run work: a Dask scheduler that does not answer, a broken pool."""
 
 
 class WorkspaceError(LoopmlError):

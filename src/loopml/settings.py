@@ -83,6 +83,12 @@ class Settings(BaseModel):
     capture_packages: bool = Field(
         True, description="Record the versions of all installed Python packages."
     )
+    executor: str = Field(
+        "inline",
+        min_length=1,
+        description="Where pipeline steps and sweep trials run: inline, process, process:N, "
+        "dask (a local cluster) or dask://host:8786.",
+    )
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 

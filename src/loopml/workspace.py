@@ -53,6 +53,11 @@ class Workspace:
     def __repr__(self) -> str:
         return f"Workspace(metadata={self.metadata.url!r}, artifacts={self.artifacts.url!r})"
 
+    def __reduce__(self) -> tuple[Any, tuple[Settings]]:
+        """Pickled as its settings: a worker process reopens the same stores (one per
+        process). A memory:// artifact store does not travel: each process has its own."""
+        return reopen_workspace, (self.settings,)
+
     def prepare(self) -> Workspace:
         """Create or upgrade the schema and mark runs whose process died as killed."""
         self.metadata.ensure_schema()
@@ -111,7 +116,11 @@ def current_workspace() -> Workspace:
     workspace = _current.get()
     if workspace is not None:
         return workspace
-    settings = load_settings()
+    return reopen_workspace(load_settings())
+
+
+def reopen_workspace(settings: Settings) -> Workspace:
+    """The workspace of these settings, opened once per process."""
     key = settings.model_dump_json()
     with _opened_lock:
         workspace = _opened.get(key)

@@ -53,6 +53,8 @@ class Snapshot:
     validation: ValidationReport | None = None
 
     def __getattr__(self, name: str) -> Any:  # id, dataset, rows, digest, schema, ...
+        if name.startswith("__") or name == "record":  # pickle probes before fields exist
+            raise AttributeError(name)
         return getattr(self.record, name)
 
     def __repr__(self) -> str:

@@ -144,3 +144,13 @@ snapshots = sa.Table(
     sa.UniqueConstraint("dataset_id", "digest"),
     sa.Index(None, "dataset_id", "created_at"),
 )
+
+step_cache = sa.Table(
+    "step_cache",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("step", KEY, nullable=False),
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("outputs", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)

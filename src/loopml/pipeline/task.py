@@ -1,0 +1,207 @@
+"""One step's execution, wherever an executor runs it: call, retry, check, pickle the outputs.
+
+Nothing here touches the workspace. A worker returns an Outcome (outputs as pickle bytes,
+recorded metrics and tags, timings, or the error) and the driving process stores it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from loopml.pipeline.context import MetricRecord, StepContext
+from loopml.pipeline.step import Step
+from loopml.pipeline.types import conforms, describe
+
+PICKLE_PROTOCOL = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Pickled:
+    """A value still in its pickle bytes; unpickled by the worker that needs it."""
+
+    data: bytes
+
+
+@dataclass
+class Task:
+    """What a worker needs to run one step."""
+
+    step: Step
+    arguments: dict[str, Any]
+    seed: int | None = None
+    keep_values: bool = True
+    pruning: Callable[[float, int], bool] | None = None
+
+
+@dataclass
+class Outcome:
+    """What came of running one step."""
+
+    ok: bool
+    attempts: int
+    started: float
+    seconds: float
+    cpu_seconds: float
+    outputs: dict[str, bytes] = field(default_factory=dict)
+    values: dict[str, Any] | None = None
+    metrics: list[MetricRecord] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    message: str | None = None  # one line, for summaries
+    error: str | None = None  # the traceback or the full explanation
+    pruned: bool = False
+
+
+class _StepProblem(Exception):
+    """A step's result cannot be used; not retried, since running again gives the same."""
+
+
+def pack(task: Task) -> bytes:
+    """Pickle a task for another process; steps from modules a worker cannot import (scripts,
+    notebooks, test files) travel by value."""
+    module = sys.modules.get(task.step.func.__module__)
+    by_value = module is not None and not _importable(module)
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(task, protocol=PICKLE_PROTOCOL)
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _importable(module: Any) -> bool:
+    name = module.__name__
+    if name == "__main__" or getattr(module, "__file__", None) is None:
+        return name != "__main__"
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.origin == module.__file__
+
+
+def run_packed(payload: bytes) -> Outcome:
+    """Run a packed task in a worker; outputs come back as bytes only."""
+    task = cloudpickle.loads(payload)
+    task.keep_values = False
+    return run_task(task)
+
+
+def run_task(task: Task) -> Outcome:
+    """Call the step, retrying on exceptions as it allows; never raises for the step's errors."""
+    started, clock = time.time(), time.perf_counter()
+    cpu = time.process_time()
+    attempts, context = 0, None
+    try:
+        arguments = {name: _unpack(value) for name, value in task.arguments.items()}
+        for attempts in range(1, task.step.retries + 2):
+            context = _context(task, attempts)
+            try:
+                result = _call(task.step, arguments, context)
+                break
+            except Exception:
+                if attempts > task.step.retries:
+                    raise
+                time.sleep(task.step.backoff * 2 ** (attempts - 1))
+        values = _values(task.step, result)
+        outputs = {name: _pickle(task.step, name, value) for name, value in values.items()}
+    except _StepProblem as problem:
+        return _failure(task, attempts, started, clock, cpu, context, str(problem), str(problem))
+    except Exception as error:
+        message = f"{type(error).__name__}: {error}"
+        text = "".join(traceback.format_exception(error)).rstrip()
+        return _failure(task, attempts, started, clock, cpu, context, message, text)
+    return Outcome(
+        ok=True,
+        attempts=attempts,
+        started=started,
+        seconds=time.perf_counter() - clock,
+        cpu_seconds=time.process_time() - cpu,
+        outputs=outputs,
+        values=values if task.keep_values else None,
+        metrics=context.metrics if context else [],
+        tags=context.tags if context else {},
+        pruned=bool(context and context.pruned),
+    )
+
+
+def _context(task: Task, attempt: int) -> StepContext | None:
+    if task.step.context_parameter is None:
+        return None
+    return StepContext(task.step.name, attempt=attempt, seed=task.seed, pruning=task.pruning)
+
+
+def _call(step: Step, arguments: dict[str, Any], context: StepContext | None) -> Any:
+    if context is None:
+        return step.func(**arguments)
+    return step.func(**arguments, **{step.context_parameter: context})
+
+
+def _failure(
+    task: Task,
+    attempts: int,
+    started: float,
+    clock: float,
+    cpu: float,
+    context: StepContext | None,
+    message: str,
+    error: str,
+) -> Outcome:
+    return Outcome(
+        ok=False,
+        attempts=attempts,
+        started=started,
+        seconds=time.perf_counter() - clock,
+        cpu_seconds=time.process_time() - cpu,
+        metrics=context.metrics if context else [],
+        tags=context.tags if context else {},
+        message=message,
+        error=error,
+    )
+
+
+def _unpack(value: Any) -> Any:
+    return pickle.loads(value.data) if isinstance(value, Pickled) else value
+
+
+def _values(step: Step, result: Any) -> dict[str, Any]:
+    """The step's result split into its named outputs, each checked against its type."""
+    if len(step.outputs) == 1:
+        values = {step.outputs[0]: result}
+    elif isinstance(result, tuple) and len(result) == len(step.outputs):
+        values = dict(zip(step.outputs, result, strict=True))
+    else:
+        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+        raise _StepProblem(
+            f"{step.where.capitalize()} has {len(step.outputs)} outputs {step.outputs} and "
+            f"must return a tuple of {len(step.outputs)} values, but returned {got}."
+        )
+    for (name, value), declared in zip(values.items(), step.output_types, strict=True):
+        if not conforms(value, declared):
+            raise _StepProblem(
+                f"{step.where.capitalize()} declares it returns {name}: {describe(declared)}, "
+                f"but returned a {type(value).__module__}.{type(value).__qualname__}. Fix the "
+                "return value or the annotation."
+            )
+    return values
+
+
+def _pickle(step: Step, name: str, value: Any) -> bytes:
+    try:
+        return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+    except Exception as error:
+        raise _StepProblem(
+            f"{step.where.capitalize()} returned {name}, a {type(value).__qualname__}, which "
+            f"cannot be pickled ({type(error).__name__}: {error}). Step outputs are stored as "
+            "artifacts and sent between worker processes: return plain data (arrays, frames, "
+            "fitted models), not open files, locks, generators or connections."
+        ) from None
