@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import json
 from pathlib import Path
@@ -193,6 +194,44 @@ def test_quarantine_splits_a_snapshot_in_two(cli, airline_csv: Path, tmp_path: P
     assert rejected.loc[only_far, "_loopml_reasons"] == "max distance"
     assert "_loopml_reasons" not in valid.columns
     assert loopml.data.validate(valid, path).passed
+
+
+def test_quarantine_of_files_never_overwrites_earlier_results(
+    cli, one_line_error, tmp_path: Path
+) -> None:
+    contract = tmp_path / "contract.yaml"
+    contract.write_text("columns:\n  x: {type: integer, min: 0}\n")
+    (tmp_path / "sales.2024-01.csv").write_text("x\n1\n2\n-5\n")
+    (tmp_path / "sales.2024-02.csv.gz").write_bytes(gzip.compress(b"x\n3\n4\n"))
+    for name in ("sales.2024-01.csv", "sales.2024-02.csv.gz"):
+        result = cli("data", "validate", name, "-c", contract, "--quarantine", "--json")
+        assert result.code == 0, result.err
+    for month, valid, aside in (("01", [1, 2], [-5]), ("02", [3, 4], [])):
+        kept = pd.read_parquet(tmp_path / f"sales.2024-{month}.valid.parquet")
+        rejected = pd.read_parquet(tmp_path / f"sales.2024-{month}.quarantined.parquet")
+        assert (kept["x"].tolist(), rejected["x"].tolist()) == (valid, aside)
+
+    again = cli("data", "validate", "sales.2024-01.csv", "-c", contract, "--quarantine")
+    one_line_error(
+        again, 2, "sales.2024-01.valid.parquet already exists", "--output-dir", "--force"
+    )
+    elsewhere = cli(
+        "data",
+        "validate",
+        "sales.2024-01.csv",
+        "-c",
+        contract,
+        "--quarantine",
+        "--output-dir",
+        tmp_path / "out",
+        "--json",
+    )
+    saved = json.loads(elsewhere.out)["saved"]
+    assert saved["valid rows"] == str(tmp_path / "out" / "sales.2024-01.valid.parquet")
+    (tmp_path / "sales.2024-01.csv").write_text("x\n7\n")
+    forced = cli("data", "validate", "sales.2024-01.csv", "-c", contract, "--quarantine", "--force")
+    assert forced.code == 0, forced.err
+    assert pd.read_parquet(tmp_path / "sales.2024-01.valid.parquet")["x"].tolist() == [7]
 
 
 # --- the audit ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import loopml
@@ -237,3 +238,54 @@ def test_the_html_report_is_self_contained(sqlite_workspace: Workspace, tmp_path
     assert get_plotlyjs()[:2000] in html
     assert "<script src=" not in html.lower()
     assert 'id="figure-leakage"' in html and '"leaky"' in html
+
+
+# --- targets, duplicates and missing values that once misled the audit ---------------------
+
+
+def test_integer_classes_are_counted_exactly(sqlite_workspace: Workspace, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"f": rng.normal(size=2000), "status": rng.choice([200, 201, 404, 500], 2000)}
+    )
+    report = loopml.data.audit(frame, target="status", split="random:0.2")
+    truth = {str(k): v for k, v in sorted(frame["status"].value_counts().items())}
+    assert report.task == "classification"
+    assert report.target_summary["classes"] == truth
+    sides = report.class_counts
+    assert set(sides["train"]) == set(sides["test"]) == set(truth)
+    assert {k: sides["train"][k] + sides["test"][k] for k in truth} == truth
+    html = write_audit_html(report, tmp_path / "audit.html").read_text(encoding="utf-8")
+    assert '"x":["200","201","404","500"]' in html.replace(" ", "")
+
+
+def test_an_integer_target_with_missing_values_stays_a_class_label(
+    sqlite_workspace: Workspace,
+) -> None:
+    rng = np.random.default_rng(0)
+    n = 3000
+    label = pa.array([*rng.integers(0, 2, n - 1).tolist(), None], pa.int64())
+    hours = pa.array(pd.date_range("2024-01-01", periods=n, freq="h"))
+    table = pa.table({"when": hours, "x": rng.normal(size=n), "label": label})
+    default = loopml.data.audit(table, target="label", time_column="when")
+    explicit = loopml.data.audit(
+        table, target="label", time_column="when", split="temporal:2024-04-01"
+    )
+    assert default.task == explicit.task == "classification"
+    assert "sides profiled on the sample" in default.split["plan"]
+    assert sum(default.target_summary["classes"].values()) == n - 1
+
+
+def test_duplicate_rows_count_missing_values_as_equal(sqlite_workspace: Workspace) -> None:
+    base = pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [np.nan, 1.0], "none": [None, None]})
+    frame = pd.concat([base] * 100, ignore_index=True)
+    frame["t"] = np.r_[np.zeros(100), np.ones(100)].astype(int)
+    report = loopml.data.audit(frame, target="t", split="random:0.2")
+    assert report.duplicates == int(frame.duplicated().sum()) == 196
+    contract = {
+        "columns": {"b": {"type": "string"}, "c": {"type": "float"}},
+        "unique": [["b", "c"]],
+        "extra_columns": "allow",
+    }
+    [found] = loopml.data.validate(frame, contract).report.violations  # unique skips nulls
+    assert found.count == 99

@@ -107,6 +107,21 @@ def test_inference_captures_types_ranges_categories_and_keys() -> None:
     assert contract.rows is not None and contract.rows.min == 1
 
 
+def test_inference_leaves_out_infinite_bounds() -> None:
+    frame = pd.DataFrame(
+        {
+            "x": [1.0, np.inf, 2.0],
+            "y": [-np.inf, 0.5, np.nan],
+            "flag": pd.Categorical([True, False, True]),
+        }
+    )
+    rules = loopml.data.contract_for(frame).columns
+    assert (rules["x"].min, rules["x"].max) == (1.0, None)
+    assert (rules["y"].min, rules["y"].max) == (None, 0.5)
+    assert rules["flag"].type == "boolean"
+    assert loopml.data.validate(frame, loopml.data.contract_for(frame).to_yaml()).passed
+
+
 # --- any DataFrame satisfies the contract inferred from it ---------------------------------
 
 column_values = st.one_of(

@@ -150,3 +150,75 @@ def test_merging_profiles_of_parts_equals_the_profile_of_the_whole(
     for name in ("x", "k"):
         if whole[name].count:
             assert merged[name].quantiles() == whole[name].quantiles()
+
+
+# --- values that once broke the statistics ---------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [[0.0, -0.0, 1.0], [-0.0, 0.0, 1.0], [-0.0, -0.0, 2.0]])
+def test_signed_zeros_are_one_value(values: list[float]) -> None:
+    x = Profile().fit(pd.DataFrame({"x": values}))["x"]
+    assert (x.count, x.distinct) == (3, 2)
+    assert x.min == 0.0 and math.copysign(1.0, x.min) == 1.0
+    assert x.quantiles([0.0, 1.0]) == {0.0: 0.0, 1.0: max(values)}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        1e9 + np.arange(1000) % 2,  # floats far from zero
+        (1_700_000_000 + np.arange(100_000) % 2).astype(np.int64),  # few integers, bincounted
+        (10**15 + np.arange(3_000) * 7).astype(np.int64),  # integers spread wide
+    ],
+)
+def test_the_standard_deviation_of_values_far_from_zero(values: np.ndarray) -> None:
+    exact = float(np.std(values - values[0]))  # shifted to zero first: no cancellation
+    whole = Profile().fit(pd.DataFrame({"x": values}))
+    assert whole["x"].std == pytest.approx(exact, rel=1e-9)
+    half = len(values) // 2
+    parts = [Profile().fit(pd.DataFrame({"x": part})) for part in (values[:half], values[half:])]
+    assert parts[0].merge(parts[1])["x"].std == pytest.approx(exact, rel=1e-9)
+    batches = pa.table({"x": values}).to_batches(max_chunksize=len(values) // 7 + 1)
+    assert Profile().fit(batches)["x"].std == pytest.approx(exact, rel=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    offset=st.floats(-1e12, 1e12),
+    deviations=st.lists(st.floats(-100, 100), min_size=2, max_size=80),
+    cut=st.integers(1, 79),
+)
+def test_the_standard_deviation_does_not_depend_on_the_offset(offset, deviations, cut) -> None:
+    values = offset + np.array(deviations)
+    cut = min(cut, len(values) - 1)
+    batches = pa.table({"x": values}).to_batches(max_chunksize=cut)
+    found = Profile().fit(batches)["x"].std
+    assert found == pytest.approx(np.std(values), rel=1e-6, abs=1e-14 * max(1.0, abs(offset)))
+
+
+def test_large_integers_are_counted_as_integers() -> None:
+    spread = (2**60 + np.arange(3_000) * 3).astype(np.int64)  # one float64 for 256 of them
+    assert Profile().fit(pd.DataFrame({"id": spread}))["id"].distinct == 3_000
+    close = (2**60 + np.arange(6_000) % 1_000).astype(np.int64)  # a narrow span, bincounted
+    assert Profile().fit(pd.DataFrame({"id": close}))["id"].distinct == 1_000
+    mixed = Profile().fit(pd.DataFrame({"x": [1, 2, 3]}))
+    mixed = mixed.merge(Profile().fit(pd.DataFrame({"x": [2.0, 3.0, 4.0]})))
+    assert mixed["x"].distinct == 4  # 3 and 3.0 are one value
+
+
+def test_pandas_categoricals_of_booleans_times_and_numbers() -> None:
+    days = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01"])
+    profile = Profile().fit(
+        pd.DataFrame(
+            {
+                "flag": pd.Categorical([True, False, True]),
+                "day": pd.Categorical(days),
+                "size": pd.Categorical([1, 2, 2]),
+            }
+        )
+    )
+    assert profile["flag"].kind == "boolean"
+    assert dict(profile["flag"].top(2)) == {"true": 2, "false": 1}
+    assert profile["day"].kind == "datetime" and profile["day"].distinct == 2
+    assert profile["day"].min == days.min().timestamp()
+    assert (profile["size"].kind, profile["size"].mean) == ("numeric", pytest.approx(5 / 3))

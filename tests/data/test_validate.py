@@ -187,3 +187,49 @@ def test_the_one_pass_check_reports_what_validation_reports(prices, colours):
     plain = loopml.data.validate(data, contract).report.to_dict()
     fused = loopml.data.check(data, contract).report.to_dict()
     assert fused == plain
+
+
+# --- columns without a value, and keys that once collided ------------------------------------
+
+
+@pytest.mark.parametrize("source", ["frame", "csv"])
+def test_a_column_without_any_value_is_checked(source: str, tmp_path) -> None:
+    data: object = pd.DataFrame({"a": [1, 2, 3], "b": [None, None, None]})
+    if source == "csv":
+        data = tmp_path / "empty_b.csv"
+        data.write_text("a,b\n1,\n2,\n3,\n")
+    required = {"columns": {"a": {"type": "integer"}, "b": {"type": "string", "nullable": False}}}
+    for run in (loopml.data.validate, loopml.data.check):
+        found = {(v.column, v.rule): v for v in run(data, required).report.violations}
+        assert list(found) == [("b", "not_null")] and found[("b", "not_null")].count == 3
+    bounded = {
+        "columns": {"a": {"type": "integer"}, "b": {"type": "timestamp", "min": "2020-01-01"}}
+    }
+    for run in (loopml.data.validate, loopml.data.check):
+        assert run(data, bounded).passed  # missing values break no bound
+
+
+def test_keys_of_several_columns_do_not_collide() -> None:
+    contract = {
+        "columns": {"user": {"type": "integer"}, "item": {"type": "integer"}},
+        "unique": [["user", "item"]],
+    }
+    data = pd.DataFrame({"user": [2097153, 2097152], "item": [2097152, 3097155]})
+    assert loopml.data.validate(data, contract).passed
+    rng = np.random.default_rng(5)
+    pairs = pd.DataFrame(
+        {"user": rng.integers(0, 2**40, 20_000), "item": rng.integers(0, 2**40, 20_000)}
+    )
+    pairs = pairs.drop_duplicates()
+    assert loopml.data.validate(pairs, contract).passed
+    repeated = pd.concat([pairs.head(3), pairs], ignore_index=True)
+    [found] = loopml.data.validate(repeated, contract).report.violations
+    assert (found.rule, found.count, found.rows) == ("unique", 3, [3, 4, 5])
+
+
+def test_unique_large_integers_and_signed_zeros() -> None:
+    ids = {"columns": {"id": {"type": "integer", "unique": True}}}
+    assert loopml.data.validate(pd.DataFrame({"id": 2**60 + np.arange(1000)}), ids).passed
+    zeros = {"columns": {"x": {"type": "float", "unique": True}}}
+    [found] = loopml.data.validate(pd.DataFrame({"x": [0.0, -0.0]}), zeros).report.violations
+    assert (found.rule, found.rows) == ("unique", [1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -12,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loopml.cli import render
+from loopml.errors import UsageError
 
 data_app = typer.Typer(
     help="Datasets: snapshots, profiles, contracts, validation, audits.", no_args_is_help=True
@@ -271,6 +273,18 @@ def validate(
             "valid ones, set the others aside with their reasons.",
         ),
     ] = False,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            help="With --quarantine on a file: write the two Parquet files here "
+            "(default: the current folder).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="With --quarantine on a file: overwrite earlier results."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Check data against a contract; exit code 1 when any rule is broken."""
@@ -280,7 +294,7 @@ def validate(
     saved: dict[str, str] = {}
     with render.progress("Validating") as done:
         if quarantine:
-            report, saved = _quarantine(source, contract)
+            report, saved = _quarantine(source, contract, output_dir or Path.cwd(), force)
         else:
             report = loopml.data.validate(source, contract).report
         done()
@@ -294,28 +308,76 @@ def validate(
         raise typer.Exit(1)
 
 
-def _quarantine(source: Any, contract: Path) -> tuple[Any, dict[str, str]]:
+def _quarantine(
+    source: Any, contract: Path, output_dir: Path, force: bool
+) -> tuple[Any, dict[str, str]]:
+    import loopml
+
+    if isinstance(source, loopml.data.Snapshot):
+        return _quarantine_snapshot(source, contract)
+    return _quarantine_file(source, contract, output_dir, force)
+
+
+def _quarantine_snapshot(source: Any, contract: Path) -> tuple[Any, dict[str, str]]:
     import loopml
 
     with tempfile.TemporaryDirectory(prefix="loopml-quarantine-") as scratch:
         valid, aside = Path(scratch) / "valid.parquet", Path(scratch) / "quarantined.parquet"
         report = loopml.data.api.quarantine_files(source, contract, valid, aside)
-        if isinstance(source, loopml.data.Snapshot):
-            name = source.record.dataset
-            saved = {}
-            if report.rows - report.quarantined:
-                saved["valid rows"] = loopml.data.add(f"{name}.valid", valid, parent=source).ref
-            if report.quarantined:
-                saved["quarantined rows"] = loopml.data.add(
-                    f"{name}.quarantine", aside, parent=source
-                ).ref
-            return report, saved
-        stem = Path(str(source)).name.split(".")[0]
-        kept = Path.cwd() / f"{stem}.valid.parquet"
-        rejected = Path.cwd() / f"{stem}.quarantined.parquet"
-        valid.replace(kept)
-        aside.replace(rejected)
-        return report, {"valid rows": str(kept), "quarantined rows": str(rejected)}
+        name = source.record.dataset
+        saved = {}
+        if report.rows - report.quarantined:
+            saved["valid rows"] = loopml.data.add(f"{name}.valid", valid, parent=source).ref
+        if report.quarantined:
+            saved["quarantined rows"] = loopml.data.add(
+                f"{name}.quarantine", aside, parent=source
+            ).ref
+        return report, saved
+
+
+def _quarantine_file(
+    source: Path, contract: Path, output_dir: Path, force: bool
+) -> tuple[Any, dict[str, str]]:
+    import loopml
+
+    kept, rejected = _quarantine_outputs(source, output_dir, force)
+    with tempfile.TemporaryDirectory(prefix="loopml-quarantine-") as scratch:
+        valid, aside = Path(scratch) / "valid.parquet", Path(scratch) / "quarantined.parquet"
+        report = loopml.data.api.quarantine_files(source, contract, valid, aside)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(valid, kept)  # move, not rename: the folders may be on other disks
+        shutil.move(aside, rejected)
+    return report, {"valid rows": str(kept), "quarantined rows": str(rejected)}
+
+
+def _quarantine_outputs(source: Path, output_dir: Path, force: bool) -> tuple[Path, Path]:
+    """Where the valid and the quarantined rows of a file go; never over earlier results
+    unless forced."""
+    stem = _data_stem(source)
+    outputs = (
+        output_dir / f"{stem}.valid.parquet",
+        output_dir / f"{stem}.quarantined.parquet",
+    )
+    existing = [path for path in outputs if path.exists()]
+    if existing and not force:
+        raise UsageError(
+            f"{existing[0]} already exists and --quarantine would overwrite it. Move or delete "
+            "it, write elsewhere with --output-dir DIR, or pass --force to overwrite."
+        )
+    return outputs
+
+
+def _data_stem(path: Path) -> str:
+    """A data file's name without its type suffixes: sales.2024-01.csv.gz gives
+    sales.2024-01."""
+    from loopml.data.io import COMPRESSED, CSV_SUFFIXES, PARQUET_SUFFIXES
+
+    name = path.name
+    for suffixes in (COMPRESSED, CSV_SUFFIXES.keys() | PARQUET_SUFFIXES):
+        suffix = Path(name).suffix
+        if suffix.lower() in suffixes:
+            name = name.removesuffix(suffix)
+    return name
 
 
 def _report_table(report: Any) -> Any:

@@ -21,7 +21,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,7 @@ NEAR_CONSTANT = 0.99
 HIGH_CARDINALITY = 1_000
 MIN_CLASS_ROWS = 30
 EXACT_LIMIT = 20_000_000
+CLASS_LIMIT = 1_000  # integer targets are counted exactly up to this many distinct values
 TARGET_EXPRESSION = re.compile(r"^\s*(\w+)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
@@ -77,6 +78,7 @@ class AuditReport:
     duplicates: int
     sample_rows: int
     profiles: dict[str, Profile] = field(repr=False, default_factory=dict)
+    class_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def reasons(self) -> list[str]:
@@ -229,7 +231,8 @@ class _Scan:
         self.sample: pa.Table | None = None
         self.sample_keys = np.zeros(0)
         self.rows = 0
-        self.duplicates = _KeyTracker([])
+        self.duplicates = _KeyTracker([], nulls_match=True)
+        self.classes = _ClassCounts()
         self.duplicate_count = 0
         self.time_values: list[np.ndarray] = []
         self.identifier_hashes: dict[str, dict[str, list[np.ndarray]]] = {}
@@ -240,13 +243,17 @@ class _Scan:
             self._remember_times(batch)
         test = self._test_mask(batch)
         side = pa.array(test)
-        self.sides["test"].partial_fit(batch.filter(side))
-        self.sides["train"].partial_fit(batch.filter(pc.invert(side)))
+        self._count_side("test", batch.filter(side))
+        self._count_side("train", batch.filter(pc.invert(side)))
         if self.rows < EXACT_LIMIT:
             self.duplicates.columns = batch.schema.names
             self.duplicate_count += int(self.duplicates.duplicates(batch).sum())
         self._keep_sample(batch.append_column("_test", side))
         self.rows += batch.num_rows
+
+    def _count_side(self, side: str, rows: pa.RecordBatch | pa.Table) -> None:
+        self.sides[side].partial_fit(rows)
+        self.classes.add(side, rows.column(self.target))
 
     def _with_target(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if self.derive is None:
@@ -290,27 +297,61 @@ class _Scan:
     def report(self, dataset: str, target_column: str) -> AuditReport:
         if not self.rows:
             raise DataError(f"{dataset} has no rows to audit.")
-        frame = self.sample.to_pandas() if self.sample is not None else pd.DataFrame()
         if self.plan.kind == "temporal" and self.plan.cut is None:
-            self._split_sample_by_time(frame)
+            self._split_sample_by_time()
+        frame = self.sample.to_pandas() if self.sample is not None else pd.DataFrame()
         whole = self.sides["train"].merge(self.sides["test"])
         checks = _Checks(self, whole, frame, dataset)
         return checks.run()
 
-    def _split_sample_by_time(self, frame: pd.DataFrame) -> None:
+    def _split_sample_by_time(self) -> None:
+        """Cut at the 80% point of time and profile each side of the sample (kept in Arrow,
+        so column types stay as they are: integers with nulls stay integers)."""
         times = np.concatenate(self.time_values) if self.time_values else np.zeros(0)
         times = times[~np.isnan(times)]
         self.plan.cut = float(np.quantile(times, 0.8)) if len(times) else 0.0
         day = datetime.fromtimestamp(self.plan.cut, tz=UTC).date().isoformat()
         self.plan.label = f"temporal:{day} (80% of time; the default)"
-        frame["_test"] = _seconds(pa.array(frame[self.time_column])) >= self.plan.cut
-        test = pa.array(frame["_test"].to_numpy())
-        table = pa.Table.from_pandas(frame.drop(columns="_test"), preserve_index=False)
-        self.sides = {
-            "train": Profile().fit(table.filter(pc.invert(test))),
-            "test": Profile().fit(table.filter(test)),
-        }
+        table = cast(pa.Table, self.sample).drop_columns(["_test"])
+        test = pa.array(_seconds(table.column(self.time_column)) >= self.plan.cut)
+        self.sample = table.append_column("_test", test)
+        self.sides, self.classes = {"train": Profile(), "test": Profile()}, _ClassCounts()
+        self._count_side("test", table.filter(test))
+        self._count_side("train", table.filter(pc.invert(test)))
         self.plan.label += "; sides profiled on the sample"
+
+
+class _ClassCounts:
+    """Exact counts per value of an integer target on each side of the split, kept while
+    it has at most CLASS_LIMIT distinct values (beyond that it is no class label)."""
+
+    def __init__(self) -> None:
+        self.sides: dict[str, pd.Series] | None = {"train": _counts(), "test": _counts()}
+
+    def add(self, side: str, values: pa.Array | pa.ChunkedArray) -> None:
+        if self.sides is None or not pa.types.is_integer(values.type):
+            return
+        found = pc.value_counts(values.drop_null())
+        counts = _counts(found.field("values"), found.field("counts"))
+        merged = self.sides[side].add(counts, fill_value=0).astype("int64")
+        if len(merged) > CLASS_LIMIT:
+            self.sides = None
+        else:
+            self.sides[side] = merged
+
+    def of(self, side: str | None = None) -> pd.Series | None:
+        """Counts on one side, or on both (side None); None once there were too many."""
+        if self.sides is None:
+            return None
+        if side is not None:
+            return self.sides[side]
+        return self.sides["train"].add(self.sides["test"], fill_value=0).astype("int64")
+
+
+def _counts(values: pa.Array | None = None, counts: pa.Array | None = None) -> pd.Series:
+    if values is None or counts is None:
+        return pd.Series(dtype="int64")
+    return pd.Series(counts.to_numpy(), index=values.to_numpy(zero_copy_only=False))
 
 
 def _seconds(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -370,6 +411,7 @@ class _Checks:
             duplicates=self.scan.duplicate_count,
             sample_rows=len(self.sample),
             profiles={"whole": self.whole, **self.scan.sides},
+            class_counts=self._class_counts_per_side(),
         )
 
     # --- quality --------------------------------------------------------------------------
@@ -470,7 +512,7 @@ class _Checks:
         return found
 
     def _classes(self, summary: Any) -> dict[str, Any]:
-        counts = _class_counts(summary)
+        counts = _class_counts(summary, self.scan.classes.of())
         total = sum(counts.values())
         found = {"classes": {str(k): v for k, v in counts.items()}, "rows": total}
         if len(counts) < 2:
@@ -654,7 +696,9 @@ class _Checks:
     def _target_per_side(self, train: Profile, test: Profile) -> None:
         if self.task != "classification":
             return
-        a, b = _class_counts(train[self.target]), _class_counts(test[self.target])
+        classes = self.scan.classes
+        a = _class_counts(train[self.target], classes.of("train"))
+        b = _class_counts(test[self.target], classes.of("test"))
         if not a or not b:
             return
         positive = max(a, key=a.get) if len(a) != 2 else sorted(a, key=str)[-1]
@@ -670,6 +714,17 @@ class _Checks:
                 self.target,
                 rate_b - rate_a,
             )
+
+    def _class_counts_per_side(self) -> dict[str, dict[str, int]]:
+        """Rows per class on each side, in the order of the classes (for the report)."""
+        if self.task != "classification":
+            return {}
+        found = {}
+        for side, profile in self.scan.sides.items():
+            summary = profile.columns_.get(self.target)
+            counts = _class_counts(summary, self.scan.classes.of(side)) if summary else {}
+            found[side] = {str(value): count for value, count in sorted(counts.items())}
+        return found
 
     def _split_summary(self) -> dict[str, Any]:
         train, test = self.scan.sides["train"], self.scan.sides["test"]
@@ -700,12 +755,13 @@ def _task(summary: Any) -> str:
     )
 
 
-def _class_counts(summary: Any) -> dict[Any, int]:
+def _class_counts(summary: Any, exact: pd.Series | None) -> dict[Any, int]:
+    """Rows per class: from the profile for categories and booleans, else from the exact
+    counts of an integer target (in increasing order of the class)."""
     if isinstance(summary, CategoricalSummary):
         return dict(summary.top(1000))
-    if isinstance(summary, NumericSummary) and summary.count:
-        values, counts = summary.histogram.representatives()
-        return {round(v): int(c) for v, c in zip(values, counts, strict=True)}
+    if isinstance(summary, NumericSummary) and exact is not None:
+        return {int(value): int(count) for value, count in exact.sort_index().items()}
     return {}
 
 

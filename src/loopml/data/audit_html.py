@@ -43,17 +43,15 @@ def _layout(go: Any, title: str, **extra: Any) -> Any:
 
 
 def _target_figure(go: Any, report: AuditReport) -> Any:
-    profiles = report.profiles
     if report.task == "classification":
         bars = []
         for side in ("train", "test"):
-            summary = profiles[side].columns_.get(report.target)
-            counts = _class_counts(summary)
+            counts = _shown_classes(report.class_counts.get(side, {}))
             total = max(sum(counts.values()), 1)
             bars.append(
                 go.Bar(
                     name=side,
-                    x=[str(k) for k in counts],
+                    x=list(counts),
                     y=[v / total for v in counts.values()],
                     marker_color=COLORS[side],
                 )
@@ -64,16 +62,13 @@ def _target_figure(go: Any, report: AuditReport) -> Any:
                 go, "Share of each class, per side", yaxis={"tickformat": ".0%"}, barmode="group"
             ),
         )
-    return _distribution_figure(go, profiles, report.target)
+    return _distribution_figure(go, report.profiles, report.target)
 
 
-def _class_counts(summary: Any) -> dict[str, int]:
-    if isinstance(summary, CategoricalSummary):
-        return {str(k): v for k, v in sorted(summary.top(50), key=lambda item: str(item[0]))}
-    if isinstance(summary, NumericSummary) and summary.count:
-        values, counts = summary.histogram.representatives()
-        return {str(round(v)): int(c) for v, c in zip(values, counts, strict=True)}
-    return {}
+def _shown_classes(counts: dict[str, int], most: int = 50) -> dict[str, int]:
+    """The most frequent classes, in the order of the classes."""
+    kept = set(sorted(counts, key=lambda value: -counts[value])[:most])
+    return {value: count for value, count in counts.items() if value in kept}
 
 
 def _leakage_figure(go: Any, report: AuditReport) -> Any:

@@ -261,8 +261,7 @@ def _infer_rule(summary: Any, rows: int) -> ColumnRule | None:
         return None
     rule: dict[str, Any] = {"type": column_type, "nullable": summary.nulls > 0}
     if isinstance(summary, NumericSummary) and summary.count:
-        rule["min"] = int(summary.min) if column_type == "integer" else float(summary.min)
-        rule["max"] = int(summary.max) if column_type == "integer" else float(summary.max)
+        rule.update(_number_bounds(summary, column_type))
     if isinstance(summary, DatetimeSummary) and summary.count:
         rule["min"] = _moment(summary.min_us, column_type)
         rule["max"] = _moment(summary.max_us, column_type)
@@ -274,6 +273,16 @@ def _infer_rule(summary: Any, rows: int) -> ColumnRule | None:
     if exact_unique and summary.distinct == summary.count and column_type in ("integer", "string"):
         rule["unique"] = True
     return ColumnRule(**rule)
+
+
+def _number_bounds(summary: NumericSummary, column_type: str) -> dict[str, int | float]:
+    """The observed min and max as bounds; an infinite one is left out (no bound)."""
+    bounds = {"min": summary.min, "max": summary.max}
+    return {
+        key: int(value) if column_type == "integer" else float(value)
+        for key, value in bounds.items()
+        if math.isfinite(value)
+    }
 
 
 def _moment(micros: int, column_type: str) -> datetime | date:

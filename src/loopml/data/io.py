@@ -29,6 +29,7 @@ from loopml.errors import DataError
 
 BATCH_ROWS = 1 << 19
 ROW_GROUP_ROWS = 1 << 20
+CSV_BLOCK_BYTES = 16 << 20  # CSV column types are inferred from the first block
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
 COMPRESSED = {".gz", ".bz2", ".zip"}
 PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
@@ -187,20 +188,40 @@ def _batch_size(metadata: pq.FileMetaData, batch_rows: int) -> int:
 
 
 def _open_csv(path: Path, delimiter: str, batch_rows: int) -> Stream:
+    """A CSV file as a stream. A column with no value in the first block (16 MiB) of a file
+    that goes on is read as text, so that a value further on does not fail the read."""
+    reader = _csv_reader(path, delimiter)
+    empty = {f.name: pa.string() for f in reader.schema if pa.types.is_null(f.type)}
+    if empty and not _within_first_block(path):
+        reader.close()
+        reader = _csv_reader(path, delimiter, empty)
+    batches = _translated(reader, path, "CSV")
+    return Stream(reader.schema, str(path.resolve()), coalesce(batches, batch_rows))
+
+
+def _csv_reader(
+    path: Path, delimiter: str, column_types: dict[str, pa.DataType] | None = None
+) -> pa_csv.CSVStreamingReader:
     try:
-        handle = _csv_handle(path)
-        reader = pa_csv.open_csv(
-            handle,
-            read_options=pa_csv.ReadOptions(block_size=16 << 20),
+        return pa_csv.open_csv(
+            _csv_handle(path),
+            read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
             parse_options=pa_csv.ParseOptions(delimiter=delimiter),
             convert_options=pa_csv.ConvertOptions(
-                strings_can_be_null=True, timestamp_parsers=[pa_csv.ISO8601]
+                column_types=column_types,
+                strings_can_be_null=True,
+                timestamp_parsers=[pa_csv.ISO8601],
             ),
         )
     except (pa.ArrowInvalid, OSError, zipfile.BadZipFile, UnicodeDecodeError) as error:
         raise DataError(f"Cannot read {path} as CSV: {error}.") from None
-    batches = _translated(reader, path, "CSV")
-    return Stream(reader.schema, str(path.resolve()), coalesce(batches, batch_rows))
+
+
+def _within_first_block(path: Path) -> bool:
+    """True when the first block read holds the whole file (only known uncompressed): a
+    column without a value there has none at all and keeps the type null."""
+    compressed = path.suffix.lower() in COMPRESSED
+    return not compressed and path.stat().st_size <= CSV_BLOCK_BYTES
 
 
 def _csv_handle(path: Path) -> Any:

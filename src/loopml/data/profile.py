@@ -32,6 +32,7 @@ from loopml.data.sketches import (
     float_bits,
     hash_bits,
     hash_objects,
+    integer_hashes,
 )
 from loopml.errors import DataError
 
@@ -103,6 +104,7 @@ class ColumnSummary:
     def update(self, array: pa.Array) -> None:
         self.nulls += array.null_count
         self.count += len(array) - array.null_count
+        self.last_batch = BatchStats(array.null_count)
 
     def merge(self, other: ColumnSummary) -> None:
         self.count += other.count
@@ -151,57 +153,76 @@ class NumericSummary(ColumnSummary):
         self.histogram = LogHistogram()
 
     def update(self, array: pa.Array) -> None:
-        small_ints = pa.types.is_integer(array.type) and array.type != pa.uint64()
-        if small_ints and self._update_small_integers(array):
-            return
+        if pa.types.is_integer(array.type):
+            self._update_integers(array)
+        else:
+            self._update_floats(array)
+
+    def _update_floats(self, array: pa.Array) -> None:
         values = _as_float64(array)
         missing = np.isnan(values)
         if missing.any():
             values = values[~missing]
-        self.nulls += len(array) - len(values)
-        self.last_batch = BatchStats(len(array) - len(values))
-        if not len(values):
+        self._count_missing(len(array) - len(values))
+        if len(values):
+            values = values + 0.0  # -0.0 becomes 0.0: one value, with one sign
+            self._add_values(values, hash_bits(float_bits(values)))
+
+    def _update_integers(self, array: pa.Array) -> None:
+        """Integers within a span narrower than the batch (and 2**20) are counted each once
+        with bincount; wider ones go value by value. Hashed as integers, not as floats."""
+        valid = array.drop_null() if array.null_count else array
+        ints = valid.to_numpy(zero_copy_only=False)
+        self._count_missing(array.null_count)
+        if not len(ints):
             return
+        low, high = int(ints.min()), int(ints.max())
+        if array.type != pa.uint64() and high - low < min(SMALL_INTEGER_SPAN, len(ints)):
+            self._add_small_integers(ints.astype(np.int64, copy=False), low, high)
+        else:
+            values = ints.astype(np.float64)
+            self._add_values(values, integer_hashes(ints, values))
+
+    def _count_missing(self, missing: int) -> None:
+        self.nulls += missing
+        self.last_batch = BatchStats(missing)
+
+    def _add_values(self, values: np.ndarray, hashes: np.ndarray) -> None:
+        """Add non-missing values (no -0.0) with their hashes."""
         self._add_moments(values)
         bits = float_bits(values)
         self.histogram.update_bits(bits, span=(self.last_batch.low, self.last_batch.high))
-        self.distinct_sketch.update(hash_bits(bits))
+        self.distinct_sketch.update(hashes)
 
-    def _update_small_integers(self, array: pa.Array) -> bool:
-        """Integers within a span narrower than the batch (and 2**20): count each value once
-        with bincount, then feed the few distinct values, weighted, to the sketches. False
-        when the span is wider."""
-        valid = array.drop_null() if array.null_count else array
-        ints = valid.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-        if not len(ints):
-            self.nulls += len(array)
-            self.last_batch = BatchStats(len(array))
-            return True
-        low, high = int(ints.min()), int(ints.max())
-        if high - low >= min(SMALL_INTEGER_SPAN, len(ints)):
-            return False
+    def _add_small_integers(self, ints: np.ndarray, low: int, high: int) -> None:
+        """The few distinct values, weighted by their counts, feed the sketches; moments are
+        taken on offsets from low, exact however far the values are from zero."""
         counts = np.bincount(ints - low)
         present = np.flatnonzero(counts)
-        values, weights = (present + low).astype(np.float64), counts[present]
-        n = len(ints)
-        total = float(values @ weights)
-        m2 = max(float((values * values) @ weights) - total * total / n, 0.0)
-        self.nulls += array.null_count
-        self.last_batch = BatchStats(array.null_count, float(low), float(high))
-        self._combine(n, total / n, m2, float(low), float(high))
-        bits = float_bits(values)
+        weights, n = counts[present], len(ints)
+        offset_mean = float(present @ weights) / n
+        deviations = present - offset_mean
+        m2 = float((deviations * deviations) @ weights)
+        self.last_batch = BatchStats(self.last_batch.missing, float(low), float(high))
+        self._combine(n, low + offset_mean, m2, float(low), float(high))
+        values = present + low
+        bits = float_bits(values.astype(np.float64))
         self.histogram.update_bits(bits, weights, span=(float(low), float(high)))
-        self.distinct_sketch.update(hash_bits(bits))
-        return True
+        self.distinct_sketch.update(integer_hashes(values))
 
     def _add_moments(self, values: np.ndarray) -> None:
+        """The batch's mean and sum of squared deviations, by the corrected two-pass
+        algorithm (no cancellation for values far from zero, and a mean exact enough to
+        merge on), combined with the running ones by Chan's formula."""
         n = len(values)
         with np.errstate(over="ignore", invalid="ignore"):  # |x| near 1e308: inf, as it is
-            total = float(values.sum())
-            batch_mean = total / n
+            rough_mean = float(values.sum()) / n
+            deviations = values - rough_mean
+            correction = float(deviations.sum()) / n if math.isfinite(rough_mean) else 0.0
+            batch_mean = rough_mean + correction
             # einsum, not dot: no BLAS threads competing with the reader for the cores
-            squares = float(np.einsum("i,i->", values, values))
-            batch_m2 = max(squares - total * batch_mean, 0.0)
+            squares = float(np.einsum("i,i->", deviations, deviations))
+            batch_m2 = max(squares - n * correction * correction, 0.0)
         low, high = float(values.min()), float(values.max())
         self.last_batch = BatchStats(self.last_batch.missing, low, high)
         self._combine(n, batch_mean, batch_m2, low, high)
@@ -287,7 +308,6 @@ class CategoricalSummary(ColumnSummary):
 
     def update(self, array: pa.Array) -> None:
         super().update(array)
-        self.last_batch = BatchStats(array.null_count)
         if array.null_count == len(array):
             return
         counts = _value_counts(array)
@@ -352,7 +372,6 @@ class DatetimeSummary(ColumnSummary):
 
     def update(self, array: pa.Array) -> None:
         super().update(array)
-        self.last_batch = BatchStats(array.null_count)
         ticks, per_second = _epoch_ticks(array)
         if not len(ticks):
             return
@@ -454,7 +473,7 @@ class Profile:
                 )
             column = batch.column(field.name)
             for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
-                summary.update(chunk)
+                summary.update(_decoded(chunk))
         self.rows_ += batch.num_rows
         return self
 
@@ -522,6 +541,14 @@ def _batches(data: Any) -> Iterable[pa.RecordBatch | pa.Table]:
     if isinstance(data, pa.Table | pa.RecordBatch):
         return [data]
     return data
+
+
+def _decoded(array: pa.Array) -> pa.Array:
+    """Dictionary arrays decoded, but for strings, whose dictionaries make counting cheap
+    (pandas categoricals of booleans, times or numbers arrive as dictionaries)."""
+    if pa.types.is_dictionary(array.type) and kind_of(array.type) != "categorical":
+        return array.dictionary_decode()
+    return array
 
 
 def _as_float64(array: pa.Array) -> np.ndarray:

@@ -31,6 +31,8 @@ RELATIVE_ACCURACY = 2.0 ** -(MANTISSA_BITS + 1)
 DISTINCT_K = 4096
 CATEGORY_CAPACITY = 10_000
 HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+MIX_MULTIPLIERS = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+EXACT_FLOAT_INTEGER = 1 << 53  # integers up to this size are exact as float64
 
 
 def pack(array: np.ndarray) -> str:
@@ -56,6 +58,34 @@ def hash_bits(bits: np.ndarray) -> np.ndarray:
     """64-bit hashes of int64 bit patterns (Fibonacci hashing: one multiplication, which
     spreads every input bit over the high bits that the distinct sketch compares)."""
     return bits.view(np.uint64) * HASH_MULTIPLIER
+
+
+def integer_hashes(ints: np.ndarray, floats: np.ndarray | None = None) -> np.ndarray:
+    """64-bit hashes of integers: those a float64 holds exactly hash as that float (so 3 and
+    3.0 are one value), larger ones by their own bits (so 2**60 and 2**60 + 3 stay two).
+    floats: the same values as float64, when already at hand."""
+    floats = ints.astype(np.float64) if floats is None else floats
+    low, high = (int(ints.min()), int(ints.max())) if len(ints) else (0, 0)
+    if low >= -EXACT_FLOAT_INTEGER and high <= EXACT_FLOAT_INTEGER:
+        return hash_bits(float_bits(floats))
+    if ints.dtype.kind == "u":
+        exact = ints <= EXACT_FLOAT_INTEGER
+    else:
+        exact = (ints >= -EXACT_FLOAT_INTEGER) & (ints <= EXACT_FLOAT_INTEGER)
+    own = ints.view(np.int64) if ints.dtype.itemsize == 8 else ints.astype(np.int64)
+    return hash_bits(np.where(exact, float_bits(floats), own))
+
+
+def mix_hashes(hashes: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser of 64-bit hashes: each input bit flips about half the output
+    bits, so hashes combined arithmetically (h1 * k + h2) collide only by chance."""
+    mixed = hashes.astype(np.uint64, copy=True)
+    mixed ^= mixed >> np.uint64(30)
+    mixed *= MIX_MULTIPLIERS[0]
+    mixed ^= mixed >> np.uint64(27)
+    mixed *= MIX_MULTIPLIERS[1]
+    mixed ^= mixed >> np.uint64(31)
+    return mixed
 
 
 def hash_objects(values: np.ndarray) -> np.ndarray:

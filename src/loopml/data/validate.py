@@ -26,11 +26,18 @@ import pyarrow.compute as pc
 from loopml.data.contract import ColumnRule, Contract, type_of_arrow
 from loopml.data.io import canonical_type
 from loopml.data.profile import BatchStats, Profile
-from loopml.data.sketches import float_bits, hash_bits, hash_objects
+from loopml.data.sketches import (
+    float_bits,
+    hash_bits,
+    hash_objects,
+    integer_hashes,
+    mix_hashes,
+)
 
 EXAMPLES = 5
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REASON_COLUMN = "_loopml_reasons"
+MISSING_HASH = np.uint64(0x6D697373696E6721)  # stands for a missing value in a row's hash
 COMPATIBLE = {
     "integer": {
         "integer",
@@ -324,7 +331,10 @@ def _range_problems(
 
 def _comparable(values: pa.Array, rule: ColumnRule) -> tuple[np.ndarray, Any, Any]:
     """Values and bounds on one scale: floats for numbers; for times exact integers, in
-    nanoseconds for nanosecond data and in microseconds otherwise."""
+    nanoseconds for nanosecond data and in microseconds otherwise. A column of nulls only
+    (no value to type it) compares as zeros: its rows are all missing, so none is checked."""
+    if pa.types.is_null(values.type):
+        return np.zeros(len(values)), -math.inf, math.inf
     if rule.type not in ("timestamp", "date"):
         low = -math.inf if rule.min is None else float(rule.min)
         high = math.inf if rule.max is None else float(rule.max)
@@ -407,10 +417,15 @@ def _plain(value: Any) -> Any:
 
 
 class _KeyTracker:
-    """Finds rows whose key (one or more columns) repeats a key seen earlier."""
+    """Finds rows whose key (one or more columns) repeats a key seen earlier.
 
-    def __init__(self, columns: list[str]) -> None:
+    nulls_match: a missing value is a value like any other (the audit's duplicate rows);
+    otherwise rows with a missing key part are never duplicates (a contract's unique rule).
+    """
+
+    def __init__(self, columns: list[str], *, nulls_match: bool = False) -> None:
         self.columns = columns
+        self.nulls_match = nulls_match
         self.seen = np.zeros(0, dtype=np.uint64)
 
     def duplicates(self, batch: pa.RecordBatch) -> np.ndarray:
@@ -428,23 +443,34 @@ class _KeyTracker:
         return repeat
 
     def _hashes(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+        """One hash per row: each column's hashes mixed first (so that combining them
+        linearly makes two different keys collide only by chance), then combined."""
         combined = np.zeros(batch.num_rows, dtype=np.uint64)
         complete = np.ones(batch.num_rows, dtype=bool)
         for name in self.columns:
             column = batch.column(name)
-            complete &= ~_missing(column)
-            combined = combined * np.uint64(1_000_003) + _row_hashes(column)
+            missing = _missing(column)
+            hashes = mix_hashes(_row_hashes(column))
+            if self.nulls_match:
+                hashes[missing] = MISSING_HASH
+            else:
+                complete &= ~missing
+            combined = combined * np.uint64(1_000_003) + hashes
         return combined, complete
 
 
 def _row_hashes(values: pa.Array) -> np.ndarray:
+    """A 64-bit hash per value (anything for missing values; callers set them aside)."""
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
     kind = type_of_arrow(str(values.type))
-    if kind in ("integer", "float", "boolean"):
-        return hash_bits(
-            float_bits(_floats(values.cast(pa.float64()) if kind == "boolean" else values))
-        )
+    if kind == "null":
+        return np.zeros(len(values), dtype=np.uint64)
+    if kind == "integer":
+        return integer_hashes(values.fill_null(0).to_numpy(zero_copy_only=False))
+    if kind in ("float", "boolean"):
+        numbers = _floats(values.cast(pa.float64()) if kind == "boolean" else values)
+        return hash_bits(float_bits(numbers + 0.0))  # + 0.0: -0.0 and 0.0 are one value
     if kind in ("timestamp", "date"):
         return hash_bits(
             values.cast(pa.int64() if kind == "timestamp" else pa.int32())
