@@ -15,15 +15,17 @@ PROJECT = textwrap.dedent(
     """
     import os
     import pandas as pd
-    from loopml import Pipeline, step
+    from loopml import Pipeline, StepContext, step
 
     def raw(rows: int = 5) -> pd.DataFrame:
         return pd.DataFrame({"x": range(rows)})
 
-    def total(raw: pd.DataFrame, scale: float = 1.0) -> float:
+    def total(raw: pd.DataFrame, context: StepContext, scale: float = 1.0) -> float:
         if os.environ.get("BREAK_TOTAL"):
             raise RuntimeError("total is broken today")
-        return float(raw.x.sum() * scale)
+        value = float(raw.x.sum() * scale)
+        context.log_metric("closeness", -abs(value - 25.0))
+        return value
 
     train = Pipeline([raw, total], name="train")
     not_a_pipeline = 3
@@ -103,3 +105,76 @@ def test_a_run_started_from_python_resumes_from_python(cli, one_line_error, proj
     with pytest.raises(loopml.LoopmlError) as caught:
         Pipeline([broken]).run()
     one_line_error(cli("run", "resume", caught.value.run_id), 2, "pipeline.resume(")
+
+
+def test_sweep_prints_the_best_trial_and_a_command_that_reruns_it(cli, project: Path) -> None:
+    (project / "space.yaml").write_text("scale: {type: float, low: 0.5, high: 4}\n")
+    swept = cli(
+        "sweep",
+        "project_steps:train",
+        "--space",
+        "space.yaml",
+        "--metric",
+        "closeness",
+        "--trials",
+        "8",
+        "--parallel",
+        "2",
+        "--seed",
+        "1",
+    )
+    assert swept.code == 0, swept.err
+    assert "8 complete, 0 pruned, 0 failed" in swept.out
+    command = swept.out.split("Run it again: ")[1].strip()
+    assert command.startswith("loopml run project_steps:train --param scale=")
+    best = float(swept.out.split("closeness = ")[1].split()[0])
+    rerun = json.loads(cli(*command.split()[1:], "--json").out)
+    assert rerun["status"] == "finished"
+    assert loopml.get_run(rerun["run_id"]).metrics["closeness"] == pytest.approx(best, rel=1e-5)
+
+    summary = json.loads(
+        cli(
+            "sweep",
+            "project_steps:train",
+            "--space",
+            "space.yaml",
+            "--metric",
+            "closeness",
+            "--trials",
+            "3",
+            "--json",
+        ).out
+    )
+    assert summary["states"]["complete"] == 3 and summary["best"]["run_id"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--space", "missing.yaml", "--metric", "m"], "Cannot read the search space"),
+        (["--space", "bad.yaml", "--metric", "m"], "low (4.0) must be below high (1.0)"),
+        (["--space", "space.yaml", "--metric", "m", "--direction", "up"], "max or min"),
+        (["--space", "space.yaml", "--metric", "m", "--trials", "0"], "at least 1"),
+        (["--space", "space.yaml", "--metric", "m", "-p", "scale=2"], "both fixed"),
+    ],
+)
+def test_sweep_bad_input_is_one_line(cli, one_line_error, project: Path, args, fragment) -> None:
+    (project / "space.yaml").write_text("scale: {type: float, low: 0.5, high: 4}\n")
+    (project / "bad.yaml").write_text("scale: {type: float, low: 4, high: 1}\n")
+    one_line_error(cli("sweep", "project_steps:train", *args), 2, fragment)
+
+
+def test_a_sweep_with_no_complete_trial_fails(cli, one_line_error, project: Path) -> None:
+    (project / "space.yaml").write_text("scale: {type: float, low: 0.5, high: 4}\n")
+    result = cli(
+        "sweep",
+        "project_steps:train",
+        "--space",
+        "space.yaml",
+        "--metric",
+        "auc",
+        "--trials",
+        "2",
+    )
+    assert result.code == 1
+    assert "No trial of sweep run" in result.err and "logged no metric 'auc'" in result.err

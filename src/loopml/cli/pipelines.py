@@ -125,3 +125,92 @@ def _print_result(result: Any, as_json: bool) -> None:
         f"Pipeline run {result.run_id} {result.status} in {result.seconds:.2f} s; "
         f"{cached} of {len(result.steps)} steps from cache."
     )
+
+
+def sweep(
+    target: Annotated[str, typer.Argument(help="The pipeline as module:attribute.")],
+    space: Annotated[
+        str, typer.Option("--space", help="The search space: a YAML file (see docs/pipelines.md).")
+    ],
+    metric: Annotated[
+        str, typer.Option("--metric", help="The metric a step logs, to optimise (val_auc).")
+    ],
+    direction: Annotated[
+        str, typer.Option("--direction", help="max or min: which values of the metric are better.")
+    ] = "max",
+    trials: Annotated[int, typer.Option("--trials", help="How many trials to run.")] = 50,
+    parallel: Annotated[
+        int, typer.Option("--parallel", help="How many trials run at the same time.")
+    ] = 1,
+    param: ParamOption = None,
+    executor: ExecutorOption = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the sampler (and of each trial's run).")
+    ] = None,
+    no_prune: Annotated[
+        bool, typer.Option("--no-prune", help="Run every trial to the end.")
+    ] = False,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", "-e", help="Experiment of the runs.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search a pipeline's parameters with Optuna (TPE, pruning of bad trials).
+
+    loopml sweep my_project.pipelines:train --space space.yaml --trials 50 --parallel 4
+    --metric val_auc --direction max
+    """
+    from loopml.pipeline.loading import load_pipeline
+    from loopml.pipeline.params import parse_assignments
+    from loopml.pipeline.sweep import sweep as run_sweep
+
+    pipeline = load_pipeline(target)
+    try:
+        result = run_sweep(
+            pipeline,
+            space,
+            metric=metric,
+            direction=direction,
+            trials=trials,
+            parallel=parallel,
+            params=parse_assignments(pipeline, param or []),
+            executor=executor,
+            seed=seed,
+            prune=not no_prune,
+            experiment=experiment,
+        )
+    except StepFailedError as error:
+        if error.result is not None:
+            _print_sweep(error.result, as_json)
+        raise
+    _print_sweep(result, as_json)
+
+
+def _print_sweep(result: Any, as_json: bool, shown: int = 10) -> None:
+    if as_json:
+        render.print_json(result.to_dict())
+        return
+    out = render.console()
+    complete = sorted(
+        (t for t in result.trials if t.state == "complete"),
+        key=lambda t: t.value,
+        reverse=result.direction == "maximize",
+    )
+    table = Table("trial", result.metric, "params", "run", box=None, header_style="bold")
+    for trial in complete[:shown]:
+        params = ", ".join(f"{k}={render.value(v)}" for k, v in trial.params.items())
+        table.add_row(str(trial.number), f"{trial.value:.6g}", params, trial.run_id or "-")
+    out.print(table)
+    states = result.to_dict()["states"]
+    out.print(
+        f"Sweep run {result.run_id}: {states['complete']} complete, {states['pruned']} pruned, "
+        f"{states['failed']} failed in {result.seconds:.1f} s."
+    )
+    best = result.best
+    if best is not None:
+        out.print(
+            f"Best: trial {best.number}, {result.metric} = {best.value:.6g} (run {best.run_id})"
+        )
+        command = result.command()
+        if command:
+            out.print(f"Run it again: {command}")

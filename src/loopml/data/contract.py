@@ -32,8 +32,8 @@ from loopml.data.profile import (
     Profile,
 )
 from loopml.errors import ContractError
+from loopml.yamltext import SafeLoader, line_of, yaml_error_line
 
-SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: much faster
 # YAML reads these as line breaks, so a plain or single-quoted string holding one does not
 # survive a round trip; double quotes escape them.
 YAML_LINE_BREAKS = ("\x85", "\u2028", "\u2029")
@@ -167,8 +167,7 @@ def load_contract(source: str | Path | dict[str, Any] | Contract) -> Contract:
     try:
         data = yaml.load(text, Loader=SafeLoader)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
+        line = yaml_error_line(error)
         raise ContractError(
             f"{where}{line} is not valid YAML: {getattr(error, 'problem', error)}."
         ) from None
@@ -196,39 +195,15 @@ def _validated(data: dict[str, Any], text: str | None, where: str) -> Contract:
     try:
         return Contract.model_validate(data)
     except ValidationError as error:
-        node = yaml.compose(text, Loader=SafeLoader) if text is not None else None
         problems = []
         for item in error.errors():
-            location = _location(node, item["loc"])
+            location = line_of(text, item["loc"])
             path = ".".join(str(part) for part in item["loc"]) or "(top level)"
             message = item["msg"].removeprefix("Value error, ")
             problems.append(f"{path}{location}: {message}")
         raise ContractError(
             f"{where} is not a valid contract: " + "; ".join(problems) + "."
         ) from None
-
-
-def _location(node: yaml.Node | None, loc: tuple[Any, ...]) -> str:
-    """' (line N)' for the deepest YAML node along a validation error's path."""
-    found = node
-    for part in loc:
-        child = _child(found, part)
-        if child is None:
-            break
-        found = child
-    if found is None:
-        return ""
-    return f" (line {found.start_mark.line + 1})"
-
-
-def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if key.value == str(part):
-                return value
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        return node.value[part]
-    return None
 
 
 def json_schema() -> dict[str, Any]:

@@ -15,6 +15,8 @@ from typing import Any
 from loopml.tracking.validation import check_key, metric_value
 
 MetricRecord = tuple[str, float, int | None, float]
+Report = tuple[int, float]  # (step, intermediate value of the objective)
+PruneRule = Callable[[list[Report]], bool]
 
 
 class StepContext:
@@ -26,13 +28,14 @@ class StepContext:
         *,
         attempt: int = 1,
         seed: int | None = None,
-        pruning: Callable[[float, int], bool] | None = None,
+        pruning: PruneRule | None = None,
     ) -> None:
         self.step = step
         self.attempt = attempt
         self.seed = seed
         self.metrics: list[MetricRecord] = []
         self.tags: dict[str, str] = {}
+        self.reports: list[Report] = []
         self._pruning = pruning
         self._pruned = False
 
@@ -61,10 +64,10 @@ class StepContext:
         Returns True when the sweep has decided to prune this trial: the step should stop
         early, for example by returning what it has. Outside a sweep it always returns False.
         """
-        if self._pruning is None:
-            return False
         number = metric_value("intermediate value", value, f"step {self.step}")
-        self._pruned = self._pruning(number, int(step)) or self._pruned
+        self.reports.append((int(step), number))
+        if self._pruning is not None and not self._pruned:
+            self._pruned = bool(self._pruning(self.reports))
         return self._pruned
 
     @property

@@ -51,3 +51,15 @@ def step_progress(pipeline: Pipeline, show: bool, observer: Observer | None) -> 
                 observer(event, report)
 
         yield notify
+
+
+@contextmanager
+def count_progress(label: str, total: int, show: bool | None) -> Iterator[Callable[[str], None]]:
+    """A bar counting finished items (sweep trials); yields advance(detail)."""
+    console = Console(stderr=True)
+    if show is False or not console.is_terminal:
+        yield lambda detail: None
+        return
+    with bar(console) as progress:
+        task = progress.add_task(label, total=total, detail="")
+        yield lambda detail: progress.update(task, advance=1, detail=detail)

@@ -55,6 +55,7 @@ class PipelineResult:
         seconds: float,
         load: Callable[[str], bytes],
         values: dict[str, Any],
+        intermediate: list[tuple[int, float]] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.run_id = run_id
@@ -64,6 +65,7 @@ class PipelineResult:
         self.seconds = seconds
         self._load = load
         self._values = values
+        self.intermediate = intermediate or []  # (step, value) a step reported for pruning
 
     def __repr__(self) -> str:
         return (

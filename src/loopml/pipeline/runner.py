@@ -25,6 +25,7 @@ from loopml.errors import (
     UsageError,
 )
 from loopml.hashing import sha256_json
+from loopml.pipeline.context import PruneRule
 from loopml.pipeline.executors import Executor, executor_from
 from loopml.pipeline.graph import Pipeline
 from loopml.pipeline.params import bind, display, token
@@ -33,7 +34,14 @@ from loopml.pipeline.step import MISSING, Step
 from loopml.pipeline.task import Outcome, Pickled, Task, pack, run_packed, run_task
 from loopml.store import steps as cache_repo
 from loopml.store.steps import CacheEntry, StoredOutput
-from loopml.tracking.api import child_runs, get_run, list_artifacts, load_artifact, start_run
+from loopml.tracking.api import (
+    child_runs,
+    get_run,
+    list_artifacts,
+    load_artifact,
+    metric_summaries,
+    start_run,
+)
 from loopml.tracking.run import Run
 from loopml.workspace import Workspace, current_workspace
 
@@ -73,9 +81,10 @@ def run_pipeline(
     reuse: Mapping[str, CacheEntry] | None = None,
     tags: Mapping[str, Any] | None = None,
     observer: Observer | None = None,
-    pruning: Any = None,
+    pruning: PruneRule | None = None,
+    parent: Run | None = None,
 ) -> PipelineResult:
-    """Run a pipeline; see Pipeline.run."""
+    """Run a pipeline; see Pipeline.run. A sweep adds a parent run and a pruning rule."""
     workspace = workspace or current_workspace()
     values = bind(pipeline, params or {}, workspace)
     chosen, owned = executor_from(executor or workspace.settings.executor)
@@ -84,7 +93,7 @@ def run_pipeline(
             runner = _Runner(
                 pipeline, values, workspace, chosen, cache, reuse or {}, notify, pruning
             )
-            return runner.run(experiment, seed, tags or {})
+            return runner.run(experiment, seed, tags or {}, parent)
     finally:
         if owned:
             chosen.shutdown()
@@ -150,7 +159,7 @@ class _Runner:
         cache: bool,
         reuse: Mapping[str, CacheEntry],
         notify: Observer,
-        pruning: Any,
+        pruning: PruneRule | None,
     ) -> None:
         self.pipeline = pipeline
         self.values = values
@@ -164,13 +173,19 @@ class _Runner:
         self.slots: dict[str, _Slot] = {}
         self.reports = {s.name: StepReport(s.name, "skipped") for s in pipeline.order}
         self.failed: StepReport | None = None
+        self.pruned: StepReport | None = None
+        self.reports_of_objective: list[tuple[int, float]] = []
         self.seed: int | None = None
         self.run_record: Run | None = None
 
     # --- the pipeline run ---------------------------------------------------------------
 
     def run(
-        self, experiment: str | None, seed: int | None, tags: Mapping[str, Any]
+        self,
+        experiment: str | None,
+        seed: int | None,
+        tags: Mapping[str, Any],
+        parent: Run | None = None,
     ) -> PipelineResult:
         started = time.perf_counter()
         self.seed = seed
@@ -186,12 +201,15 @@ class _Runner:
                 **tags,
             },
             seed=seed,
+            parent=parent,
             workspace=self.workspace,
         ) as run:
             self.run_record = run
             self._save_params(run)
             self._drive()
-            status = "failed" if self.failed else "finished"
+            status = "failed" if self.failed else "pruned" if self.pruned else "finished"
+            if self.pruned is not None:
+                run.set_tag("loopml.pruned", self.pruned.name)
             if self.failed is not None:
                 run.end("failed", error=self._failure_text())
         result = PipelineResult(
@@ -203,6 +221,7 @@ class _Runner:
             seconds=time.perf_counter() - started,
             load=self.workspace.artifacts.get_bytes,
             values={n: s.value for n, s in self.slots.items() if s.value is not MISSING},
+            intermediate=self.reports_of_objective,
         )
         if self.failed is not None:
             raise StepFailedError(
@@ -250,7 +269,7 @@ class _Runner:
     def _launch_ready(self, pending: list[Step], running: dict[Future[Outcome], _Running]) -> bool:
         progressed = False
         for item in list(pending):
-            if self.failed is not None:
+            if self.failed is not None or self.pruned is not None:
                 return progressed
             if not all(p.source in self.slots or p.source in self.values for p in item.parameters):
                 continue
@@ -307,9 +326,18 @@ class _Runner:
         self._link_inputs(item, run)
         for output in entry.outputs:
             run.link_output(output.name, output.digest, "pickle", output.size)
+        self._replay_metrics(entry.run_id, run)
         run.end("finished")
         self.notify("finished", report)
         return True
+
+    def _replay_metrics(self, source_id: str, run: Run) -> None:
+        """A cached step's metrics, as its earlier run last logged them, on this run too."""
+        for summary in metric_summaries(source_id, workspace=self.workspace):
+            if summary.key.startswith("loopml."):
+                continue
+            for target in (run, self.run_record):
+                target.log_metric(summary.key, summary.value, summary.step)
 
     def _cached(self, key: str) -> CacheEntry | None:
         with self.workspace.metadata.read() as connection:
@@ -359,8 +387,7 @@ class _Runner:
     def _work(self, item: Step, run: Run) -> tuple[Callable[[Any], Outcome], Any]:
         remote = self.executor.remote
         arguments = {p.name: self._argument(p.source, remote) for p in item.parameters}
-        pruning = self.pruning.channel() if self.pruning is not None else None
-        task = Task(item, arguments, seed=self.seed, keep_values=not remote, pruning=pruning)
+        task = Task(item, arguments, seed=self.seed, keep_values=not remote, pruning=self.pruning)
         if remote:
             return run_packed, pack(task)
         return run_task, task
@@ -400,7 +427,10 @@ class _Runner:
         stored = self._store(started.step, outcome, run)
         report.status = "pruned" if outcome.pruned else "ran"
         report.outputs = {o.name: o.digest for o in stored}
-        if not outcome.pruned:
+        if outcome.pruned:
+            self.pruned = self.pruned or report
+            run.set_tag("loopml.pruned", "true")
+        else:
             with self.workspace.metadata.write() as connection:
                 cache_repo.put(
                     connection,
@@ -413,6 +443,9 @@ class _Runner:
         for key, value, step, moment in outcome.metrics:
             run.log_metric(key, value, step, timestamp=moment)
             self.run_record.log_metric(key, value, step, timestamp=moment)
+        for step, value in outcome.reports:
+            run.log_metric("loopml.intermediate", value, step)
+        self.reports_of_objective.extend(outcome.reports)
         tags = {**outcome.tags, "loopml.attempts": outcome.attempts}
         run.set_tags(tags)
         run.log_metrics(

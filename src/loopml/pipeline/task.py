@@ -11,13 +11,12 @@ import pickle
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
 
-from loopml.pipeline.context import MetricRecord, StepContext
+from loopml.pipeline.context import MetricRecord, PruneRule, Report, StepContext
 from loopml.pipeline.step import Step
 from loopml.pipeline.types import conforms, describe
 
@@ -39,7 +38,7 @@ class Task:
     arguments: dict[str, Any]
     seed: int | None = None
     keep_values: bool = True
-    pruning: Callable[[float, int], bool] | None = None
+    pruning: PruneRule | None = None
 
 
 @dataclass
@@ -55,6 +54,7 @@ class Outcome:
     values: dict[str, Any] | None = None
     metrics: list[MetricRecord] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    reports: list[Report] = field(default_factory=list)
     message: str | None = None  # one line, for summaries
     error: str | None = None  # the traceback or the full explanation
     pruned: bool = False
@@ -130,6 +130,7 @@ def run_task(task: Task) -> Outcome:
         values=values if task.keep_values else None,
         metrics=context.metrics if context else [],
         tags=context.tags if context else {},
+        reports=context.reports if context else [],
         pruned=bool(context and context.pruned),
     )
 
