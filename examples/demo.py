@@ -2,8 +2,9 @@
 
 1. Data (demo_data.py): NYC flights 2013 with their weather become a snapshot, get a
    contract, are validated and audited before any modelling.
-2. Tracking (demo_tracking.py): scikit-learn models trained on bundled data, tracked as runs,
-   compared with the CLI.
+2. Pipeline (demo_pipeline.py, flights_pipeline.py): the delay model trained as a tracked,
+   cached pipeline (load → validate → features → temporal split → baseline and model →
+   evaluation), run twice (the second time from the cache), then swept with Optuna.
 
 Run it with `make demo`, or `python examples/demo.py` inside the project's environment.
 Everything it stores stays in ./.loopml/.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import time
 
 import demo_data
-import demo_tracking
+import demo_pipeline
 
 
 def banner(text: str) -> None:
@@ -24,9 +25,9 @@ def banner(text: str) -> None:
 def main() -> None:
     started = time.perf_counter()
     banner("Data: snapshot, contract, validation, audit")
-    demo_data.main(demo_tracking.show)
-    banner("Tracking: runs, sweeps, lineage")
-    demo_tracking.main()
+    demo_data.main(demo_pipeline.show)
+    banner("Pipeline: tracked steps, cache, sweep")
+    demo_pipeline.main()
     print(f"\nThe demo took {time.perf_counter() - started:.0f}s.")
 
 

@@ -25,7 +25,6 @@ def test_the_demo_tracks_runs_and_prints_the_table(tmp_path: Path) -> None:
         env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stderr
-    assert "Trained and tracked 9 runs" in done.stdout
     verdicts = [line for line in done.stdout.splitlines() if line.startswith("Verdict:")]
     assert verdicts == ["Verdict: not ready", "Verdict: ready with warnings"]
     assert "arr_delay alone predicts the target almost perfectly" in " ".join(done.stdout.split())
@@ -34,13 +33,25 @@ def test_the_demo_tracks_runs_and_prints_the_table(tmp_path: Path) -> None:
     assert flights.record.rows == 336_776 and flights.record.time_column == "time_hour"
     features = loopml.data.get("flights.features")
     assert features.record.parent_id == flights.record.id
-    assert "$ loopml runs list --experiment breast-cancer" in done.stdout
-    runs = loopml.search_runs("breast-cancer", where="metrics.auc is not null", sort="-metrics.auc")
-    assert len(runs) == 7 and all(run.status == "finished" for run in runs)
-    assert runs[0].metrics["auc"] > 0.95
-    assert runs[0].id in done.stdout
-    dummy = next(run for run in runs if run.params.get("model") == "dummy")
-    assert dummy.metrics["auc"] == 0.5  # the baseline every model beats
-    split = loopml.search_runs("breast-cancer", where="name = prepare")[0]
-    data = loopml.list_artifacts(split.id)[0]
-    assert len(loopml.lineage(data.digest)["read_by"]) == 7
+    assert "8 of 8 steps from cache" in done.stdout  # the second run of the pipeline
+    pipeline_runs = loopml.search_runs(where="name = flights", sort="start_time")
+    assert [run.status for run in pipeline_runs][:2] == ["finished", "finished"]
+    first = pipeline_runs[0]
+    assert first.metrics["val_auc"] > first.metrics["baseline_auc"] == 0.5
+    assert pipeline_runs[1].metrics["val_auc"] == first.metrics["val_auc"]  # replayed
+    steps = loopml.child_runs(first.id)
+    assert [s.name for s in steps] == [
+        "load",
+        "validated",
+        "features",
+        "split",
+        "baseline",
+        "model",
+        "evaluation",
+        "trained",
+    ]
+    read = loopml.lineage(flights.record.digest)["read_by"]
+    assert steps[0].id in {record.run_id for record in read}
+    sweep = loopml.search_runs(where="name = 'sweep:flights'")[0]
+    assert sweep.params["trials"] == 8 and len(loopml.child_runs(sweep.id)) == 8
+    assert "Run it again: loopml run flights_pipeline:train --param max_depth=" in done.stdout

@@ -74,8 +74,13 @@ class InlineExecutor:
 
 
 class ProcessExecutor:
-    """A pool of local worker processes, started fresh (spawn) so no lock or thread of the
-    parent is inherited half-held."""
+    """A pool of local worker processes.
+
+    Workers are forked from a small server process (forkserver; spawn where there is none),
+    never from the caller, so no lock or thread of the caller is inherited half-held, and
+    the caller's script is not run again. Each worker limits the numeric libraries' thread
+    pools (OpenMP, BLAS) to its share of the cores, unless those are set already.
+    """
 
     name = "process"
     remote = True
@@ -84,8 +89,13 @@ class ProcessExecutor:
         self.workers = workers or os.cpu_count() or 1
         if self.workers < 1:
             raise UsageError(f"A process pool needs at least 1 worker, not {self.workers}.")
-        context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=_worker_context(),
+            initializer=_limit_threads,
+            initargs=(threads,),
+        )
 
     def __repr__(self) -> str:
         return f"ProcessExecutor(workers={self.workers})"
@@ -95,6 +105,31 @@ class ProcessExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _worker_context() -> Any:
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["loopml.pipeline.task"])  # also passes sys.path on
+    return context
+
+
+def _limit_threads(threads: int) -> None:
+    """Runs first in each worker: libraries loaded later read the variables; those already
+    loaded (by a script re-imported as the worker's main module) are limited directly."""
+    if any(variable in os.environ for variable in THREAD_VARIABLES):
+        return  # the user chose
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn depends on it
+        return
+    threadpool_limits(limits=threads)
 
 
 class DaskExecutor:

@@ -471,8 +471,9 @@ def _outcome_of(future: Future[Outcome], item: Step) -> Outcome:
         return future.result()
     except BrokenProcessPool:
         message = (
-            "its worker process died (killed, or out of memory) before it returned. Run it "
-            "with the inline executor to see where, or give it more memory."
+            "its worker process died before it returned: killed, out of memory, or the "
+            "script that runs the pipeline lacks the guard if __name__ == '__main__': (worker "
+            "processes import it again). Run it with the inline executor to see where."
         )
     except Exception as error:
         message = f"the executor could not run it: {type(error).__name__}: {error}"
