@@ -25,8 +25,22 @@ from loopml.data.snapshots import Snapshot
 
 CONTRACT = Path(__file__).with_name("flights.contract.yaml")
 CATEGORIES = ["carrier", "origin", "dest"]
-NUMBERS = ["month", "sched_dep_time", "sched_arr_time", "distance", "hour", "temp", "dewp",
-           "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+NUMBERS = [
+    "month",
+    "sched_dep_time",
+    "sched_arr_time",
+    "distance",
+    "hour",
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+]
 TARGET = "delayed"
 STAGE = 25  # boosting iterations between two reports of the validation AUC
 
@@ -131,7 +145,9 @@ def evaluation(
     return scores
 
 
-def trained(model: HistGradientBoostingClassifier, evaluation: dict, features: pd.DataFrame) -> dict:
+def trained(
+    model: HistGradientBoostingClassifier, evaluation: dict, features: pd.DataFrame
+) -> dict:
     """The model with what it needs to be used and judged: its feature columns and scores."""
     columns = [c for c in features.columns if c not in ("time_hour", TARGET)]
     return {"model": model, "features": columns, "target": TARGET, "evaluation": evaluation}
