@@ -42,6 +42,7 @@ from loopml.tracking.api import (
     metric_summaries,
     start_run,
 )
+from loopml.tracking.artifacts import Content
 from loopml.tracking.run import Run
 from loopml.workspace import Workspace, current_workspace
 
@@ -206,6 +207,7 @@ class _Runner:
         ) as run:
             self.run_record = run
             self._save_params(run)
+            self._link_snapshots(run)
             self._drive()
             status = "failed" if self.failed else "pruned" if self.pruned else "finished"
             if self.pruned is not None:
@@ -316,18 +318,16 @@ class _Runner:
         report = self.reports[item.name]
         report.status, report.key, report.cached_from = status, key, entry.run_id
         report.outputs = {o.name: o.digest for o in entry.outputs}
+        inputs = self._inputs(item)
         for output in entry.outputs:
             self.slots[output.name] = _Slot(output.digest, output.size)
-        run = self._start_run(
-            item, key, {"loopml.cache": "hit", "loopml.cached_from": entry.run_id}
-        )
+        hit = {"loopml.cache": "hit", "loopml.cached_from": entry.run_id}
+        run = self._start_run(item, key, hit)
         report.run_id = run.id
         self.notify("started", report)
-        self._link_inputs(item, run)
-        for output in entry.outputs:
-            run.link_output(output.name, output.digest, "pickle", output.size)
         self._replay_metrics(entry.run_id, run)
-        run.end("finished")
+        outputs = [(o.name, Content(o.digest, "pickle", o.size, None)) for o in entry.outputs]
+        run.finish(inputs=inputs, outputs=outputs)
         self.notify("finished", report)
         return True
 
@@ -358,7 +358,6 @@ class _Runner:
         report = self.reports[item.name]
         report.status, report.key, report.run_id = "running", key, run.id
         self.notify("started", report)
-        self._link_inputs(item, run)
         return _Running(item, run, report, key)
 
     def _start_run(self, item: Step, key: str, tags: dict[str, str]) -> Run:
@@ -370,19 +369,25 @@ class _Runner:
             workspace=self.workspace,
         )
 
-    def _link_inputs(self, item: Step, run: Run) -> None:
+    def _inputs(self, item: Step) -> list[tuple[str, Content]]:
+        """What a step reads, for lineage: upstream outputs and snapshots, by hash."""
+        found: dict[str, Content] = {}
         for parameter in item.parameters:
             slot = self.slots.get(parameter.source)
             if slot is not None:
-                run.link_input(parameter.source, slot.digest, "pickle", slot.size)
+                found[parameter.source] = Content(slot.digest, "pickle", slot.size, None)
                 continue
             value = self.values[parameter.source]
-            record = getattr(value, "record", None)
-            if record is not None and getattr(record, "digest", None):  # a snapshot
+            if _is_snapshot(value):
+                record = value.record
+                found[value.ref] = Content(record.digest, "snapshot", record.size, value.ref)
+        return list(found.items())
+
+    def _link_snapshots(self, run: Run) -> None:
+        for value in self.values.values():
+            if _is_snapshot(value):
+                record = value.record
                 run.link_input(value.ref, record.digest, "snapshot", record.size, value.ref)
-                self.run_record.link_input(
-                    value.ref, record.digest, "snapshot", record.size, value.ref
-                )
 
     def _work(self, item: Step, run: Run) -> tuple[Callable[[Any], Outcome], Any]:
         remote = self.executor.remote
@@ -417,51 +422,52 @@ class _Runner:
         outcome = _outcome_of(future, started.step)
         report, run = started.report, started.run
         report.seconds, report.attempts = outcome.seconds, outcome.attempts
-        self._record(run, outcome)
+        tags = self._record(run, outcome)
+        inputs = self._inputs(started.step)
         if not outcome.ok:
             report.status, report.message, report.error = "failed", outcome.message, outcome.error
             self.failed = self.failed or report
-            run.end("failed", error=outcome.error or outcome.message)
+            run.finish("failed", tags=tags, inputs=inputs, error=outcome.error or outcome.message)
             self.notify("finished", report)
             return
-        stored = self._store(started.step, outcome, run)
+        stored = self._store(started.step, outcome)
         report.status = "pruned" if outcome.pruned else "ran"
         report.outputs = {o.name: o.digest for o in stored}
+        outputs = [(o.name, Content(o.digest, "pickle", o.size, None)) for o in stored]
         if outcome.pruned:
             self.pruned = self.pruned or report
-            run.set_tag("loopml.pruned", "true")
+            run.finish(tags={**tags, "loopml.pruned": "true"}, inputs=inputs, outputs=outputs)
         else:
-            with self.workspace.metadata.write() as connection:
-                cache_repo.put(
-                    connection,
-                    CacheEntry(started.key, started.step.name, run.id, stored, time.time()),
-                )
-        run.end("finished")
+            entry = CacheEntry(started.key, started.step.name, run.id, stored, time.time())
+            run.finish(
+                tags=tags,
+                inputs=inputs,
+                outputs=outputs,
+                also=lambda connection: cache_repo.put(connection, entry),
+            )
         self.notify("finished", report)
 
-    def _record(self, run: Run, outcome: Outcome) -> None:
+    def _record(self, run: Run, outcome: Outcome) -> dict[str, Any]:
+        """Buffer what the step logged; return the tags to record with its end."""
         for key, value, step, moment in outcome.metrics:
             run.log_metric(key, value, step, timestamp=moment)
             self.run_record.log_metric(key, value, step, timestamp=moment)
         for step, value in outcome.reports:
             run.log_metric("loopml.intermediate", value, step)
         self.reports_of_objective.extend(outcome.reports)
-        tags = {**outcome.tags, "loopml.attempts": outcome.attempts}
-        run.set_tags(tags)
         run.log_metrics(
             {"loopml.seconds": outcome.seconds, "loopml.cpu_seconds": outcome.cpu_seconds}
         )
+        return {**outcome.tags, "loopml.attempts": outcome.attempts}
 
-    def _store(self, item: Step, outcome: Outcome, run: Run) -> tuple[StoredOutput, ...]:
+    def _store(self, item: Step, outcome: Outcome) -> tuple[StoredOutput, ...]:
         stored = []
         for name in item.outputs:
             data = outcome.outputs[name]
             digest = self.workspace.artifacts.put_bytes(data)
-            run.link_output(name, digest, "pickle", len(data))
             value = outcome.values[name] if outcome.values is not None else MISSING
-            self.slots[name] = _Slot(
-                digest, len(data), value, None if value is not MISSING else data
-            )
+            kept = data if value is MISSING else None
+            self.slots[name] = _Slot(digest, len(data), value, kept)
             stored.append(StoredOutput(name, digest, len(data)))
         return tuple(stored)
 

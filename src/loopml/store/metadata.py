@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -14,6 +15,8 @@ from sqlalchemy.exc import OperationalError
 from loopml.errors import StoreUnavailableError
 from loopml.store.engine import create_engine, read_transaction, write_transaction
 from loopml.store.migrate import ensure_schema
+
+T = TypeVar("T")
 
 
 class MetadataStore:
@@ -73,11 +76,34 @@ def insert_ignore(
     """Insert rows, skipping those whose keys already exist."""
     if not rows:
         return
-    statement = dialect_insert(connection, table).on_conflict_do_nothing(index_elements=list(keys))
+    statement = _insert_ignore(connection.dialect.name, table, tuple(keys))
     connection.execute(statement, list(rows))
+
+
+@functools.cache
+def _insert_ignore(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> Any:
+    return _insert(dialect, table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def dialect_insert(connection: Connection, table: sa.Table):
     """The INSERT construct of the connection's dialect, which knows ON CONFLICT."""
-    module = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return _insert(connection.dialect.name, table)
+
+
+def _insert(dialect: str, table: sa.Table):
+    module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table)
+
+
+def cached_statement(build: Callable[[Connection], T]) -> Callable[[Connection], T]:
+    """A statement builder run once per dialect: built statements are reused, so SQLAlchemy
+    finds them in its compiled cache instead of building and compiling them again."""
+    built: dict[str, T] = {}
+
+    def statement(connection: Connection) -> T:
+        name = connection.dialect.name
+        if name not in built:
+            built[name] = build(connection)
+        return built[name]
+
+    return statement

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from loopml.store.metadata import dialect_insert
+from loopml.store.metadata import cached_statement, dialect_insert
 from loopml.store.records import MetricPoint, MetricSummary
 from loopml.store.schema import latest_metrics, metrics
 
@@ -50,12 +51,17 @@ def _upsert_latest(connection: Connection, run_id: str, values: Sequence[MetricR
         {"run_id": run_id, "key": k, "value": v, "step": s, "timestamp": t, "count": counts[k]}
         for k, v, s, t in newest.values()
     ]
+    connection.execute(_latest_upsert(connection), rows)
+
+
+@cached_statement
+def _latest_upsert(connection: Connection) -> Any:
     statement = dialect_insert(connection, latest_metrics)
     new, old = statement.excluded, latest_metrics.c
     is_newer = sa.or_(
         new.step > old.step, sa.and_(new.step == old.step, new.timestamp >= old.timestamp)
     )
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["run_id", "key"],
         set_={
             "value": sa.case((is_newer, new.value), else_=old.value),
@@ -64,7 +70,6 @@ def _upsert_latest(connection: Connection, run_id: str, values: Sequence[MetricR
             "count": old.count + new.count,
         },
     )
-    connection.execute(statement, rows)
 
 
 def summaries(connection: Connection, run_id: str) -> list[MetricSummary]:

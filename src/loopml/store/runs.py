@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from loopml.errors import ParamConflictError, RunNotFoundError
 from loopml.ids import looks_like_id_prefix
-from loopml.store.metadata import dialect_insert, insert_ignore
+from loopml.store.metadata import cached_statement, dialect_insert, insert_ignore
 from loopml.store.records import RunRecord
 from loopml.store.schema import environments, experiments, latest_metrics, params, runs, tags
 from loopml.store.values import StoredValue, decode_param, encode_param
@@ -209,8 +209,12 @@ def set_tags(connection: Connection, run_id: str, values: Mapping[str, Any]) -> 
     if not values:
         return
     rows = [{"run_id": run_id, "key": key, "value": str(value)} for key, value in values.items()]
+    connection.execute(_tags_upsert(connection), rows)
+
+
+@cached_statement
+def _tags_upsert(connection: Connection) -> Any:
     statement = dialect_insert(connection, tags)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["run_id", "key"], set_={"value": statement.excluded.value}
     )
-    connection.execute(statement, rows)

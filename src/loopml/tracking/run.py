@@ -13,10 +13,12 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from loopml.errors import (
     ArtifactExistsError,
@@ -213,6 +215,12 @@ class Run:
         return self._link("output", name, content.Content(digest, kind, size, source))
 
     def _link(self, direction: str, name: str, found: content.Content) -> ArtifactRecord:
+        with self.workspace.metadata.write() as connection:
+            return self._link_in(connection, direction, name, found)
+
+    def _link_in(
+        self, connection: Connection, direction: str, name: str, found: content.Content
+    ) -> ArtifactRecord:
         record = ArtifactRecord(
             self.id,
             direction,
@@ -223,11 +231,10 @@ class Run:
             found.source,
             time.time(),
         )
-        with self.workspace.metadata.write() as connection:
-            existing = lineage_repo.find(connection, self.id, direction, name)
-            if existing is None:
-                lineage_repo.link(connection, record.to_dict())
-                return record
+        existing = lineage_repo.find(connection, self.id, direction, name)
+        if existing is None:
+            lineage_repo.link(connection, record.to_dict())
+            return record
         if existing.digest != found.digest:
             raise ArtifactExistsError(
                 f"Run {self.id} already has an {direction} named {name!r} with other content "
@@ -272,6 +279,46 @@ class Run:
                 runs_repo.end_run(connection, self.id, status, time.time(), error)
             self.status = status
             forget(self)
+
+    def finish(
+        self,
+        status: str = "finished",
+        *,
+        tags: Mapping[str, Any] | None = None,
+        inputs: Sequence[tuple[str, content.Content]] = (),
+        outputs: Sequence[tuple[str, content.Content]] = (),
+        error: str | None = None,
+        also: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """End the run and record its tags, lineage links and buffered metric values with
+        the end, in one transaction (``also`` may add more work to it). Used where many
+        short runs are recorded, such as pipeline steps."""
+        if status not in ENDED_STATUSES:
+            raise RunStateError(f"Cannot end run {self.id} as {status!r}.")
+        self._check_open("finish the run")
+        check_keys(tags or {}, "tag")
+        check_tag_values(tags or {})
+        self._ended = True
+        flusher_of(self.workspace).remove(self)
+        with self._flush_lock:
+            batch = [self._pending.popleft() for _ in range(len(self._pending))]
+        links = [("input", n, c) for n, c in inputs] + [("output", n, c) for n, c in outputs]
+        try:
+            with self.workspace.metadata.write() as connection:
+                runs_repo.set_tags(connection, self.id, tags or {})
+                for direction, name, found in links:
+                    self._link_in(connection, direction, name, found)
+                metrics_repo.insert_values(connection, self.id, batch)
+                if also is not None:
+                    also(connection)
+                runs_repo.end_run(connection, self.id, status, time.time(), error)
+        except BaseException:
+            self._pending.extendleft(reversed(batch))
+            self._ended = False
+            flusher_of(self.workspace).add(self)
+            raise
+        self.status = status
+        forget(self)
 
     def after_fork(self) -> None:
         """In a forked child: this process may read the run but not log to it."""
