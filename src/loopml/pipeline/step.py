@@ -12,7 +12,7 @@ import textwrap
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any
 
 from loopml.errors import PipelineError
 from loopml.hashing import sha256_json
@@ -82,36 +82,6 @@ class Step:
             f"{name}: {describe(kind)}"
             for name, kind in zip(self.outputs, self.output_types, strict=True)
         )
-
-
-@overload
-def step(
-    func: None = None,
-    /,
-    *,
-    name: str | None = None,
-    outputs: str | Sequence[str] | None = None,
-    inputs: Mapping[str, str] | None = None,
-    cache: bool = True,
-    retries: int = 0,
-    backoff: float = 1.0,
-    version: str | None = None,
-) -> Callable[[Callable[..., Any]], Step]: ...
-
-
-@overload
-def step(
-    func: Callable[..., Any],
-    /,
-    *,
-    name: str | None = None,
-    outputs: str | Sequence[str] | None = None,
-    inputs: Mapping[str, str] | None = None,
-    cache: bool = True,
-    retries: int = 0,
-    backoff: float = 1.0,
-    version: str | None = None,
-) -> Step: ...
 
 
 def step(

@@ -98,8 +98,7 @@ def run_packed(payload: bytes) -> Outcome:
 
 def run_task(task: Task) -> Outcome:
     """Call the step, retrying on exceptions as it allows; never raises for the step's errors."""
-    started, clock = time.time(), time.perf_counter()
-    cpu = time.process_time()
+    clock = _Clock()
     attempts, context = 0, None
     try:
         arguments = {name: _unpack(value) for name, value in task.arguments.items()}
@@ -115,24 +114,36 @@ def run_task(task: Task) -> Outcome:
         values = _values(task.step, result)
         outputs = {name: _pickle(task.step, name, value) for name, value in values.items()}
     except _StepProblem as problem:
-        return _failure(task, attempts, started, clock, cpu, context, str(problem), str(problem))
+        return clock.outcome(False, attempts, context, message=str(problem), error=str(problem))
     except Exception as error:
-        message = f"{type(error).__name__}: {error}"
         text = "".join(traceback.format_exception(error)).rstrip()
-        return _failure(task, attempts, started, clock, cpu, context, message, text)
-    return Outcome(
-        ok=True,
-        attempts=attempts,
-        started=started,
-        seconds=time.perf_counter() - clock,
-        cpu_seconds=time.process_time() - cpu,
-        outputs=outputs,
-        values=values if task.keep_values else None,
-        metrics=context.metrics if context else [],
-        tags=context.tags if context else {},
-        reports=context.reports if context else [],
-        pruned=bool(context and context.pruned),
-    )
+        message = f"{type(error).__name__}: {error}"
+        return clock.outcome(False, attempts, context, message=message, error=text)
+    kept = values if task.keep_values else None
+    return clock.outcome(True, attempts, context, outputs=outputs, values=kept)
+
+
+class _Clock:
+    """When a step started, and how much wall and CPU time it has taken since."""
+
+    def __init__(self) -> None:
+        self.started, self.wall, self.cpu = time.time(), time.perf_counter(), time.process_time()
+
+    def outcome(
+        self, ok: bool, attempts: int, context: StepContext | None, **details: Any
+    ) -> Outcome:
+        return Outcome(
+            ok=ok,
+            attempts=attempts,
+            started=self.started,
+            seconds=time.perf_counter() - self.wall,
+            cpu_seconds=time.process_time() - self.cpu,
+            metrics=context.metrics if context else [],
+            tags=context.tags if context else {},
+            reports=context.reports if context else [],
+            pruned=ok and bool(context and context.pruned),
+            **details,
+        )
 
 
 def _context(task: Task, attempt: int) -> StepContext | None:
@@ -145,29 +156,6 @@ def _call(step: Step, arguments: dict[str, Any], context: StepContext | None) ->
     if context is None:
         return step.func(**arguments)
     return step.func(**arguments, **{step.context_parameter: context})
-
-
-def _failure(
-    task: Task,
-    attempts: int,
-    started: float,
-    clock: float,
-    cpu: float,
-    context: StepContext | None,
-    message: str,
-    error: str,
-) -> Outcome:
-    return Outcome(
-        ok=False,
-        attempts=attempts,
-        started=started,
-        seconds=time.perf_counter() - clock,
-        cpu_seconds=time.process_time() - cpu,
-        metrics=context.metrics if context else [],
-        tags=context.tags if context else {},
-        message=message,
-        error=error,
-    )
 
 
 def _unpack(value: Any) -> Any:
