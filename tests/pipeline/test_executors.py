@@ -170,3 +170,17 @@ def test_an_unreachable_dask_scheduler_is_a_clear_error() -> None:
         ExecutorError, match=r"Cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"
     ):
         DaskExecutor("tcp://127.0.0.1:9", timeout=1)
+
+
+def test_a_dask_scheduler_address_from_the_settings(new_workspace) -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address.replace("tcp://", "dask://")
+        ws = new_workspace(executor=address)
+        with loopml.use_workspace(ws):
+            result = DIAMOND.run()
+        assert result["joined"] == 20.0
+        assert loopml.get_run(result.run_id, workspace=ws).tags["loopml.executor"] == "dask"
