@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "ArtifactRecord": "loopml.store.records",
+    "Estimate": "loopml.evaluation.evaluate",
+    "Evaluation": "loopml.evaluation.evaluate",
     "ExperimentRecord": "loopml.store.records",
     "LoopmlError": "loopml.errors",
     "MetricPoint": "loopml.store.records",
@@ -31,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "child_runs": "loopml.tracking.api",
     "current_workspace": "loopml.workspace",
     "download_artifact": "loopml.tracking.api",
+    "evaluate": "loopml.evaluation.evaluate",
     "get_run": "loopml.tracking.api",
     "lineage": "loopml.tracking.api",
     "list_artifacts": "loopml.tracking.api",
@@ -72,6 +75,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from loopml import data
     from loopml.errors import LoopmlError
+    from loopml.evaluation.evaluate import Estimate, Evaluation, evaluate
     from loopml.pipeline.context import StepContext
     from loopml.pipeline.graph import Pipeline
     from loopml.pipeline.result import PipelineResult
