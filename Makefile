@@ -18,6 +18,7 @@ bench: $(BENCH_STAMP)  ## run the benchmarks against the tools users would pick 
 	$(BENCH_VENV)/bin/python benchmarks/tracking.py
 	$(BENCH_VENV)/bin/python benchmarks/data.py
 	$(BENCH_VENV)/bin/python benchmarks/pipeline.py
+	$(BENCH_VENV)/bin/python benchmarks/evaluation.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

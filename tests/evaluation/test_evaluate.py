@@ -211,3 +211,13 @@ def test_a_target_with_missing_values_or_many_classes_is_refused() -> None:
         evaluate("score", frame.assign(y=frame.y.astype(object).where(frame.index > 0)), target="y")
     with pytest.raises(InvalidValueError, match="has 3 classes"):
         evaluate("score", frame.assign(y=np.arange(100) % 3), target="y")
+
+
+def test_a_chosen_subset_of_metrics() -> None:
+    frame = binormal(np.random.default_rng(1), 500, 1.0)
+    found = evaluate("score", frame, target="y", metrics=["roc_auc"], resamples=20)
+    assert list(found.metrics) == ["roc_auc"] and found.primary == "roc_auc"
+    found = evaluate("score", frame, target="y", metrics=["brier", "accuracy"], resamples=20)
+    assert list(found.metrics) == ["brier", "accuracy"] and found.primary == "brier"
+    with pytest.raises(UsageError, match="Unknown classification metrics: 'rmse'"):
+        evaluate("score", frame, target="y", metrics=["rmse"])

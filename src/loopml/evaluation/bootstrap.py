@@ -9,8 +9,8 @@ drawn through a 16-bit table of the Poisson(1) distribution, so each probability
 
 ``weights(seed, n, resamples)`` is the public contract: for a fixed seed the same rows get the
 same weights, chunk after chunk, so anyone can reproduce a loopml interval with a plain loop.
-The draws are the raw 64-bit output of NumPy's PCG64 seeded with ``seed``, cut into 16-bit
-pieces, four per word, filled resample by resample.
+Resample ``i`` draws from NumPy's PCG64 seeded with ``SeedSequence(seed, spawn_key=(i,))``:
+its raw 64-bit output cut into 16-bit pieces, four per word, one per row.
 """
 
 from __future__ import annotations
@@ -42,14 +42,20 @@ TABLE = _poisson_table()
 
 def weights(seed: int, n: int, resamples: int, chunk: int = CHUNK) -> Iterator[np.ndarray]:
     """Poisson(1) weights, ``(rows of a chunk, n)`` uint8 arrays, ``resamples`` rows in all."""
-    bits = np.random.PCG64(seed)
-    done = 0
-    while done < resamples:
-        count = min(chunk, resamples - done)
-        words = -(-count * n // 4)  # four 16-bit draws per 64-bit word
-        draws = bits.random_raw(words).view(np.uint16)[: count * n]
-        yield TABLE[draws.reshape(count, n)]
-        done += count
+    for start in range(0, resamples, chunk):
+        yield block(seed, n, start, min(chunk, resamples - start))
+
+
+def block(seed: int, n: int, start: int, count: int) -> np.ndarray:
+    """The weights of resamples start, start + 1, ..., start + count - 1: each resample has a
+    stream of its own, so blocks can be drawn in any order, in parallel, with equal results."""
+    found = np.empty((count, n), dtype=np.uint8)
+    words = -(-n // 4)  # four 16-bit draws per 64-bit word
+    for row in range(count):
+        stream = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(start + row,)))
+        draws = stream.random_raw(words).view(np.uint16)[:n]
+        np.take(TABLE, draws, out=found[row])
+    return found
 
 
 def interval(values: np.ndarray, level: float) -> tuple[float, float]:

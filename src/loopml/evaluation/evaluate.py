@@ -119,6 +119,7 @@ def evaluate(
     sensitive: Iterable[str] | None = None,
     threshold: float = 0.5,
     positive: Any = None,
+    metrics: Sequence[str] | None = None,
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
@@ -131,14 +132,16 @@ def evaluate(
     (a one-line rule), or the name of a column of scores. data: a DataFrame, a file, or a
     snapshot reference. slices: category columns, or {numeric column: number of quantile
     bins}. sensitive: columns whose groups are compared for fairness (classification).
+    metrics: compute only these (default: every metric of the task).
     """
     _check_options(task, threshold, resamples, level)
+    names = _metric_names(task, metrics)
     frame = _frame(data, workspace)
     if target not in frame.columns:
         raise ColumnNotFoundError(
             f"The data has no target column {target!r}. Its columns: {', '.join(frame.columns)}."
         )
-    plan = _Plan(frame, target, task, threshold, positive)
+    plan = _Plan(frame, target, task, threshold, positive, names)
     plan.add("model", model)
     for name, baseline in (baselines or {}).items():
         plan.add(f"baseline:{name}", baseline)
@@ -162,6 +165,20 @@ def _check_options(task: str, threshold: float, resamples: int, level: float) ->
         raise UsageError(f"resamples must be a whole number of at least 10, not {resamples!r}.")
     if not 0.5 <= level < 1.0:
         raise UsageError(f"level must be at least 0.5 and below 1 (0.95), not {level}.")
+
+
+def _metric_names(task: str, metrics: Sequence[str] | None) -> tuple[str, ...]:
+    known = CLASSIFICATION if task == "classification" else REGRESSION
+    if metrics is None:
+        return known
+    chosen = tuple(dict.fromkeys(metrics))
+    unknown = [name for name in chosen if name not in known]
+    if unknown or not chosen:
+        raise UsageError(
+            f"Unknown {task} metrics: {', '.join(map(repr, unknown)) or 'none chosen'}. "
+            f"Known: {', '.join(known)}."
+        )
+    return chosen
 
 
 def _frame(data: Any, workspace: Any) -> pd.DataFrame:
@@ -194,23 +211,31 @@ def _slice_specs(
 class _Subject:
     """One thing measured on some rows: the model, a baseline, or the model on a slice."""
 
-    def __init__(self, task: str, truth: np.ndarray, score: np.ndarray, threshold: float) -> None:
-        self.task = task
-        if task == "classification":
-            both = truth.any() and not truth.all()
-            self.ranked = RankedScores(truth, score) if both else None
-            self.sums = classification_sums(truth, score, threshold)
-        else:
-            self.ranked = None
+    def __init__(
+        self,
+        task: str,
+        truth: np.ndarray,
+        score: np.ndarray,
+        threshold: float,
+        names: Sequence[str],
+    ) -> None:
+        self.task, self.names = task, names
+        self.ranked, self.sums = None, None
+        ranked = task == "classification" and "roc_auc" in names
+        if ranked and truth.any() and not truth.all():
+            self.ranked = RankedScores(truth, score)
+        if task == "regression":
             self.sums = regression_sums(truth, score)
+        elif any(name != "roc_auc" for name in names):
+            self.sums = classification_sums(truth, score, threshold)
 
     def values(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         if self.task == "regression":
             return regression_values(self.sums.of(weights))
-        found = classification_values(self.sums.of(weights))
+        found = classification_values(self.sums.of(weights)) if self.sums is not None else {}
         if self.ranked is not None:
             found["roc_auc"] = self.ranked.auc(weights)
-        else:
+        elif "roc_auc" in self.names:
             found["roc_auc"] = np.full(len(weights), np.nan)
         return found
 
@@ -219,9 +244,16 @@ class _Plan:
     """Everything to measure, each as a subject over some rows, run on one weight stream."""
 
     def __init__(
-        self, frame: pd.DataFrame, target: str, task: str, threshold: float, positive: Any
+        self,
+        frame: pd.DataFrame,
+        target: str,
+        task: str,
+        threshold: float,
+        positive: Any,
+        names: tuple[str, ...],
     ) -> None:
         self.frame, self.target_name, self.task, self.threshold = frame, target, task, threshold
+        self.names = names
         if task == "classification":
             self.target = binary_target(frame[target], positive)
         else:
@@ -237,11 +269,14 @@ class _Plan:
             check_scores(score, what)
         if key == "model":
             self.model_scores = score
-        self.subjects[key] = (_Subject(self.task, self.target, score, self.threshold), None)
+        subject = _Subject(self.task, self.target, score, self.threshold, self.names)
+        self.subjects[key] = (subject, None)
 
     def add_slice(self, spec: SliceSpec, value: str, rows: np.ndarray) -> None:
         key = f"slice:{spec.column}={value}"
-        subject = _Subject(self.task, self.target[rows], self.model_scores[rows], self.threshold)
+        subject = _Subject(
+            self.task, self.target[rows], self.model_scores[rows], self.threshold, self.names
+        )
         self.subjects[key] = (subject, rows)
         self.slices.append((key, spec, value, rows))
 
@@ -250,9 +285,13 @@ class _Plan:
         for group in groups:
             group.prepare(self.model_scores >= self.threshold)
         point = self._measure(np.ones((1, n), dtype=np.uint8), groups)
-        chunks = bootstrap.weights(seed, n, resamples)
+
+        def resampled(start: int) -> dict[str, dict[str, np.ndarray]]:
+            count = min(bootstrap.CHUNK, resamples - start)
+            return self._measure(bootstrap.block(seed, n, start, count), groups)
+
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            parts = list(pool.map(lambda w: self._measure(w, groups), chunks))
+            parts = list(pool.map(resampled, range(0, resamples, bootstrap.CHUNK)))
         return {"point": point, "boot": _stack(parts)}
 
     def _measure(
@@ -276,7 +315,7 @@ class _Plan:
         min_slice_rows: int,
     ) -> Evaluation:
         point, boot = found["point"], found["boot"]
-        names = CLASSIFICATION if self.task == "classification" else REGRESSION
+        names = self.names
         table = lambda key: _estimates(point[key], boot[key], names, level)  # noqa: E731
         evaluation = Evaluation(
             task=self.task,
@@ -285,7 +324,7 @@ class _Plan:
             resamples=resamples,
             seed=seed,
             threshold=self.threshold,
-            primary=PRIMARY[self.task],
+            primary=PRIMARY[self.task] if PRIMARY[self.task] in names else names[0],
             metrics=table("model"),
         )
         for key in self.subjects:
