@@ -2,7 +2,7 @@
 minutes late, predicted from what is known before take-off (schedule, route, weather)?
 
     load (snapshot) → validated (contract) → features → split (temporal) → baseline, model
-    → evaluation → trained
+    → evaluation (bootstrap intervals, slices) → trained
 
 Run it with ``loopml run flights_pipeline:train`` from this folder (or with it on
 PYTHONPATH); a second run takes every unchanged step from the cache. Sweep the model with
@@ -11,13 +11,14 @@ PYTHONPATH); a second run takes every unchanged step from the cache. Sweep the m
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 import loopml
 from loopml import Pipeline, StepContext, step
@@ -129,28 +130,42 @@ def evaluation(
     baseline: DummyClassifier,
     valid_rows: pd.DataFrame,
     context: StepContext,
-) -> dict:
-    """Plain validation metrics of the model and the baseline (intervals come later)."""
-    x, y = _xy(valid_rows)
-    scores = {}
-    for name, fitted in (("val", model), ("baseline", baseline)):
-        probability = fitted.predict_proba(x)[:, 1]
-        scores[name] = {
-            "auc": roc_auc_score(y, probability),
-            "log_loss": log_loss(y, probability),
-            "brier": brier_score_loss(y, probability),
-            "accuracy": accuracy_score(y, probability >= 0.5),
-        }
-        context.log_metrics({f"{name}_{key}": value for key, value in scores[name].items()})
-    return scores
+) -> loopml.Evaluation:
+    """The model against the prior baseline on the validation month, with 95% bootstrap
+    intervals, the paired difference, and slices by carrier and origin."""
+    found = loopml.evaluate(
+        model,
+        valid_rows,
+        target=TARGET,
+        baselines={"prior": baseline},
+        slices=["carrier", "origin"],
+        seed=context.seed or 0,
+    )
+    logged = {
+        "val_auc": found.metrics["roc_auc"],
+        "baseline_auc": found.baselines["prior"]["roc_auc"],
+    }
+    logged |= {f"val_{name}": estimate for name, estimate in found.metrics.items()}
+    logged |= {f"baseline_{name}": est for name, est in found.baselines["prior"].items()}
+    logged["val_auc_gain"] = found.differences["prior"]["roc_auc"]
+    for key, estimate in logged.items():  # undefined values (precision of the prior) are left out
+        bounds = {key: estimate.value, f"{key}_low": estimate.low, f"{key}_high": estimate.high}
+        context.log_metrics({k: v for k, v in bounds.items() if math.isfinite(v)})
+    context.set_tag("weakest_slice", f"{found.slices[0].column}={found.slices[0].value}")
+    return found
 
 
 def trained(
-    model: HistGradientBoostingClassifier, evaluation: dict, features: pd.DataFrame
+    model: HistGradientBoostingClassifier, evaluation: loopml.Evaluation, features: pd.DataFrame
 ) -> dict:
     """The model with what it needs to be used and judged: its feature columns and scores."""
     columns = [c for c in features.columns if c not in ("time_hour", TARGET)]
-    return {"model": model, "features": columns, "target": TARGET, "evaluation": evaluation}
+    return {
+        "model": model,
+        "features": columns,
+        "target": TARGET,
+        "evaluation": evaluation.to_dict(),
+    }
 
 
 train = Pipeline(

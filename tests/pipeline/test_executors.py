@@ -176,7 +176,11 @@ def test_a_dask_scheduler_address_from_the_settings(new_workspace) -> None:
     from distributed import LocalCluster
 
     with LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        host="127.0.0.1",
     ) as cluster:
         address = cluster.scheduler_address.replace("tcp://", "dask://")
         ws = new_workspace(executor=address)

@@ -156,7 +156,8 @@ class DaskExecutor:
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",
+                host="127.0.0.1",
                 silence_logs=logging.ERROR,
             )
             self._client = Client(self._cluster)
