@@ -101,6 +101,7 @@ def time_mlflow(frame: pd.DataFrame, folder: Path) -> tuple[float, dict[str, flo
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    os.chdir(folder)  # MLflow puts run artifacts under ./mlruns
     data = frame.assign(prediction=(frame["score"] >= 0.5).astype(int), y=frame["y"].astype(int))
     with mlflow.start_run():
         started = time.perf_counter()
@@ -208,8 +209,12 @@ def main() -> int:
         raise SystemExit(f"Check failed: loopml and the loop differ by {largest:.3g}")
     print(f"  {loop_seconds:.1f} s (scaled), largest difference {largest:.1e}", flush=True)
     print("MLflow evaluate ...", flush=True)
+    here = Path.cwd()
     with tempfile.TemporaryDirectory() as folder:
-        mlflow_seconds, mlflow_metrics = time_mlflow(frame, Path(folder))
+        try:
+            mlflow_seconds, mlflow_metrics = time_mlflow(frame, Path(folder))
+        finally:
+            os.chdir(here)
     print(f"  {mlflow_seconds:.2f} s", flush=True)
     results = {
         "rows": ROWS,

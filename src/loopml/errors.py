@@ -10,6 +10,7 @@
     │   │   ├── ArtifactNotFoundError
     │   │   ├── DatasetNotFoundError
     │   │   ├── SnapshotNotFoundError
+    │   │   ├── ModelNotFoundError    a registered model, version or alias that does not exist
     │   │   └── ColumnNotFoundError   a target, time or key column the data does not have
     │   ├── InvalidQueryError         a malformed --where or --sort expression
     │   ├── InvalidValueError         (also a ValueError) a value loopml cannot record
@@ -80,6 +81,10 @@ class DatasetNotFoundError(NotFoundError):
 
 class SnapshotNotFoundError(NotFoundError):
     """The dataset has no snapshot with the given id."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No registered model has the given name, or it has no such version or alias."""
 
 
 class ColumnNotFoundError(NotFoundError):

@@ -10,6 +10,7 @@ import typer
 from loopml import __version__
 from loopml.cli import render
 from loopml.cli.data import data_app
+from loopml.cli.models import models_app
 from loopml.cli.pipelines import run, sweep
 from loopml.cli.runs import experiments_app, runs_app
 from loopml.cli.workspace import config, init
@@ -27,6 +28,7 @@ app.command("config")(config)
 app.add_typer(runs_app, name="runs")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
 app.command("run")(run)
 app.command("sweep")(sweep)
 

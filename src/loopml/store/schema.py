@@ -154,3 +154,48 @@ step_cache = sa.Table(
     sa.Column("outputs", sa.Text, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
 )
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", KEY, nullable=False, unique=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("model_id", ID, sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), nullable=True),
+    sa.Column("flavor", sa.String(32), nullable=False),
+    sa.Column("info", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_by", KEY, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("model_id", ID, sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("alias", KEY, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+registry_events = sa.Table(
+    "registry_events",
+    metadata,
+    sa.Column("model_id", ID, sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("sequence", sa.Integer, primary_key=True),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("alias", KEY, nullable=True),
+    sa.Column("from_version", sa.Integer, nullable=True),
+    sa.Column("to_version", sa.Integer, nullable=True),
+    sa.Column("actor", KEY, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("at", sa.Double, nullable=False),
+)

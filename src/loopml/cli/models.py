@@ -1,0 +1,199 @@
+"""`loopml models ...`: register versions, list and show them, move aliases, roll back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from loopml.cli import render
+
+models_app = typer.Typer(
+    help="The model registry: versions, aliases, rollback, lineage.", no_args_is_help=True
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why, recorded in the model's audit log.")
+]
+
+
+@models_app.command("register")
+def register(
+    name: Annotated[str, typer.Argument(help="The model's name (created on first use).")],
+    run: Annotated[str, typer.Option("--run", help="The run (or pipeline run) that made it.")],
+    artifact: Annotated[
+        str, typer.Option("--artifact", help="The name of the model among the run's outputs.")
+    ] = "model",
+    description: Annotated[
+        str | None, typer.Option("--description", help="A note stored with the version.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register the model a run wrote as a new version (numbered 1, 2, ...)."""
+    import loopml
+
+    record = loopml.models.register(name, run=run, artifact=artifact, description=description)
+    if as_json:
+        render.print_json(record.to_dict())
+        return
+    render.console().print(
+        f"Registered {record.ref} ({record.flavor}) from run {record.run_id}, "
+        f"sha256:{record.digest[:12]}"
+    )
+
+
+@models_app.command("list")
+def list_models(as_json: JsonOption = False) -> None:
+    """Every registered model with its latest version and aliases."""
+    import loopml
+
+    found = loopml.models.list_models()
+    if as_json:
+        render.print_json(found)
+        return
+    table = Table("model", "versions", "latest", "aliases", "updated", header_style="bold")
+    for item in found:
+        aliases = ", ".join(f"{a}→{v}" for a, v in item["aliases"].items()) or "-"
+        table.add_row(
+            item["name"],
+            str(item["versions"]),
+            str(item["latest"]),
+            aliases,
+            render.when(item["updated_at"]),
+        )
+    render.console().print(table)
+
+
+@models_app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS.")],
+    as_json: JsonOption = False,
+) -> None:
+    """One version: its flavor, libraries, contract, output, run and aliases."""
+    import loopml
+
+    record = loopml.models.get_version(ref)
+    if as_json:
+        render.print_json(record.to_dict())
+        return
+    info = record.info
+    table = Table(show_header=False, box=None)
+    rows = {
+        "version": record.ref,
+        "aliases": ", ".join(record.aliases) or "-",
+        "flavor": record.flavor,
+        "task": info.get("task") or "-",
+        "output": render.value(info.get("output")),
+        "features": ", ".join(info.get("features") or []) or "-",
+        "contract": f"{len((info.get('contract') or {}).get('columns', {}))} columns"
+        if info.get("contract")
+        else "-",
+        "libraries": ", ".join(f"{k} {v}" for k, v in info.get("libraries", {}).items()),
+        "run": record.run_id or "-",
+        "sha256": record.digest,
+        "registered": f"{render.when(record.created_at)} by {record.created_by}",
+        "description": record.description or "-",
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    render.console().print(table)
+
+
+@models_app.command("alias")
+def alias(
+    name: Annotated[str, typer.Argument(help="The model.")],
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="champion, challenger, ...")],
+    version: Annotated[int, typer.Argument(help="The version the alias points at.")],
+    reason: ReasonOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Point an alias at a version (recorded in the audit log)."""
+    import loopml
+
+    event = loopml.models.set_alias(name, alias_name, version, reason=reason)
+    _print_event(event, as_json)
+
+
+@models_app.command("rollback")
+def rollback(
+    name: Annotated[str, typer.Argument(help="The model.")],
+    alias_name: Annotated[
+        str, typer.Option("--alias", help="The alias to move back.")
+    ] = "champion",
+    reason: ReasonOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Return an alias to the version it pointed at before, in one transaction."""
+    import loopml
+
+    _print_event(loopml.models.rollback(name, alias_name, reason=reason), as_json)
+
+
+@models_app.command("history")
+def history(
+    name: Annotated[str, typer.Argument(help="The model.")], as_json: JsonOption = False
+) -> None:
+    """The model's audit log: every registration, alias move and rollback."""
+    import loopml
+
+    events = loopml.models.history(name)
+    if as_json:
+        render.print_json([event.to_dict() for event in events])
+        return
+    table = Table("#", "when", "who", "action", "alias", "from", "to", "why", header_style="bold")
+    for event in events:
+        table.add_row(
+            str(event.sequence),
+            render.when(event.at),
+            event.actor,
+            event.action,
+            event.alias or "-",
+            _version(event.from_version),
+            _version(event.to_version),
+            event.reason or "-",
+        )
+    render.console().print(table)
+
+
+@models_app.command("lineage")
+def lineage(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Where a version came from: run, pipeline, snapshots, code version."""
+    import loopml
+
+    found = loopml.models.lineage(ref)
+    if as_json:
+        render.print_json(found)
+        return
+    out = render.console()
+    out.print(f"{found['ref']}  sha256:{found['digest']}")
+    if found["run"] is None:
+        out.print("  registered from a model object: no run recorded")
+        return
+    run, pipeline = found["run"], found["pipeline"]
+    out.print(f"  run       {run['id']} ({run['name']}, {run['status']})")
+    if pipeline:
+        out.print(f"  pipeline  {pipeline['ref']} (run {pipeline['run']})")
+    for snapshot, digest in found["snapshots"].items():
+        out.print(f"  snapshot  {snapshot} sha256:{digest[:12]}")
+    code = found["code"]
+    dirty = " (uncommitted changes)" if code["git_dirty"] else ""
+    out.print(f"  code      {code['git_commit'] or 'not in a git repository'}{dirty}")
+
+
+def _version(number: int | None) -> str:
+    return "-" if number is None else str(number)
+
+
+def _print_event(event, as_json: bool) -> None:
+    if as_json:
+        render.print_json(event.to_dict())
+        return
+    render.console().print(
+        f"{event.name}@{event.alias}: {_version(event.from_version)} → {event.to_version} "
+        f"({event.action}, audit entry {event.sequence})"
+    )

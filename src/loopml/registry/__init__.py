@@ -1,0 +1,43 @@
+"""The model registry: saved models with their flavor, contract and library versions;
+numbered versions; aliases such as champion and challenger; rollback; an audit log.
+
+    import loopml
+    version = loopml.models.register("flights", run="3fa2")     # or register("flights", model)
+    loopml.models.set_alias("flights", "champion", version.version, reason="beats the prior")
+    model = loopml.models.load("flights@champion")
+    loopml.models.rollback("flights")                            # champion back one version
+"""
+
+from __future__ import annotations
+
+from loopml.registry.api import (
+    get_version,
+    history,
+    lineage,
+    list_models,
+    load,
+    register,
+    rollback,
+    set_alias,
+    versions,
+)
+from loopml.registry.saved import LibraryVersionWarning, ModelInfo, load_model, save_model
+from loopml.store.registry import RegistryEvent, VersionRecord
+
+__all__ = [
+    "LibraryVersionWarning",
+    "ModelInfo",
+    "RegistryEvent",
+    "VersionRecord",
+    "get_version",
+    "history",
+    "lineage",
+    "list_models",
+    "load",
+    "load_model",
+    "register",
+    "rollback",
+    "save_model",
+    "set_alias",
+    "versions",
+]

@@ -1,0 +1,328 @@
+"""The model registry: register versions, move aliases, roll back, read the audit log.
+
+A reference is ``NAME`` (the latest version), ``NAME@3`` (a version) or ``NAME@champion``
+(whatever an alias points at). Every change — a new version, an alias set or moved, a
+rollback — is one transaction that also appends to the model's audit log: who, when, from
+which version to which, and why.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from loopml.errors import ArtifactNotFoundError, InvalidValueError, ModelNotFoundError, UsageError
+from loopml.ids import new_id
+from loopml.registry.saved import INFO_FILE, ModelInfo, load_model, save_model
+from loopml.store import registry as repo
+from loopml.store.records import ArtifactRecord
+from loopml.store.registry import RegistryEvent, VersionRecord
+from loopml.tracking import artifacts as content
+from loopml.tracking.api import child_runs, get_run, list_artifacts
+from loopml.tracking.environment import current_user
+from loopml.workspace import Workspace, current_workspace
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+
+
+def register(
+    name: str,
+    model: Any = None,
+    *,
+    run: str | None = None,
+    artifact: str = "model",
+    contract: Any = None,
+    description: str | None = None,
+    workspace: Workspace | None = None,
+) -> VersionRecord:
+    """Register a new version of a model: a model object, or the output named ``artifact``
+    of a run (or of one of its steps). Returns the version, numbered 1, 2, ..."""
+    workspace = workspace or current_workspace()
+    _check_name(name)
+    if (model is None) == (run is None):
+        raise UsageError("Register either a model object or the output of a run (run=...).")
+    run_id = None
+    if run is not None:
+        run_id, model = _model_of_run(run, artifact, workspace)
+    digest, info = _store(model, contract, workspace)
+    return _add_version(name, digest, info, run_id, description, workspace)
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not NAME.match(name):
+        raise UsageError(
+            f"Model names are 1 to 255 letters, digits, '.', '_' or '-', starting with a letter "
+            f"or digit; not {name!r}."
+        )
+
+
+def _model_of_run(run: str, artifact: str, workspace: Workspace) -> tuple[str, Any]:
+    """The run (or step run under it) that wrote ``artifact``, and the model it holds."""
+    record = get_run(run, workspace=workspace)
+    candidates = [record, *child_runs(record.id, workspace=workspace)]
+    for candidate in candidates:
+        for found in list_artifacts(candidate.id, workspace=workspace):
+            if found.direction == "output" and found.name == artifact:
+                return candidate.id, _artifact_model(found, workspace)
+    raise ArtifactNotFoundError(
+        f"Run {record.id} and its steps have no output named {artifact!r}. Name the model's "
+        "output with --artifact."
+    )
+
+
+def _artifact_model(found: ArtifactRecord, workspace: Workspace) -> Any:
+    if found.kind == "pickle":
+        return content.load(workspace.artifacts, found, None)
+    if found.kind == "directory":
+        folder = content.materialize(workspace.artifacts, found, None)
+        return load_model(folder)[0]
+    raise InvalidValueError(
+        f"The output {found.name!r} of run {found.run_id} is a {found.kind}, not a model."
+    )
+
+
+def _store(model: Any, contract: Any, workspace: Workspace) -> tuple[str, ModelInfo]:
+    with tempfile.TemporaryDirectory(prefix="loopml-model-") as scratch:
+        folder = Path(scratch) / "model"
+        info = save_model(model, folder, contract=contract)
+        stored = content.store_content(workspace.artifacts, folder)
+    return stored.digest, info
+
+
+def _add_version(
+    name: str,
+    digest: str,
+    info: ModelInfo,
+    run_id: str | None,
+    description: str | None,
+    workspace: Workspace,
+) -> VersionRecord:
+    now, actor = time.time(), current_user()
+    with workspace.metadata.write() as connection:
+        model = repo.model_id(connection, name)
+        if model is None:
+            model = new_id()
+            repo.create_model(connection, model, name, now)
+        repo.lock(connection, model)
+        version = repo.next_version(connection, model)
+        repo.insert_version(
+            connection,
+            {
+                "model_id": model,
+                "version": version,
+                "digest": digest,
+                "run_id": run_id,
+                "flavor": info.flavor,
+                "info": info.__dict__,
+                "description": description,
+                "created_by": actor,
+                "created_at": now,
+            },
+        )
+        event = {"action": "register", "to_version": version, "actor": actor, "at": now}
+        repo.add_event(connection, model, event)
+    return get_version(f"{name}@{version}", workspace=workspace)
+
+
+def get_version(ref: str, *, workspace: Workspace | None = None) -> VersionRecord:
+    """The version a reference names: NAME (latest), NAME@VERSION or NAME@ALIAS."""
+    workspace = workspace or current_workspace()
+    name, _, which = ref.partition("@")
+    with workspace.metadata.read() as connection:
+        model = _require(connection, name)
+        found = repo.versions(connection, model, name)
+        named = repo.aliases(connection, model)
+    if not found:
+        raise ModelNotFoundError(f"Model {name!r} has no versions yet.")
+    if not which:
+        return found[-1]
+    number = named.get(which) if not which.isdigit() else int(which)
+    for record in found:
+        if record.version == number:
+            return record
+    known_aliases = ", ".join(named) or "none"
+    raise ModelNotFoundError(
+        f"Model {name!r} has no version or alias {which!r}. Versions: 1 to {found[-1].version}; "
+        f"aliases: {known_aliases}."
+    )
+
+
+def _require(connection: Any, name: str) -> str:
+    model = repo.model_id(connection, name)
+    if model is None:
+        known = ", ".join(repo.model_names(connection)) or "none yet"
+        raise ModelNotFoundError(
+            f"No model is registered as {name!r}. Registered models: {known}. Register one "
+            "with 'loopml models register NAME --run RUN_ID'."
+        )
+    return model
+
+
+def load(ref: str, *, workspace: Workspace | None = None) -> Any:
+    """The model object of a version, its bytes verified against their hashes."""
+    workspace = workspace or current_workspace()
+    record = get_version(ref, workspace=workspace)
+    folder = _materialize(record, workspace)
+    return load_model(folder)[0]
+
+
+def _materialize(record: VersionRecord, workspace: Workspace) -> Path:
+    found = ArtifactRecord(
+        record.run_id or "", "output", "model", record.digest, "directory", 0, None, 0.0
+    )
+    folder = content.materialize(workspace.artifacts, found, None)
+    if not (folder / INFO_FILE).exists():
+        raise InvalidValueError(f"{record.ref} is not stored as a saved model.")
+    return folder
+
+
+def list_models(*, workspace: Workspace | None = None) -> list[dict[str, Any]]:
+    """Every model: its latest version, how many there are, and its aliases."""
+    workspace = workspace or current_workspace()
+    found = []
+    with workspace.metadata.read() as connection:
+        for name in repo.model_names(connection):
+            model = repo.model_id(connection, name)
+            every = repo.versions(connection, model, name)
+            found.append(
+                {
+                    "name": name,
+                    "versions": len(every),
+                    "latest": every[-1].version if every else None,
+                    "aliases": repo.aliases(connection, model),
+                    "updated_at": every[-1].created_at if every else None,
+                }
+            )
+    return found
+
+
+def versions(name: str, *, workspace: Workspace | None = None) -> list[VersionRecord]:
+    """Every version of a model, oldest first."""
+    workspace = workspace or current_workspace()
+    with workspace.metadata.read() as connection:
+        return repo.versions(connection, _require(connection, name), name)
+
+
+def set_alias(
+    name: str,
+    alias: str,
+    version: int,
+    *,
+    reason: str | None = None,
+    action: str = "alias",
+    workspace: Workspace | None = None,
+) -> RegistryEvent:
+    """Point an alias (champion, challenger, ...) at a version; recorded in the audit log."""
+    workspace = workspace or current_workspace()
+    _check_alias(alias)
+    now = time.time()
+    with workspace.metadata.write() as connection:
+        model = _require(connection, name)
+        repo.lock(connection, model)
+        if version not in {v.version for v in repo.versions(connection, model, name)}:
+            raise ModelNotFoundError(f"Model {name!r} has no version {version}.")
+        current = repo.aliases(connection, model).get(alias)
+        repo.set_alias(connection, model, alias, version, now)
+        event = _event(action, alias, current, version, reason, now)
+        sequence = repo.add_event(connection, model, event)
+    return RegistryEvent(name, sequence, **event)
+
+
+def rollback(
+    name: str,
+    alias: str = "champion",
+    *,
+    reason: str | None = None,
+    workspace: Workspace | None = None,
+) -> RegistryEvent:
+    """Return an alias to the version it pointed at before its current one, in one
+    transaction. Rolling back again goes further back."""
+    workspace = workspace or current_workspace()
+    now = time.time()
+    with workspace.metadata.write() as connection:
+        model = _require(connection, name)
+        repo.lock(connection, model)
+        current = repo.aliases(connection, model).get(alias)
+        if current is None:
+            raise ModelNotFoundError(f"Model {name!r} has no alias {alias!r} to roll back.")
+        previous = _previous(repo.events(connection, model, name), alias, current)
+        if previous is None:
+            raise UsageError(
+                f"{name}@{alias} has pointed at version {current} from the start; there is no "
+                "earlier version to roll back to."
+            )
+        repo.set_alias(connection, model, alias, previous, now)
+        event = _event("rollback", alias, current, previous, reason, now)
+        sequence = repo.add_event(connection, model, event)
+    return RegistryEvent(name, sequence, **event)
+
+
+def _previous(log: list[RegistryEvent], alias: str, current: int) -> int | None:
+    """The version the alias had before the latest move (not itself a rollback) to current."""
+    for event in reversed(log):
+        if event.alias == alias and event.action != "rollback" and event.to_version == current:
+            return event.from_version
+    return None
+
+
+def _event(
+    action: str, alias: str, old: int | None, new: int, reason: str | None, now: float
+) -> dict[str, Any]:
+    return {
+        "action": action,
+        "alias": alias,
+        "from_version": old,
+        "to_version": new,
+        "actor": current_user(),
+        "reason": reason,
+        "at": now,
+    }
+
+
+def _check_alias(alias: str) -> None:
+    if not isinstance(alias, str) or not ALIAS.match(alias) or alias.isdigit():
+        raise UsageError(
+            f"Aliases are 1 to 64 letters, digits, '_' or '-', starting with a letter; not "
+            f"{alias!r}."
+        )
+
+
+def history(name: str, *, workspace: Workspace | None = None) -> list[RegistryEvent]:
+    """A model's audit log, oldest first."""
+    workspace = workspace or current_workspace()
+    with workspace.metadata.read() as connection:
+        return repo.events(connection, _require(connection, name), name)
+
+
+def lineage(ref: str, *, workspace: Workspace | None = None) -> dict[str, Any]:
+    """Where a version came from: its run, the pipeline run above it, the snapshots they
+    read, and the code version (git commit) of the run."""
+    workspace = workspace or current_workspace()
+    record = get_version(ref, workspace=workspace)
+    found: dict[str, Any] = {"ref": record.ref, "digest": record.digest, "run": None}
+    if record.run_id is None:
+        return found
+    runs = [get_run(record.run_id, workspace=workspace)]
+    while runs[-1].parent_id is not None:
+        runs.append(get_run(runs[-1].parent_id, workspace=workspace))
+    step = runs[0]
+    pipeline = next((r for r in runs if r.tags.get("loopml.kind") == "pipeline"), None)
+    snapshots = {
+        a.name: a.digest
+        for r in runs
+        for a in list_artifacts(r.id, workspace=workspace)
+        if a.direction == "input" and a.kind == "snapshot"
+    }
+    found["run"] = {"id": step.id, "name": step.name, "status": step.status}
+    found["pipeline"] = (
+        {"run": pipeline.id, "name": pipeline.name, "ref": pipeline.tags.get("loopml.pipeline")}
+        if pipeline
+        else None
+    )
+    found["snapshots"] = snapshots
+    found["code"] = {"git_commit": step.git_commit, "git_dirty": step.git_dirty}
+    return found

@@ -1,0 +1,185 @@
+"""Repository functions of the model registry: models, versions, aliases and the audit log.
+
+Every change to a model happens in one write transaction that first locks the model's row
+(SQLite: the transaction's write lock; PostgreSQL: SELECT ... FOR UPDATE), so concurrent
+changes to one model queue, and the audit log's sequence numbers have no gaps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from loopml.store.schema import model_aliases, model_versions, models, registry_events
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """One registered version of a model."""
+
+    name: str
+    version: int
+    digest: str
+    run_id: str | None
+    flavor: str
+    info: dict[str, Any]
+    description: str | None
+    created_by: str
+    created_at: float
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "ref": self.ref,
+            "digest": self.digest,
+            "run_id": self.run_id,
+            "flavor": self.flavor,
+            "aliases": list(self.aliases),
+            "description": self.description,
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+            "info": self.info,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryEvent:
+    """One change in a model's audit log: who, when, what, from which version to which, why."""
+
+    name: str
+    sequence: int
+    action: str
+    alias: str | None
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    reason: str | None
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sequence": self.sequence,
+            "action": self.action,
+            "alias": self.alias,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "actor": self.actor,
+            "reason": self.reason,
+            "at": self.at,
+        }
+
+
+def model_id(connection: Connection, name: str) -> str | None:
+    """The id of a model, or None."""
+    return connection.execute(sa.select(models.c.id).where(models.c.name == name)).scalar()
+
+
+def create_model(connection: Connection, model: str, name: str, now: float) -> None:
+    """Add a model."""
+    connection.execute(models.insert().values(id=model, name=name, created_at=now))
+
+
+def lock(connection: Connection, model: str) -> None:
+    """Hold the model's row until the transaction ends (a no-op lock on SQLite, where the
+    write transaction already excludes other writers)."""
+    query = sa.select(models.c.id).where(models.c.id == model)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    connection.execute(query)
+
+
+def model_names(connection: Connection) -> list[str]:
+    """Every model name, sorted."""
+    return list(connection.execute(sa.select(models.c.name).order_by(models.c.name)).scalars())
+
+
+def next_version(connection: Connection, model: str) -> int:
+    c = model_versions.c
+    latest = connection.execute(sa.select(sa.func.max(c.version)).where(c.model_id == model))
+    return (latest.scalar() or 0) + 1
+
+
+def insert_version(connection: Connection, row: Mapping[str, Any]) -> None:
+    """Add a version (its info as a dict; stored as JSON)."""
+    connection.execute(model_versions.insert(), [{**row, "info": json.dumps(row["info"])}])
+
+
+def versions(connection: Connection, model: str, name: str) -> list[VersionRecord]:
+    """Every version of a model, oldest first, with the aliases pointing at each."""
+    c = model_versions.c
+    query = sa.select(model_versions).where(c.model_id == model).order_by(c.version)
+    pointing: dict[int, list[str]] = {}
+    for alias, version in aliases(connection, model).items():
+        pointing.setdefault(version, []).append(alias)
+    return [
+        VersionRecord(
+            name,
+            row.version,
+            row.digest,
+            row.run_id,
+            row.flavor,
+            json.loads(row.info),
+            row.description,
+            row.created_by,
+            row.created_at,
+            tuple(sorted(pointing.get(row.version, []))),
+        )
+        for row in connection.execute(query)
+    ]
+
+
+def aliases(connection: Connection, model: str) -> dict[str, int]:
+    """Alias → version, for one model."""
+    c = model_aliases.c
+    query = sa.select(c.alias, c.version).where(c.model_id == model).order_by(c.alias)
+    return {row.alias: row.version for row in connection.execute(query)}
+
+
+def set_alias(connection: Connection, model: str, alias: str, version: int, now: float) -> None:
+    """Point an alias at a version (created or moved)."""
+    c = model_aliases.c
+    moved = connection.execute(
+        model_aliases.update()
+        .where(c.model_id == model, c.alias == alias)
+        .values(version=version, updated_at=now)
+    )
+    if moved.rowcount == 0:
+        connection.execute(
+            model_aliases.insert().values(
+                model_id=model, alias=alias, version=version, updated_at=now
+            )
+        )
+
+
+def add_event(connection: Connection, model: str, event: Mapping[str, Any]) -> int:
+    """Append to the model's audit log; returns the event's sequence number (1, 2, ...)."""
+    c = registry_events.c
+    last = connection.execute(sa.select(sa.func.max(c.sequence)).where(c.model_id == model))
+    sequence = (last.scalar() or 0) + 1
+    connection.execute(registry_events.insert().values(model_id=model, sequence=sequence, **event))
+    return sequence
+
+
+def events(connection: Connection, model: str, name: str) -> list[RegistryEvent]:
+    """A model's audit log, oldest first."""
+    c = registry_events.c
+    query = (
+        sa.select(
+            c.sequence, c.action, c.alias, c.from_version, c.to_version, c.actor, c.reason, c.at
+        )
+        .where(c.model_id == model)
+        .order_by(c.sequence)
+    )
+    return [RegistryEvent(name, *row) for row in connection.execute(query)]
