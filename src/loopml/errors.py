@@ -23,6 +23,7 @@
     │   │                             type mismatch, two producers (names the step's file:line)
     │   ├── ParameterError            a parameter the pipeline does not take, or a bad value
     │   ├── SearchSpaceError          a sweep's search space that is itself invalid (says where)
+    │   ├── PolicyError               a promotion policy that is itself invalid (says where)
     │   └── RunStateError             logging to a run that has ended
     ├── StepFailedError               a pipeline step raised, or returned what it may not
     ├── ExecutorError                 an executor cannot run work (unreachable Dask scheduler)
@@ -129,6 +130,10 @@ class ParameterError(UsageError):
 
 class SearchSpaceError(UsageError):
     """A sweep's search space is itself invalid; the message says where."""
+
+
+class PolicyError(UsageError):
+    """A promotion policy (gate) is itself invalid; the message says where."""
 
 
 class RunStateError(UsageError):

@@ -62,3 +62,25 @@ def test_bad_input_is_one_line(cli, one_line_error, trained: str, args, code, fr
     cli("models", "register", "churn", "--run", trained)
     args = [trained if arg == "RUN" else arg for arg in args]
     one_line_error(cli("models", *args), code, fragment)
+
+
+def test_promote_from_the_command_line(cli, sqlite_workspace, tmp_path) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"a": rng.normal(size=2000)})
+    frame["y"] = frame["a"] + rng.normal(size=2000) > 0
+    loopml.data.add("valid", frame)
+    weak = loopml.models.register("churn", DummyClassifier().fit(frame[["a"]], frame["y"]))
+    strong = loopml.models.register("churn", LogisticRegression().fit(frame[["a"]], frame["y"]))
+    (tmp_path / "gate.yaml").write_text(
+        "target: y\nresamples: 100\nchecks:\n"
+        "  - {check: metric, metric: roc_auc, lower_bound_above: 0.6}\n"
+    )
+    args = ["--policy", "gate.yaml", "--data", "valid"]
+    refused = cli("models", "promote", "churn", str(weak.version), *args)
+    assert refused.code == 1 and "FAIL" in refused.out and "Refused" in refused.out
+    passed = cli("models", "promote", "churn", str(strong.version), *args)
+    assert passed.code == 0 and "churn@2 is now champion" in passed.out
+    summary = json.loads(cli("models", "promote", "churn", "2", *args, "--json").out)
+    assert summary["passed"] and summary["checks"][0]["check"] == "metric roc_auc"

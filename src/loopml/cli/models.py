@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from loopml.cli import render
 
@@ -114,6 +115,58 @@ def alias(
 
     event = loopml.models.set_alias(name, alias_name, version, reason=reason)
     _print_event(event, as_json)
+
+
+@models_app.command("promote")
+def promote(
+    name: Annotated[str, typer.Argument(help="The model.")],
+    version: Annotated[int, typer.Argument(help="The candidate version.")],
+    to: Annotated[str, typer.Option("--to", help="The alias to move.")] = "champion",
+    policy: Annotated[
+        str, typer.Option("--policy", help="The gate: a YAML policy file (see docs/gates.md).")
+    ] = ...,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Evaluation data: a snapshot or a file (else the policy's)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Move the alias even if checks fail (needs --reason).")
+    ] = False,
+    reason: ReasonOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move an alias to a version only if it passes the gate; exit code 1 when refused."""
+    import loopml
+
+    outcome = loopml.models.promote(
+        name, version, to=to, policy=policy, data=data, force=force, reason=reason
+    )
+    if as_json:
+        render.print_json(outcome.to_dict())
+    else:
+        _print_promotion(outcome)
+    if not outcome.moved:
+        raise typer.Exit(1)
+
+
+def _print_promotion(outcome) -> None:
+    out = render.console()
+    table = Table("", "check", "numbers", header_style="bold", box=None)
+    for check in outcome.checks:
+        mark = Text("pass", style="green") if check.passed else Text("FAIL", style="bold red")
+        table.add_row(mark, check.check, check.detail)
+    out.print(table)
+    compared = f" against {outcome.compared}" if outcome.compared else ""
+    if outcome.moved and outcome.forced:
+        out.print(f"Forced: {outcome.ref} is now {outcome.alias} despite failed checks{compared}.")
+    elif outcome.moved:
+        out.print(f"Gate passed{compared}: {outcome.ref} is now {outcome.alias}.")
+    else:
+        failed = sum(not c.passed for c in outcome.checks)
+        out.print(
+            f"Refused: {failed} of {len(outcome.checks)} checks failed{compared}; "
+            f"{outcome.alias} is unchanged. Override with --force --reason '...'."
+        )
 
 
 @models_app.command("rollback")

@@ -136,7 +136,7 @@ def evaluate(
     """
     _check_options(task, threshold, resamples, level)
     names = _metric_names(task, metrics)
-    frame = _frame(data, workspace)
+    frame = frame_of(data, workspace)
     if target not in frame.columns:
         raise ColumnNotFoundError(
             f"The data has no target column {target!r}. Its columns: {', '.join(frame.columns)}."
@@ -181,7 +181,8 @@ def _metric_names(task: str, metrics: Sequence[str] | None) -> tuple[str, ...]:
     return chosen
 
 
-def _frame(data: Any, workspace: Any) -> pd.DataFrame:
+def frame_of(data: Any, workspace: Any = None) -> pd.DataFrame:
+    """Data as a DataFrame: a DataFrame, a file, or a snapshot reference."""
     if isinstance(data, pd.DataFrame):
         return data.reset_index(drop=True)
     from loopml.data.api import resolve

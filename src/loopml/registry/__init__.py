@@ -21,12 +21,17 @@ from loopml.registry.api import (
     set_alias,
     versions,
 )
+from loopml.registry.gates import CheckResult, Policy, load_policy
+from loopml.registry.promotion import Promotion, promote
 from loopml.registry.saved import LibraryVersionWarning, ModelInfo, load_model, save_model
 from loopml.store.registry import RegistryEvent, VersionRecord
 
 __all__ = [
+    "CheckResult",
     "LibraryVersionWarning",
     "ModelInfo",
+    "Policy",
+    "Promotion",
     "RegistryEvent",
     "VersionRecord",
     "get_version",
@@ -35,6 +40,8 @@ __all__ = [
     "list_models",
     "load",
     "load_model",
+    "load_policy",
+    "promote",
     "register",
     "rollback",
     "save_model",
