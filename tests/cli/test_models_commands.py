@@ -84,3 +84,15 @@ def test_promote_from_the_command_line(cli, sqlite_workspace, tmp_path) -> None:
     assert passed.code == 0 and "churn@2 is now champion" in passed.out
     summary = json.loads(cli("models", "promote", "churn", "2", *args, "--json").out)
     assert summary["passed"] and summary["checks"][0]["check"] == "metric roc_auc"
+
+
+def test_cards_from_the_command_line(cli, trained: str, tmp_path) -> None:
+    cli("models", "register", "churn", "--run", trained, "--owner", "ops", "--intended-use", "x")
+    shown = cli("models", "card", "churn@1")
+    assert (
+        shown.code == 0 and "# Model card: churn@1" in shown.out and "**Owner**: ops" in shown.out
+    )
+    written = cli("models", "card", "churn@1", "--html", "-o", tmp_path / "card.html")
+    assert written.code == 0 and (tmp_path / "card.html").read_text().startswith("<!doctype html>")
+    again = cli("models", "card", "churn@1", "--write", "--owner", "risk team")
+    assert "**Owner**: risk team" in again.out

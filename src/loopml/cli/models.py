@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,12 +32,25 @@ def register(
     description: Annotated[
         str | None, typer.Option("--description", help="A note stored with the version.")
     ] = None,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Who answers for the model (model card).")
+    ] = None,
+    intended_use: Annotated[
+        str | None, typer.Option("--intended-use", help="What the model is for (model card).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Register the model a run wrote as a new version (numbered 1, 2, ...)."""
+    """Register the model a run wrote as a new version (numbered 1, 2, ...), with its card."""
     import loopml
 
-    record = loopml.models.register(name, run=run, artifact=artifact, description=description)
+    record = loopml.models.register(
+        name,
+        run=run,
+        artifact=artifact,
+        description=description,
+        owner=owner,
+        intended_use=intended_use,
+    )
     if as_json:
         render.print_json(record.to_dict())
         return
@@ -182,6 +197,36 @@ def rollback(
     import loopml
 
     _print_event(loopml.models.rollback(name, alias_name, reason=reason), as_json)
+
+
+@models_app.command("card")
+def card(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS.")],
+    html: Annotated[bool, typer.Option("--html", help="The HTML page, not Markdown.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+    write: Annotated[
+        bool,
+        typer.Option("--write", help="Generate the card again (with --owner, --intended-use)."),
+    ] = False,
+    owner: Annotated[str | None, typer.Option("--owner", help="With --write.")] = None,
+    intended_use: Annotated[
+        str | None, typer.Option("--intended-use", help="With --write.")
+    ] = None,
+) -> None:
+    """A version's model card, as Markdown or a self-contained HTML page."""
+    import loopml
+
+    if write:
+        loopml.models.write_card(ref, owner=owner, intended_use=intended_use)
+    text = loopml.models.read_card(ref, "html" if html else "markdown")
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    render.console().print(f"Wrote {output}")
 
 
 @models_app.command("history")

@@ -74,6 +74,7 @@ class Evaluation:
     differences: dict[str, dict[str, Estimate]] = field(default_factory=dict)
     slices: list[Slice] = field(default_factory=list)
     fairness: list[Fairness] = field(default_factory=list)
+    target: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view of everything."""
@@ -83,6 +84,7 @@ class Evaluation:
 
         return {
             "task": self.task,
+            "target": self.target,
             "rows": self.rows,
             "level": self.level,
             "resamples": self.resamples,
@@ -326,6 +328,7 @@ class _Plan:
             seed=seed,
             threshold=self.threshold,
             primary=PRIMARY[self.task] if PRIMARY[self.task] in names else names[0],
+            target=self.target_name,
             metrics=table("model"),
         )
         for key in self.subjects:

@@ -21,6 +21,7 @@ from loopml.registry.api import (
     set_alias,
     versions,
 )
+from loopml.registry.cards import read_card, write_card
 from loopml.registry.gates import CheckResult, Policy, load_policy
 from loopml.registry.promotion import Promotion, promote
 from loopml.registry.saved import LibraryVersionWarning, ModelInfo, load_model, save_model
@@ -42,9 +43,11 @@ __all__ = [
     "load_model",
     "load_policy",
     "promote",
+    "read_card",
     "register",
     "rollback",
     "save_model",
     "set_alias",
     "versions",
+    "write_card",
 ]

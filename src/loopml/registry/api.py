@@ -37,10 +37,18 @@ def register(
     artifact: str = "model",
     contract: Any = None,
     description: str | None = None,
+    owner: str | None = None,
+    intended_use: str | None = None,
+    evaluation: Any = None,
+    card: bool = True,
     workspace: Workspace | None = None,
 ) -> VersionRecord:
     """Register a new version of a model: a model object, or the output named ``artifact``
-    of a run (or of one of its steps). Returns the version, numbered 1, 2, ..."""
+    of a run (or of one of its steps). Returns the version, numbered 1, 2, ...
+
+    A model card is written for the version (card=False skips it): owner and intended_use
+    are the caller's words; the evaluation is ``evaluation`` or the one its pipeline made.
+    """
     workspace = workspace or current_workspace()
     _check_name(name)
     if (model is None) == (run is None):
@@ -49,7 +57,19 @@ def register(
     if run is not None:
         run_id, model = _model_of_run(run, artifact, workspace)
     digest, info = _store(model, contract, workspace)
-    return _add_version(name, digest, info, run_id, description, workspace)
+    record = _add_version(name, digest, info, run_id, description, workspace)
+    if card:
+        from loopml.registry.cards import write_card
+
+        write_card(
+            record.ref,
+            owner=owner,
+            intended_use=intended_use,
+            evaluation=evaluation,
+            workspace=workspace,
+        )
+        record = get_version(record.ref, workspace=workspace)
+    return record
 
 
 def _check_name(name: str) -> None:

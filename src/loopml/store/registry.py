@@ -32,6 +32,7 @@ class VersionRecord:
     created_by: str
     created_at: float
     aliases: tuple[str, ...] = ()
+    card: dict[str, Any] | None = None  # the model card's artifacts, owner and intended use
 
     @property
     def ref(self) -> str:
@@ -49,6 +50,7 @@ class VersionRecord:
             "description": self.description,
             "created_by": self.created_by,
             "created_at": self.created_at,
+            "card": self.card,
             "info": self.info,
         }
 
@@ -135,9 +137,20 @@ def versions(connection: Connection, model: str, name: str) -> list[VersionRecor
             row.created_by,
             row.created_at,
             tuple(sorted(pointing.get(row.version, []))),
+            json.loads(row.card) if row.card else None,
         )
         for row in connection.execute(query)
     ]
+
+
+def set_card(connection: Connection, model: str, version: int, card: Mapping[str, Any]) -> None:
+    """Record where a version's model card is stored (written once per version)."""
+    c = model_versions.c
+    connection.execute(
+        model_versions.update()
+        .where(c.model_id == model, c.version == version)
+        .values(card=json.dumps(dict(card)))
+    )
 
 
 def aliases(connection: Connection, model: str) -> dict[str, int]:

@@ -173,6 +173,7 @@ model_versions = sa.Table(
     sa.Column("flavor", sa.String(32), nullable=False),
     sa.Column("info", sa.Text, nullable=False),
     sa.Column("description", sa.Text, nullable=True),
+    sa.Column("card", sa.Text, nullable=True),
     sa.Column("created_by", KEY, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
 )

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("flavor", sa.String(length=32), nullable=False),
         sa.Column("info", sa.Text(), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("card", sa.Text(), nullable=True),
         sa.Column("created_by", sa.String(length=255), nullable=False),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.ForeignKeyConstraint(

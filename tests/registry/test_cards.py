@@ -1,0 +1,96 @@
+"""Model cards: written for every registered version, from the pipeline's evaluation, with
+intervals, weak slices as limitations, the training snapshot and the lineage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+
+import loopml
+from loopml.data.snapshots import Snapshot
+from loopml.errors import ArtifactNotFoundError
+from loopml.pipeline import Pipeline, StepContext
+
+
+def rows(rng: np.random.Generator, n: int = 4000) -> pd.DataFrame:
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    frame["carrier"] = rng.choice(["AA", "UA", "ZZ"], n, p=[0.4975, 0.4975, 0.005])
+    signal = np.where(frame["carrier"] == "UA", 0.1, 1.0)  # UA: almost no signal
+    frame["late"] = signal * frame["a"] + rng.normal(size=n) > 0
+    return frame
+
+
+def table(flights: Snapshot) -> pd.DataFrame:
+    return flights.to_pandas()
+
+
+def model(table: pd.DataFrame) -> LogisticRegression:
+    return LogisticRegression().fit(table[["a", "b"]], table["late"])
+
+
+def prior(table: pd.DataFrame) -> DummyClassifier:
+    return DummyClassifier().fit(table[["a", "b"]], table["late"])
+
+
+def evaluation(
+    model: LogisticRegression, prior: DummyClassifier, table: pd.DataFrame, context: StepContext
+) -> loopml.Evaluation:
+    found = loopml.evaluate(
+        model,
+        table,
+        target="late",
+        baselines={"prior": prior},
+        slices=["carrier"],
+        resamples=200,
+    )
+    context.log_metric("val_auc", found.metrics["roc_auc"].value)
+    return found
+
+
+@pytest.fixture
+def trained(sqlite_workspace) -> str:
+    loopml.data.add("flights", rows(np.random.default_rng(0)))
+    pipeline = Pipeline([table, model, prior, evaluation], params={"flights": "flights"})
+    return pipeline.run().run_id
+
+
+def test_a_card_is_written_from_the_pipeline_evaluation(trained: str) -> None:
+    record = loopml.models.register(
+        "late", run=trained, owner="ops", intended_use="Plan gate staffing."
+    )
+    assert record.card["owner"] == "ops"
+    text = loopml.models.read_card(record.ref)
+    assert "**Owner**: ops" in text and "Plan gate staffing." in text
+    assert "| roc_auc |" in text and "vs prior" in text
+    assert "Weak slice carrier=UA" in text  # found worse beyond its interval
+    assert "Too few rows to judge: carrier=ZZ" in text
+    assert "Snapshot `flights@" in text and "4,000 rows" in text
+    assert "spans these ranges" in text and "a " in text
+    assert "Saved without an input contract" in text
+    assert "Pipeline `" in text and trained in text
+    page = loopml.models.read_card(record.ref, "html")
+    assert page.startswith("<!doctype html>") and "Plotly.newPlot" in page
+    assert '"slices"' in page and "<script src=" not in page  # self-contained
+
+
+def test_a_card_without_an_evaluation_says_so(sqlite_workspace) -> None:
+    frame = rows(np.random.default_rng(1))
+    fitted = LogisticRegression().fit(frame[["a", "b"]], frame["late"])
+    record = loopml.models.register("late", fitted, contract=frame[["a", "b"]])
+    text = loopml.models.read_card(record.ref)
+    assert "No evaluation was recorded" in text and "not given" in text
+    assert "input contract" not in text
+
+
+def test_cards_can_be_skipped_and_written_later(sqlite_workspace) -> None:
+    frame = rows(np.random.default_rng(2))
+    fitted = LogisticRegression().fit(frame[["a", "b"]], frame["late"])
+    record = loopml.models.register("late", fitted, card=False)
+    with pytest.raises(ArtifactNotFoundError, match="has no model card yet"):
+        loopml.models.read_card(record.ref)
+    found = loopml.evaluate(fitted, frame, target="late", resamples=50)
+    loopml.models.write_card(record.ref, owner="me", evaluation=found)
+    assert "| roc_auc |" in loopml.models.read_card(record.ref)
