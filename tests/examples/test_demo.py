@@ -55,3 +55,10 @@ def test_the_demo_tracks_runs_and_prints_the_table(tmp_path: Path) -> None:
     sweep = loopml.search_runs(where="name = 'sweep:flights'")[0]
     assert sweep.params["trials"] == 8 and len(loopml.child_runs(sweep.id)) == 8
     assert "Run it again: loopml run flights_pipeline:train --param max_depth=" in done.stdout
+    champion = loopml.models.get_version("flights@champion")
+    assert champion.version == 1 and champion.card["owner"] == "ops analytics"
+    assert [e.action for e in loopml.models.history("flights")] == ["register", "promote"]
+    assert "flights@1 is now champion." in done.stdout
+    assert (tmp_path / ".loopml" / "reports" / "model-card-flights.html").is_file()
+    card = loopml.models.read_card("flights@1")
+    assert "slices" in card.lower() and "carrier=" in card
