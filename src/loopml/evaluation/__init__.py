@@ -14,5 +14,6 @@ from __future__ import annotations
 from loopml.evaluation.evaluate import Estimate, Evaluation, evaluate
 from loopml.evaluation.fairness import Fairness
 from loopml.evaluation.slices import Slice
+from loopml.evaluation.step import evaluation_step
 
-__all__ = ["Estimate", "Evaluation", "Fairness", "Slice", "evaluate"]
+__all__ = ["Estimate", "Evaluation", "Fairness", "Slice", "evaluate", "evaluation_step"]
