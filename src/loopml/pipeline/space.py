@@ -13,13 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 from loopml.errors import SearchSpaceError
 from loopml.pipeline.graph import Pipeline, suggest
 from loopml.pipeline.types import conforms, describe
-from loopml.yamltext import SafeLoader, line_of, yaml_error_line
+from loopml.yamltext import line_of, located_problems, read_yaml
 
 Scalar = bool | int | float | str | None
 
@@ -107,17 +106,7 @@ def _check_range(low: float, high: float, log: bool, stepped: bool) -> None:
 
 def load_space(source: str | Path | dict[str, Any], pipeline: Pipeline) -> SearchSpace:
     """A search space from a YAML file, YAML text or a dict, checked against the pipeline."""
-    text, where = None, "the search space"
-    if isinstance(source, dict):
-        data: Any = source
-    else:
-        text, where = _space_text(source)
-        try:
-            data = yaml.load(text, Loader=SafeLoader)
-        except yaml.YAMLError as error:
-            raise SearchSpaceError(
-                f"{where}{yaml_error_line(error)} is not valid YAML: {error}"
-            ) from None
+    data, text, where = read_yaml(source, "the search space", SearchSpaceError)
     if not isinstance(data, dict) or not data:
         raise SearchSpaceError(
             f"{where} must map parameter names to ranges, like "
@@ -126,18 +115,6 @@ def load_space(source: str | Path | dict[str, Any], pipeline: Pipeline) -> Searc
     space = _validated(_shorthand(data), text, where)
     _check_names(space, pipeline, text, where)
     return space
-
-
-def _space_text(source: str | Path) -> tuple[str, str]:
-    if isinstance(source, Path) or ("\n" not in str(source) and ":" not in str(source)):
-        path = Path(source)
-        try:
-            return path.read_text(encoding="utf-8"), str(path)
-        except OSError as error:
-            raise SearchSpaceError(
-                f"Cannot read the search space {str(path)!r}: {error.strerror}."
-            ) from None
-    return str(source), "the search space"
 
 
 def _shorthand(data: dict[str, Any]) -> dict[str, Any]:
@@ -151,14 +128,8 @@ def _validated(data: dict[str, Any], text: str | None, where: str) -> SearchSpac
     try:
         return SearchSpace.model_validate(data)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            path = tuple(
-                part for part in item["loc"] if part not in ("int", "float", "categorical")
-            )
-            message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"{'.'.join(map(str, path))}{line_of(text, path)}: {message}")
-        raise SearchSpaceError(f"{where} is invalid: " + "; ".join(problems) + ".") from None
+        problems = located_problems(error.errors(), text, skip=("int", "float", "categorical"))
+        raise SearchSpaceError(f"{where} is invalid: {problems}.") from None
 
 
 def _check_names(space: SearchSpace, pipeline: Pipeline, text: str | None, where: str) -> None:

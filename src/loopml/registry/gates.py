@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loopml.errors import PolicyError
 from loopml.evaluation.evaluate import Evaluation
 from loopml.evaluation.metrics import higher_is_better
-from loopml.yamltext import SafeLoader, line_of, yaml_error_line
+from loopml.yamltext import located_problems, read_yaml
 
 LATENCY_ROWS = 200
 
@@ -115,35 +114,12 @@ def load_policy(source: str | Path | dict[str, Any] | Policy) -> Policy:
     """A policy from a YAML file, YAML text or a dict; errors name the line."""
     if isinstance(source, Policy):
         return source
-    text, where = None, "the policy"
-    if isinstance(source, dict):
-        data: Any = source
-    else:
-        text, where = _text(source)
-        try:
-            data = yaml.load(text, Loader=SafeLoader)
-        except yaml.YAMLError as error:
-            raise PolicyError(
-                f"{where}{yaml_error_line(error)} is not valid YAML: {error}"
-            ) from None
+    data, text, where = read_yaml(source, "the policy", PolicyError)
     try:
         return Policy.model_validate(data)
     except ValidationError as error:
-        problems = [
-            f"{'.'.join(map(str, item['loc']))}{line_of(text, item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        ]
-        raise PolicyError(f"{where} is not a valid policy: " + "; ".join(problems)) from None
-
-
-def _text(source: str | Path) -> tuple[str, str]:
-    if isinstance(source, Path) or ("\n" not in str(source) and ":" not in str(source)):
-        path = Path(source)
-        try:
-            return path.read_text(encoding="utf-8"), str(path)
-        except OSError as error:
-            raise PolicyError(f"Cannot read the policy {str(path)!r}: {error.strerror}.") from None
-    return str(source), "the policy"
+        problems = located_problems(error.errors(), text)
+        raise PolicyError(f"{where} is not a valid policy: {problems}") from None
 
 
 @dataclass
