@@ -83,6 +83,12 @@ class Settings(BaseModel):
     capture_packages: bool = Field(
         True, description="Record the versions of all installed Python packages."
     )
+    events_segment_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=4096,
+        description="A prediction or feedback log segment is closed, ready to seal into "
+        "Parquet, when it reaches this size (or when the hour changes).",
+    )
     executor: str = Field(
         "inline",
         min_length=1,

@@ -1,0 +1,189 @@
+"""The event log of a workspace: segments sealed into Parquet partitions, queried with DuckDB.
+
+    <home>/events/segments/                     where writers append (segments.py)
+    <home>/events/<kind>/endpoint=<e>/hour=<YYYY-MM-DDTHH>/<segment>.parquet
+
+Sealing reads the closed segments, writes one Parquet file per endpoint and hour, named after
+the segment (so sealing a segment twice writes the same files), and then deletes the
+segment. Nested values (inputs, outputs) are kept as JSON text, so every partition has the
+same columns. Reading unions the sealed partitions with the segments not sealed yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from loopml.errors import UsageError
+from loopml.events.segments import SegmentWriter, closed_segments, read_segment
+from loopml.workspace import Workspace, current_workspace
+
+KINDS = ("predictions", "feedback")
+WRITERS = "events.writers"
+
+
+def root(workspace: Workspace) -> Path:
+    """Where a workspace keeps its events."""
+    return Path(workspace.home) / "events"
+
+
+def writer(workspace: Workspace, kind: str) -> SegmentWriter:
+    """The process's writer of one kind of event in a workspace (made once)."""
+    _check_kind(kind)
+    writers = workspace.service(WRITERS, lambda ws: _Writers(ws))
+    return writers.get(kind)
+
+
+class _Writers:
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace, self.made = workspace, {}
+
+    def get(self, kind: str) -> SegmentWriter:
+        if kind not in self.made:
+            folder = root(self.workspace) / "segments"
+            size = self.workspace.settings.events_segment_bytes
+            self.made[kind] = SegmentWriter(folder, kind, max_bytes=size)
+        return self.made[kind]
+
+    def close(self) -> None:
+        for made in self.made.values():
+            made.close()
+
+    def after_fork(self) -> None:
+        for made in self.made.values():
+            made.after_fork()
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise UsageError(f"Events are one of {', '.join(KINDS)}, not {kind!r}.")
+
+
+def seal(kind: str, *, workspace: Workspace | None = None) -> int:
+    """Move closed segments of a kind into Parquet partitions; returns the events sealed."""
+    _check_kind(kind)
+    workspace = workspace or current_workspace()
+    base = root(workspace)
+    sealed = 0
+    for segment in closed_segments(base / "segments", kind):
+        events = list(read_segment(segment.path))
+        for (endpoint, hour), frame in _partitions(events):
+            folder = base / kind / f"endpoint={endpoint}" / f"hour={hour}"
+            _write_parquet(frame, folder / f"{segment.id}.parquet")
+        segment.path.unlink()
+        sealed += len(events)
+    return sealed
+
+
+def _partitions(events: list[dict[str, Any]]) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    if not events:
+        return []
+    frame = pd.DataFrame([_flat(event) for event in events])
+    frame["endpoint"] = frame.get("endpoint", pd.Series("default", index=frame.index)).fillna(
+        "default"
+    )
+    hours = pd.to_datetime(frame["time"], unit="s", utc=True).dt.strftime("%Y-%m-%dT%H")
+    return [
+        ((str(endpoint), str(hour)), part.drop(columns=["endpoint"]))
+        for (endpoint, hour), part in frame.groupby([frame["endpoint"], hours], sort=True)
+    ]
+
+
+def _flat(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: json.dumps(value, default=str) if isinstance(value, dict | list) else value
+        for key, value in event.items()
+    }
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    frame.to_parquet(partial, index=False)
+    os.replace(partial, path)
+
+
+def read_events(
+    kind: str,
+    *,
+    endpoint: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    workspace: Workspace | None = None,
+) -> pd.DataFrame:
+    """Every event of a kind, sealed or not, oldest first; filtered by endpoint and time."""
+    _check_kind(kind)
+    workspace = workspace or current_workspace()
+    base = root(workspace)
+    frames = [_sealed(base / kind, endpoint, since, until), _unsealed(base, kind)]
+    frames = [found for found in frames if len(found)]
+    if not frames:
+        return pd.DataFrame()
+    frame = pd.concat(frames, ignore_index=True)
+    keep = pd.Series(True, index=frame.index)
+    if endpoint is not None:
+        keep &= frame["endpoint"] == endpoint
+    if since is not None:
+        keep &= frame["time"] >= since
+    if until is not None:
+        keep &= frame["time"] < until
+    return frame[keep].sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _sealed(
+    folder: Path, endpoint: str | None, since: float | None, until: float | None
+) -> pd.DataFrame:
+    if not any(folder.glob("endpoint=*/hour=*/*.parquet")):
+        return pd.DataFrame()
+    import duckdb
+
+    pattern = str(folder / "endpoint=*" / "hour=*" / "*.parquet")
+    query = (
+        f"SELECT * EXCLUDE (hour) FROM read_parquet('{_quoted(pattern)}', "
+        "hive_partitioning = true, union_by_name = true)"
+    )
+    conditions, arguments = [], []
+    if endpoint is not None:
+        conditions.append("endpoint = ?")
+        arguments.append(endpoint)
+    if since is not None:
+        conditions.append("hour >= ?")
+        arguments.append(_hour(since))
+    if until is not None:
+        conditions.append("hour <= ?")
+        arguments.append(_hour(until))
+    if conditions:
+        query += " WHERE " + " AND ".join(conditions)
+    with duckdb.connect() as connection:
+        return connection.execute(query, arguments).df()
+
+
+def _quoted(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _hour(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H")
+
+
+def _unsealed(base: Path, kind: str) -> pd.DataFrame:
+    folder = base / "segments"
+    paths = sorted(folder.glob(f"{kind}.*.jsonl")) if folder.exists() else []
+    events = [_flat(event) for path in paths for event in read_segment(path)]
+    if not events:
+        return pd.DataFrame()
+    frame = pd.DataFrame(events)
+    frame["endpoint"] = frame.get("endpoint", pd.Series(index=frame.index, dtype=object))
+    frame["endpoint"] = frame["endpoint"].fillna("default")
+    return frame
+
+
+def now() -> float:
+    """The time stamped on events: seconds since the epoch."""
+    return time.time()
