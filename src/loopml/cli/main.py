@@ -13,6 +13,7 @@ from loopml.cli.data import data_app
 from loopml.cli.models import models_app
 from loopml.cli.pipelines import run, sweep
 from loopml.cli.runs import experiments_app, runs_app
+from loopml.cli.serve import serve
 from loopml.cli.workspace import config, init
 from loopml.errors import LoopmlError
 
@@ -31,6 +32,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.command("run")(run)
 app.command("sweep")(sweep)
+app.command("serve")(serve)
 
 
 def _version(show: bool) -> None:

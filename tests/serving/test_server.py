@@ -1,0 +1,189 @@
+"""The server on a real uvicorn on 127.0.0.1, spoken to with httpx: three dialects, contract
+checks answered with 422 and a list of problems, every prediction logged before the answer."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+from sklearn.linear_model import LogisticRegression
+
+import loopml
+from loopml.events import read_events
+from loopml.serving import create_app
+
+CONTRACT = {
+    "columns": {
+        "a": {"type": "float", "nullable": False, "min": -10, "max": 10},
+        "b": {"type": "float", "nullable": False},
+    }
+}
+
+
+@pytest.fixture
+def server(sqlite_workspace) -> Iterator[httpx.Client]:
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    model = LogisticRegression().fit(x, x["a"] + x["b"] > 0)
+    version = loopml.models.register("churn", model, contract=CONTRACT, card=False)
+    loopml.models.set_alias("churn", "champion", version.version)
+    config = uvicorn.Config(create_app("churn"), host="127.0.0.1", port=0, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not running.started:
+        assert time.monotonic() < deadline and thread.is_alive()
+        time.sleep(0.02)
+    port = running.servers[0].sockets[0].getsockname()[1]
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        yield client
+    running.should_exit = True
+    thread.join(10)
+
+
+ROWS = [{"a": 0.5, "b": 1.0}, {"a": -1.0, "b": 0.2}, {"a": 2.0, "b": -3.0}]
+
+
+def test_predict_answers_with_ids_and_logs_before_answering(server: httpx.Client) -> None:
+    answer = server.post("/predict", json={"records": ROWS})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["id"] == answer.headers["X-Request-Id"] and body["model"] == "churn@1"
+    scores = [p["score"] for p in body["predictions"]]
+    assert len(scores) == 3 and all(0 <= s <= 1 for s in scores)
+    assert [p["label"] for p in body["predictions"]] == [s >= 0.5 for s in scores]
+    logged = read_events("predictions")
+    assert set(logged["id"]) == {p["id"] for p in body["predictions"]}
+    first = logged.set_index("id").loc[body["predictions"][0]["id"]]
+    assert json.loads(first["inputs"]) == ROWS[0] and first["status"] == "ok"
+    assert json.loads(first["outputs"])["score"] == scores[0] and first["version"] == 1
+    single = server.post("/predict", json=ROWS[0]).json()
+    assert single["predictions"][0]["score"] == scores[0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dataframe_split": {"columns": ["a", "b"], "data": [[r["a"], r["b"]] for r in ROWS]}},
+        {"dataframe_records": ROWS},
+        {"instances": ROWS},
+        {"inputs": {"a": [r["a"] for r in ROWS], "b": [r["b"] for r in ROWS]}},
+    ],
+)
+def test_mlflow_scoring_protocol(server: httpx.Client, body: dict) -> None:
+    expected = [p["score"] for p in server.post("/predict", json=ROWS).json()["predictions"]]
+    answer = server.post("/invocations", json=body)
+    assert answer.status_code == 200
+    assert answer.json()["predictions"] == pytest.approx(expected)
+
+
+def test_open_inference_protocol_v2(server: httpx.Client) -> None:
+    assert server.get("/v2/health/live").json() == {"live": True}
+    assert server.get("/v2/health/ready").json() == {"ready": True}
+    metadata = server.get("/v2/models/churn").json()
+    assert metadata["name"] == "churn" and [i["name"] for i in metadata["inputs"]] == ["a", "b"]
+    request = {
+        "inputs": [
+            {"name": "a", "shape": [3], "datatype": "FP64", "data": [r["a"] for r in ROWS]},
+            {"name": "b", "shape": [3, 1], "datatype": "FP64", "data": [[r["b"]] for r in ROWS]},
+        ]
+    }
+    answer = server.post("/v2/models/churn/infer", json=request).json()
+    outputs = {o["name"]: o for o in answer["outputs"]}
+    assert outputs["score"]["shape"] == [3] and outputs["score"]["datatype"] == "FP64"
+    assert answer["model_version"] == "1"
+    assert server.post("/v2/models/other/infer", json=request).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "location"),
+    [
+        ("/predict", {"records": [{"a": 100.0, "b": 1.0}]}, "column a"),
+        ("/predict", {"records": [{"a": 1.0}]}, "column b"),
+        ("/predict", {"records": []}, "records"),
+        ("/predict", {"records": [1, 2]}, "records[0]"),
+        (
+            "/invocations",
+            {"dataframe_split": {"columns": ["a", "b"], "data": [[1.0]]}},
+            "dataframe_split.data[0]",
+        ),
+        ("/invocations", {"instances": ROWS, "inputs": {}}, "body"),
+        (
+            "/v2/models/churn/infer",
+            {"inputs": [{"name": "a", "shape": [2], "datatype": "FP64", "data": [1.0]}]},
+            "inputs[0]",
+        ),
+    ],
+)
+def test_bad_requests_get_422_with_their_problems(server, path, body, location) -> None:
+    answer = server.post(path, json=body)
+    assert answer.status_code == 422
+    problems = answer.json()["problems"]
+    assert problems and problems[0]["location"] == location and problems[0]["message"]
+    rejected = read_events("predictions")
+    assert list(rejected["status"]) == ["rejected"]
+    assert rejected.loc[0, "id"] == answer.headers["X-Request-Id"]
+
+
+def test_a_body_that_is_not_json_is_a_422(server: httpx.Client) -> None:
+    answer = server.post(
+        "/predict", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422 and "not valid JSON" in answer.json()["problems"][0]["message"]
+
+
+def test_prometheus_metrics(server: httpx.Client) -> None:
+    server.post("/predict", json=ROWS)
+    server.post("/predict", json={"records": [{"a": 99.0, "b": 0.0}]})
+    text = server.get("/metrics").text
+    assert (
+        'loopml_requests_total{dialect="predict",endpoint="churn",status="ok",version="1"} 1.0'
+        in text
+    )
+    assert 'status="rejected"' in text
+    assert "loopml_request_seconds_bucket" in text and "loopml_prediction_score_bucket" in text
+
+
+@pytest.mark.slow
+def test_loopml_serve_runs_a_server_process(sqlite_workspace, tmp_path) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rng = np.random.default_rng(1)
+    x = pd.DataFrame({"a": rng.normal(size=100), "b": rng.normal(size=100)})
+    loopml.models.register("churn", LogisticRegression().fit(x, x["a"] > 0), card=False)
+    loopml.models.set_alias("churn", "champion", 1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "loopml"), "serve", "churn", "--port", str(port)]
+    env = {**os.environ, "LOOPML_HOME": str(sqlite_workspace.home)}
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, answer = time.monotonic() + 30, None
+        while answer is None:
+            assert time.monotonic() < deadline and process.poll() is None
+            try:
+                answer = httpx.post(f"http://127.0.0.1:{port}/predict", json=ROWS, timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer.status_code == 200
+        docs = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).json()
+        assert {"/predict", "/invocations", "/v2/models/{model}/infer"} <= set(docs["paths"])
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    ids = {p["id"] for p in answer.json()["predictions"]}
+    assert ids <= set(read_events("predictions")["id"])
