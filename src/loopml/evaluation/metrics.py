@@ -8,7 +8,6 @@ other metrics are ratios of weighted sums, taken with one matrix product.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,8 +151,3 @@ def check_scores(score: np.ndarray, what: str) -> None:
             f"The {what} scores must be probabilities in [0, 1]; they range from "
             f"{score.min():.4g} to {score.max():.4g}. Pass predict_proba's positive column."
         )
-
-
-def nan_safe(value: float) -> float | None:
-    """A float for reports: None instead of NaN."""
-    return None if value is None or math.isnan(value) else float(value)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -182,8 +181,3 @@ def _unsealed(base: Path, kind: str) -> pd.DataFrame:
     frame["endpoint"] = frame.get("endpoint", pd.Series(index=frame.index, dtype=object))
     frame["endpoint"] = frame["endpoint"].fillna("default")
     return frame
-
-
-def now() -> float:
-    """The time stamped on events: seconds since the epoch."""
-    return time.time()

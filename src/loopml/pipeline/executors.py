@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -41,12 +41,6 @@ class Executor(Protocol):
     def shutdown(self) -> None:
         """Release workers and connections; the executor cannot be used afterwards."""
         ...
-
-
-def map_all(executor: Executor, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
-    """fn over every item on an executor, results in the order of the items."""
-    futures = [executor.submit(fn, item) for item in items]
-    return [future.result() for future in futures]
 
 
 class InlineExecutor:

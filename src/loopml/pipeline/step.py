@@ -76,13 +76,6 @@ class Step:
         """The step's name and location, for messages: "step 'train' (train.py:12)"."""
         return f"step {self.name!r} ({self.location})"
 
-    def returns(self) -> str:
-        """The outputs and their types, for messages."""
-        return ", ".join(
-            f"{name}: {describe(kind)}"
-            for name, kind in zip(self.outputs, self.output_types, strict=True)
-        )
-
 
 def step(
     func: Callable[..., Any] | None = None,
