@@ -94,3 +94,10 @@ def test_cards_can_be_skipped_and_written_later(sqlite_workspace) -> None:
     found = loopml.evaluate(fitted, frame, target="late", resamples=50)
     loopml.models.write_card(record.ref, owner="me", evaluation=found)
     assert "| roc_auc |" in loopml.models.read_card(record.ref)
+
+
+def test_a_fully_cached_run_still_finds_its_evaluation(trained: str) -> None:
+    rerun = Pipeline([table, model, prior, evaluation], params={"flights": "flights"}).run()
+    assert rerun.cached == ["table", "model", "prior", "evaluation"]
+    record = loopml.models.register("late", run=rerun.run_id)
+    assert "| roc_auc |" in loopml.models.read_card(record.ref)

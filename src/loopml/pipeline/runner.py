@@ -8,6 +8,7 @@ entry. Workers only compute. A step's cache key is the hash of its code, its par
 
 from __future__ import annotations
 
+import json
 import pickle
 import sys
 import time
@@ -48,6 +49,7 @@ from loopml.workspace import Workspace, current_workspace
 
 KEY_FORMAT = 1
 PARAMS_ARTIFACT = "pipeline.params"
+OUTPUT_TYPES = "loopml.output_types"
 Observer = Callable[[str, StepReport], None]  # ("started" | "finished", report)
 
 
@@ -140,14 +142,25 @@ def finished_steps(run_id: str, workspace: Workspace) -> dict[str, CacheEntry]:
         key = child.tags.get("loopml.cache_key")
         if child.status != "finished" or not key:
             continue
+        types = output_types(child.tags)
         outputs = tuple(
-            StoredOutput(a.name, a.digest, a.size)
+            StoredOutput(a.name, a.digest, a.size, types.get(a.name, ""))
             for a in list_artifacts(child.id, workspace=workspace)
             if a.direction == "output"
         )
         name = child.tags.get("loopml.step", child.name or "")
         entries[key] = CacheEntry(key, name, child.id, outputs, child.end_time or 0.0)
     return entries
+
+
+def output_types_tag(types: dict[str, str]) -> dict[str, str]:
+    """The tag a step run records its outputs' types in (none when unknown)."""
+    return {OUTPUT_TYPES: json.dumps(types, sort_keys=True)} if types else {}
+
+
+def output_types(tags: Mapping[str, str]) -> dict[str, str]:
+    """Output name -> 'module.Class', from a step run's tags."""
+    return json.loads(tags.get(OUTPUT_TYPES, "{}"))
 
 
 class _Runner:
@@ -321,7 +334,11 @@ class _Runner:
         inputs = self._inputs(item)
         for output in entry.outputs:
             self.slots[output.name] = _Slot(output.digest, output.size)
-        hit = {"loopml.cache": "hit", "loopml.cached_from": entry.run_id}
+        hit = {
+            "loopml.cache": "hit",
+            "loopml.cached_from": entry.run_id,
+            **output_types_tag({o.name: o.type for o in entry.outputs if o.type}),
+        }
         run = self._start_run(item, key, hit)
         report.run_id = run.id
         self.notify("started", report)
@@ -458,7 +475,8 @@ class _Runner:
         run.log_metrics(
             {"loopml.seconds": outcome.seconds, "loopml.cpu_seconds": outcome.cpu_seconds}
         )
-        return {**outcome.tags, "loopml.attempts": outcome.attempts}
+        tags = {**outcome.tags, "loopml.attempts": outcome.attempts}
+        return tags | output_types_tag(outcome.types)
 
     def _store(self, item: Step, outcome: Outcome) -> tuple[StoredOutput, ...]:
         stored = []
@@ -468,7 +486,7 @@ class _Runner:
             value = outcome.values[name] if outcome.values is not None else MISSING
             kept = data if value is MISSING else None
             self.slots[name] = _Slot(digest, len(data), value, kept)
-            stored.append(StoredOutput(name, digest, len(data)))
+            stored.append(StoredOutput(name, digest, len(data), outcome.types.get(name, "")))
         return tuple(stored)
 
 

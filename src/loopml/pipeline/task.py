@@ -55,6 +55,7 @@ class Outcome:
     metrics: list[MetricRecord] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     reports: list[Report] = field(default_factory=list)
+    types: dict[str, str] = field(default_factory=dict)  # output name -> module.Class
     message: str | None = None  # one line, for summaries
     error: str | None = None  # the traceback or the full explanation
     pruned: bool = False
@@ -120,7 +121,8 @@ def run_task(task: Task) -> Outcome:
         message = f"{type(error).__name__}: {error}"
         return clock.outcome(False, attempts, context, message=message, error=text)
     kept = values if task.keep_values else None
-    return clock.outcome(True, attempts, context, outputs=outputs, values=kept)
+    types = {name: type_name(value) for name, value in values.items()}
+    return clock.outcome(True, attempts, context, outputs=outputs, values=kept, types=types)
 
 
 class _Clock:
@@ -160,6 +162,11 @@ def _call(step: Step, arguments: dict[str, Any], context: StepContext | None) ->
 
 def _unpack(value: Any) -> Any:
     return pickle.loads(value.data) if isinstance(value, Pickled) else value
+
+
+def type_name(value: Any) -> str:
+    """'module.Class' of a value, as step runs record their outputs' types."""
+    return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
 def _values(step: Step, result: Any) -> dict[str, Any]:

@@ -67,18 +67,19 @@ def gather(
 
 
 def _pipeline_evaluation(found: dict[str, Any], workspace: Workspace) -> Evaluation | None:
+    """The Evaluation a step of the pipeline returned: found by the output types each step
+    run records, so no other output is read."""
+    from loopml.pipeline.runner import output_types
+
     pipeline = found.get("pipeline")
     if not pipeline:
         return None
+    wanted = f"{Evaluation.__module__}.{Evaluation.__qualname__}"
     for child in child_runs(pipeline["run"], workspace=workspace):
-        for artifact in list_artifacts(child.id, workspace=workspace):
-            if artifact.direction != "output" or artifact.kind != "pickle":
-                continue
-            if artifact.size > 50_000_000:
-                continue
-            value = pickle.loads(workspace.artifacts.get_bytes(artifact.digest))
-            if isinstance(value, Evaluation):
-                return value
+        names = {name for name, kind in output_types(child.tags).items() if kind == wanted}
+        for artifact in list_artifacts(child.id, workspace=workspace) if names else []:
+            if artifact.direction == "output" and artifact.name in names:
+                return pickle.loads(workspace.artifacts.get_bytes(artifact.digest))
     return None
 
 

@@ -19,6 +19,7 @@ class StoredOutput:
     name: str
     digest: str
     size: int
+    type: str = ""  # module.Class of the value, when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,10 @@ def find(connection: Connection, key: str) -> CacheEntry | None:
 def put(connection: Connection, entry: CacheEntry) -> None:
     """Record a key's outputs; the first entry of a key stays (equal keys mean equal work)."""
     outputs = json.dumps(
-        [{"name": o.name, "digest": o.digest, "size": o.size} for o in entry.outputs]
+        [
+            {"name": o.name, "digest": o.digest, "size": o.size, "type": o.type}
+            for o in entry.outputs
+        ]
     )
     row = {
         "key": entry.key,
