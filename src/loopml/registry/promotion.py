@@ -88,8 +88,9 @@ def promote(
     compared = load(compared_record.ref, workspace=workspace) if compared_record else None
     found = _evaluate(rules, candidate, frame, compared, workspace)
     compared_found = None
-    if compared is not None and any(isinstance(c, SlicesCheck) for c in rules.checks):
-        compared_found = _evaluate(rules, compared, frame, None, workspace)
+    sliced = sorted({c.metric for c in rules.checks if isinstance(c, SlicesCheck)})
+    if compared is not None and sliced:  # its slices only, on the metrics the checks read
+        compared_found = _evaluate(rules, compared, frame, None, workspace, sliced)
     checks = judge(
         rules, found, compared_found, **_extras(rules, candidate, candidate_record, frame)
     )
@@ -124,7 +125,12 @@ def _compared(name: str, alias: str, version: int, workspace: Workspace) -> Vers
 
 
 def _evaluate(
-    rules: Policy, model: Any, frame: Any, compared: Any, workspace: Workspace
+    rules: Policy,
+    model: Any,
+    frame: Any,
+    compared: Any,
+    workspace: Workspace,
+    metrics: list[str] | None = None,
 ) -> Evaluation:
     return evaluate(
         model,
@@ -137,6 +143,7 @@ def _evaluate(
         resamples=rules.resamples,
         level=rules.level,
         seed=rules.seed,
+        metrics=metrics,
         workspace=workspace,
     )
 
