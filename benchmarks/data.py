@@ -60,13 +60,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from machine import cpu_model, loopml_source, memory_gib
 
 SEED = 20_251_122
 ROW_GROUP = 1_000_000
 COMPRESSION = "snappy"
 EXAMPLE_ROWS = 5
 RESULTS = Path(__file__).resolve().parent / "results"
-REPOSITORY = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve()
 TARGET_SPEEDUP = 5.0
 TARGET_PEAK_MIB = 2048.0
@@ -1124,43 +1124,6 @@ def machine() -> dict[str, Any]:
         },
         **loopml_source(),
     }
-
-
-def loopml_source() -> dict[str, Any]:
-    """The commit of the loopml checkout measured, and whether it had uncommitted changes."""
-    commit = git("rev-parse", "--short=12", "HEAD")
-    status = git("status", "--porcelain", "--", "src")
-    return {"loopml_commit": commit, "loopml_uncommitted_changes": bool(status)}
-
-
-def git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=REPOSITORY, capture_output=True, text=True, check=False
-        )
-    except OSError:
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def cpu_model() -> str:
-    try:
-        for text in Path("/proc/cpuinfo").read_text().splitlines():
-            if text.startswith("model name"):
-                return text.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def memory_gib() -> float:
-    try:
-        for text in Path("/proc/meminfo").read_text().splitlines():
-            if text.startswith("MemTotal:"):
-                return int(text.split()[1]) / 2**20
-    except OSError:
-        pass
-    return math.nan
 
 
 def results_json(

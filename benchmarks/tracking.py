@@ -44,7 +44,6 @@ import logging
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from machine import cpu_model, loopml_source
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
@@ -66,7 +66,6 @@ from loopml import Workspace
 SEED = 7
 EXPERIMENT = "tracking-bench"
 RESULTS = Path(__file__).resolve().parent / "results"
-REPOSITORY = Path(__file__).resolve().parents[1]
 
 SEARCH_WHERE_LOOPML = "metrics.m0 > 0.5 and params.p0 = 3"
 SEARCH_SORT_LOOPML = "-metrics.m1"
@@ -548,33 +547,6 @@ def machine() -> dict[str, Any]:
         **loopml_source(),
         "mlflow": mlflow.__version__,
     }
-
-
-def loopml_source() -> dict[str, Any]:
-    """The commit of the loopml checkout measured, and whether it had uncommitted changes."""
-    commit = git("rev-parse", "--short=12", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no", "--", "src")
-    return {"loopml_commit": commit, "loopml_uncommitted_changes": bool(status)}
-
-
-def git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=REPOSITORY, capture_output=True, text=True, check=False
-        )
-    except OSError:
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def format_time(seconds: float) -> str:
