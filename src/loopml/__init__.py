@@ -50,7 +50,7 @@ _EXPORTS: dict[str, str] = {
     "use_workspace": "loopml.workspace",
 }
 
-_MODULES = {"data": "loopml.data", "models": "loopml.registry"}
+_MODULES = {"data": "loopml.data", "models": "loopml.registry", "serving": "loopml.serving"}
 
 __all__ = sorted([*_EXPORTS, *_MODULES, "__version__"])
 
@@ -73,7 +73,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from loopml import data
+    from loopml import data, serving
     from loopml import registry as models
     from loopml.errors import LoopmlError
     from loopml.evaluation.evaluate import Estimate, Evaluation, evaluate

@@ -24,6 +24,7 @@
     │   ├── ParameterError            a parameter the pipeline does not take, or a bad value
     │   ├── SearchSpaceError          a sweep's search space that is itself invalid (says where)
     │   ├── PolicyError               a promotion policy that is itself invalid (says where)
+    │   ├── DeploymentError           a deployment file or flags that are invalid (says where)
     │   └── RunStateError             logging to a run that has ended
     ├── StepFailedError               a pipeline step raised, or returned what it may not
     ├── ExecutorError                 an executor cannot run work (unreachable Dask scheduler)
@@ -134,6 +135,10 @@ class SearchSpaceError(UsageError):
 
 class PolicyError(UsageError):
     """A promotion policy (gate) is itself invalid; the message says where."""
+
+
+class DeploymentError(UsageError):
+    """A deployment that is itself invalid: a bad file, fraction or guardrail."""
 
 
 class RunStateError(UsageError):

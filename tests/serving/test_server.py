@@ -3,51 +3,16 @@ checks answered with 422 and a list of problems, every prediction logged before 
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 from sklearn.linear_model import LogisticRegression
 
 import loopml
 from loopml.events import read_events
-from loopml.serving import create_app
-
-CONTRACT = {
-    "columns": {
-        "a": {"type": "float", "nullable": False, "min": -10, "max": 10},
-        "b": {"type": "float", "nullable": False},
-    }
-}
-
-
-@pytest.fixture
-def server(sqlite_workspace) -> Iterator[httpx.Client]:
-    rng = np.random.default_rng(0)
-    x = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
-    model = LogisticRegression().fit(x, x["a"] + x["b"] > 0)
-    version = loopml.models.register("churn", model, contract=CONTRACT, card=False)
-    loopml.models.set_alias("churn", "champion", version.version)
-    config = uvicorn.Config(create_app("churn"), host="127.0.0.1", port=0, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not running.started:
-        assert time.monotonic() < deadline and thread.is_alive()
-        time.sleep(0.02)
-    port = running.servers[0].sockets[0].getsockname()[1]
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        yield client
-    running.should_exit = True
-    thread.join(10)
-
 
 ROWS = [{"a": 0.5, "b": 1.0}, {"a": -1.0, "b": 0.2}, {"a": 2.0, "b": -3.0}]
 
@@ -63,8 +28,9 @@ def test_predict_answers_with_ids_and_logs_before_answering(server: httpx.Client
     logged = read_events("predictions")
     assert set(logged["id"]) == {p["id"] for p in body["predictions"]}
     first = logged.set_index("id").loc[body["predictions"][0]["id"]]
-    assert json.loads(first["inputs"]) == ROWS[0] and first["status"] == "ok"
-    assert json.loads(first["outputs"])["score"] == scores[0] and first["version"] == 1
+    assert (first["input.a"], first["input.b"]) == (ROWS[0]["a"], ROWS[0]["b"])
+    assert first["output.score"] == scores[0] and first["version"] == 1
+    assert first["status"] == "ok" and first["role"] == "champion"
     single = server.post("/predict", json=ROWS[0]).json()
     assert single["predictions"][0]["score"] == scores[0]
 
@@ -145,8 +111,8 @@ def test_prometheus_metrics(server: httpx.Client) -> None:
     server.post("/predict", json={"records": [{"a": 99.0, "b": 0.0}]})
     text = server.get("/metrics").text
     assert (
-        'loopml_requests_total{dialect="predict",endpoint="churn",status="ok",version="1"} 1.0'
-        in text
+        'loopml_requests_total{dialect="predict",endpoint="churn",role="champion",status="ok",'
+        'version="1"} 1.0' in text
     )
     assert 'status="rejected"' in text
     assert "loopml_request_seconds_bucket" in text and "loopml_prediction_score_bucket" in text

@@ -14,6 +14,7 @@ from loopml.cli.models import models_app
 from loopml.cli.pipelines import run, sweep
 from loopml.cli.runs import experiments_app, runs_app
 from loopml.cli.serve import serve
+from loopml.cli.serving import alerts, deploy, feedback_app, predict
 from loopml.cli.workspace import config, init
 from loopml.errors import LoopmlError
 
@@ -33,6 +34,10 @@ app.add_typer(models_app, name="models")
 app.command("run")(run)
 app.command("sweep")(sweep)
 app.command("serve")(serve)
+app.command("deploy")(deploy)
+app.command("alerts")(alerts)
+app.command("predict")(predict)
+app.add_typer(feedback_app, name="feedback")
 
 
 def _version(show: bool) -> None:

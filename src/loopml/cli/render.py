@@ -67,9 +67,16 @@ def progress(label: str) -> Iterator[Callable[[], None]]:
     it is known); it disappears when the block ends. Yields a function that marks it done."""
     from loopml.data.io import reporting_progress
 
+    with row_progress(label) as advance, reporting_progress(advance):
+        yield lambda: advance(0, None, hide=True)
+
+
+@contextmanager
+def row_progress(label: str) -> Iterator[Callable[..., None]]:
+    """A progress bar of rows on stderr (terminals only); yields advance(rows, total)."""
     errors = Console(stderr=True)
     if not errors.is_terminal:  # logs and pipes get no bar, and no stray blank line
-        yield lambda: None
+        yield lambda rows, total, hide=False: None
         return
     bar = Progress(
         SpinnerColumn(),
@@ -82,11 +89,14 @@ def progress(label: str) -> Iterator[Callable[[], None]]:
     )
     task = bar.add_task(label, total=None)
 
-    def advance(rows: int, total: int | None) -> None:
-        bar.update(task, completed=rows, total=total)
+    def advance(rows: int, total: int | None, hide: bool = False) -> None:
+        if hide:
+            bar.update(task, visible=False)
+        else:
+            bar.update(task, completed=rows, total=total)
 
-    with bar, reporting_progress(advance):
-        yield lambda: bar.update(task, visible=False)
+    with bar:
+        yield advance
 
 
 def when(timestamp: float | None) -> str:

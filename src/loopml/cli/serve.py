@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,14 +12,31 @@ from loopml.errors import UsageError
 
 
 def serve(
-    name: Annotated[str, typer.Argument(help="The registered model.")],
-    alias: Annotated[str, typer.Option("--alias", help="The alias to serve.")] = "champion",
+    name: Annotated[str, typer.Argument(help="The registered model (the endpoint).")],
+    alias: Annotated[
+        str | None,
+        typer.Option("--alias", help="Serve this alias or version as the champion."),
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="The address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="The port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option("--workers", help="Server processes.")] = 1,
+    deployment: Annotated[
+        Path | None,
+        typer.Option("--deployment", help="Set the endpoint's deployment from a file first."),
+    ] = None,
+    shadow: Annotated[
+        str | None, typer.Option("--shadow", help="A version that gets a copy of every request.")
+    ] = None,
+    canary: Annotated[
+        str | None, typer.Option("--canary", help="A version that answers a share of traffic.")
+    ] = None,
+    fraction: Annotated[
+        float | None, typer.Option("--fraction", help="The canary's share of traffic (0-1).")
+    ] = None,
 ) -> None:
-    """Serve NAME@ALIAS: POST /predict, MLflow's /invocations, Open Inference Protocol V2,
-    /metrics, and the OpenAPI docs at /docs."""
+    """Serve NAME as its deployment says: POST /predict, MLflow's /invocations, Open Inference
+    Protocol V2, POST /feedback, /metrics, and the OpenAPI docs at /docs. Changes made with
+    'loopml deploy', 'models promote' or 'models rollback' reach it within seconds."""
     import uvicorn
 
     import loopml
@@ -26,8 +44,15 @@ def serve(
 
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}.")
-    loopml.models.get_version(f"{name}@{alias}")  # an unknown model or alias fails here, clearly
-    os.environ[SERVE_ENV] = f"{name}@{alias}"
+    if deployment is not None or shadow or canary or fraction is not None:
+        from loopml.serving.deployment import deploy, read_deployment, with_changes
+
+        base = read_deployment(deployment) if deployment else loopml.serving.deployment(name)[0]
+        spec = with_changes(base, shadow=shadow, canary=canary, fraction=fraction)
+        deploy(name, spec, reason="loopml serve")
+    champion = alias or loopml.serving.deployment(name)[0].champion
+    loopml.models.get_version(f"{name}@{champion}")  # an unknown model or alias fails here
+    os.environ[SERVE_ENV] = f"{name}@{alias}" if alias else name
     uvicorn.run(
         "loopml.serving.app:app_from_environment",
         factory=True,

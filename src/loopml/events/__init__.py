@@ -7,7 +7,15 @@ by endpoint and hour; ``read_events`` queries them with DuckDB, unsealed segment
 
 from __future__ import annotations
 
-from loopml.events.log import read_events, seal, writer
+from loopml.events.log import find, read_events, seal, writer
 from loopml.events.segments import SegmentWriter, closed_segments, read_segment
 
-__all__ = ["SegmentWriter", "closed_segments", "read_events", "read_segment", "seal", "writer"]
+__all__ = [
+    "SegmentWriter",
+    "closed_segments",
+    "find",
+    "read_events",
+    "read_segment",
+    "seal",
+    "writer",
+]

@@ -5,8 +5,11 @@
 
 Sealing reads the closed segments, writes one Parquet file per endpoint and hour, named after
 the segment (so sealing a segment twice writes the same files), and then deletes the
-segment. Nested values (inputs, outputs) are kept as JSON text, so every partition has the
-same columns. Reading unions the sealed partitions with the segments not sealed yet.
+segment. An event's inputs and outputs become columns of their own, ``input.<name>`` and
+``output.<name>``, so a feature is read as one typed column; other nested values (a rejected
+request's problems) are kept as JSON text. Reading unions the sealed partitions (by column
+name) with the segments not sealed yet. Batch scoring writes its partitions directly, in the
+same layout (``write_partition``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from loopml.errors import UsageError
 from loopml.events.segments import SegmentWriter, closed_segments, read_segment
 from loopml.workspace import Workspace, current_workspace
 
 KINDS = ("predictions", "feedback")
+SPREAD = {"inputs": "input.", "outputs": "output."}
 WRITERS = "events.writers"
 
 
@@ -71,11 +77,14 @@ def seal(kind: str, *, workspace: Workspace | None = None) -> int:
     base = root(workspace)
     sealed = 0
     for segment in closed_segments(base / "segments", kind):
-        events = list(read_segment(segment.path))
+        try:
+            events = list(read_segment(segment.path))
+        except FileNotFoundError:  # another process sealed it first
+            continue
         for (endpoint, hour), frame in _partitions(events):
             folder = base / kind / f"endpoint={endpoint}" / f"hour={hour}"
             _write_parquet(frame, folder / f"{segment.id}.parquet")
-        segment.path.unlink()
+        segment.path.unlink(missing_ok=True)
         sealed += len(events)
     return sealed
 
@@ -95,17 +104,45 @@ def _partitions(events: list[dict[str, Any]]) -> list[tuple[tuple[str, str], pd.
 
 
 def _flat(event: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: json.dumps(value, default=str) if isinstance(value, dict | list) else value
-        for key, value in event.items()
-    }
+    """One row: ``inputs`` and ``outputs`` spread into ``input.<name>`` and ``output.<name>``
+    columns; any other nested value kept as JSON text."""
+    row: dict[str, Any] = {}
+    for key, value in event.items():
+        if key in SPREAD and isinstance(value, dict):
+            prefix = SPREAD[key]
+            row.update({f"{prefix}{name}": item for name, item in value.items()})
+        elif isinstance(value, dict | list):
+            row[key] = json.dumps(value, default=str)
+        else:
+            row[key] = value
+    return row
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def columns_of(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """The ``input.`` or ``output.`` columns of logged events, named without the prefix."""
+    found = [c for c in frame.columns if c.startswith(prefix)]
+    return frame[found].rename(columns=lambda c: c[len(prefix) :])
+
+
+def _write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    frame.to_parquet(partial, index=False)
+    if isinstance(frame, pd.DataFrame):
+        frame.to_parquet(partial, index=False)
+    else:
+        pq.write_table(frame, partial)
     os.replace(partial, path)
+
+
+def write_partition(
+    kind: str, endpoint: str, moment: float, table: pa.Table, name: str, workspace: Workspace
+) -> Path:
+    """Write events straight into the partition of an endpoint and hour (batch scoring)."""
+    _check_kind(kind)
+    path = root(workspace) / kind / f"endpoint={endpoint}" / f"hour={_hour(moment)}"
+    path = path / f"{name}.parquet"
+    _write_parquet(table, path)
+    return path
 
 
 def read_events(
@@ -161,6 +198,31 @@ def _sealed(
         query += " WHERE " + " AND ".join(conditions)
     with duckdb.connect() as connection:
         return connection.execute(query, arguments).df()
+
+
+def find(kind: str, ids: list[str], *, workspace: Workspace | None = None) -> dict[str, str]:
+    """Which of these ids the log of a kind holds: id → its endpoint."""
+    _check_kind(kind)
+    workspace = workspace or current_workspace()
+    base = root(workspace)
+    wanted = pd.DataFrame({"id": pd.Series(list(dict.fromkeys(ids)), dtype=object)})
+    found: dict[str, str] = {}
+    if any((base / kind).glob("endpoint=*/hour=*/*.parquet")):
+        import duckdb
+
+        pattern = str(base / kind / "endpoint=*" / "hour=*" / "*.parquet")
+        with duckdb.connect() as connection:
+            connection.register("wanted", wanted)
+            rows = connection.execute(
+                f"SELECT e.id, e.endpoint FROM read_parquet('{_quoted(pattern)}', "
+                "hive_partitioning = true, union_by_name = true) e JOIN wanted USING (id)"
+            ).fetchall()
+        found.update(rows)
+    unsealed = _unsealed(base, kind)
+    if len(unsealed):
+        hits = unsealed[unsealed["id"].isin(wanted["id"])]
+        found.update(zip(hits["id"], hits["endpoint"].astype(str), strict=True))
+    return found
 
 
 def _quoted(text: str) -> str:

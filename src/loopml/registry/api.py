@@ -153,7 +153,7 @@ def get_version(ref: str, *, workspace: Workspace | None = None) -> VersionRecor
     workspace = workspace or current_workspace()
     name, _, which = ref.partition("@")
     with workspace.metadata.read() as connection:
-        model = _require(connection, name)
+        model = require_model(connection, name)
         found = repo.versions(connection, model, name)
         named = repo.aliases(connection, model)
     if not found:
@@ -171,7 +171,8 @@ def get_version(ref: str, *, workspace: Workspace | None = None) -> VersionRecor
     )
 
 
-def _require(connection: Any, name: str) -> str:
+def require_model(connection: Any, name: str) -> str:
+    """The stored key of a registered model; an unknown name lists the known ones."""
     model = repo.model_id(connection, name)
     if model is None:
         known = ", ".join(repo.model_names(connection)) or "none yet"
@@ -224,7 +225,7 @@ def versions(name: str, *, workspace: Workspace | None = None) -> list[VersionRe
     """Every version of a model, oldest first."""
     workspace = workspace or current_workspace()
     with workspace.metadata.read() as connection:
-        return repo.versions(connection, _require(connection, name), name)
+        return repo.versions(connection, require_model(connection, name), name)
 
 
 def set_alias(
@@ -241,7 +242,7 @@ def set_alias(
     _check_alias(alias)
     now = time.time()
     with workspace.metadata.write() as connection:
-        model = _require(connection, name)
+        model = require_model(connection, name)
         repo.lock(connection, model)
         if version not in {v.version for v in repo.versions(connection, model, name)}:
             raise ModelNotFoundError(f"Model {name!r} has no version {version}.")
@@ -264,7 +265,7 @@ def rollback(
     workspace = workspace or current_workspace()
     now = time.time()
     with workspace.metadata.write() as connection:
-        model = _require(connection, name)
+        model = require_model(connection, name)
         repo.lock(connection, model)
         current = repo.aliases(connection, model).get(alias)
         if current is None:
@@ -315,7 +316,7 @@ def history(name: str, *, workspace: Workspace | None = None) -> list[RegistryEv
     """A model's audit log, oldest first."""
     workspace = workspace or current_workspace()
     with workspace.metadata.read() as connection:
-        return repo.events(connection, _require(connection, name), name)
+        return repo.events(connection, require_model(connection, name), name)
 
 
 def lineage(ref: str, *, workspace: Workspace | None = None) -> dict[str, Any]:

@@ -4,14 +4,26 @@ Every request is read into rows, checked against the model's contract (a bad req
 422 listing each problem, and is logged as rejected), scored, and logged to the prediction log
 before the answer leaves: each prediction has an id, returned in the body and, for the
 request, in the ``X-Request-Id`` header.
+
+What answers follows the endpoint's deployment (live.py): the champion, a canary for its share
+of traffic, and a shadow that gets a copy of every request on a thread of its own, after the
+answer is on its way. A background task follows the registry and the deployment, judges the
+canary's guardrails, and seals closed log segments into Parquet.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
@@ -22,27 +34,40 @@ from prometheus_client import (
     generate_latest,
 )
 
-from loopml.events.log import writer
+from loopml.events.log import seal, writer
 from loopml.ids import new_id
 from loopml.serving import payloads
-from loopml.serving.model import ServedModel, load_served
+from loopml.serving.feedback import RecentIds, items_of, labelled, record_feedback
+from loopml.serving.live import Live
+from loopml.serving.model import ServedModel
 from loopml.serving.payloads import PayloadError
 from loopml.workspace import Workspace, current_workspace
 
 SCORE_BUCKETS = tuple(i / 10 for i in range(11))
+SHADOW_QUEUE = 64  # shadow requests waiting at most; more are dropped, and counted
+SEAL_SECONDS = 60.0
+TICK_SECONDS = 0.25
+
+log = logging.getLogger("loopml.serving")
 
 
 class _Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        labels = ("endpoint", "version", "dialect", "status")
+        labels = ("endpoint", "version", "role", "dialect", "status")
         self.requests = Counter(
             "loopml_requests", "Requests answered", labels, registry=self.registry
         )
         self.latency = Histogram(
             "loopml_request_seconds",
             "Time to answer a request",
-            ("endpoint", "version"),
+            ("endpoint", "version", "role"),
+            registry=self.registry,
+        )
+        self.shadow_dropped = Counter(
+            "loopml_shadow_dropped",
+            "Shadow requests dropped because the shadow fell behind",
+            ("endpoint",),
             registry=self.registry,
         )
         self.scores = Histogram(
@@ -55,25 +80,52 @@ class _Metrics:
 
 
 class Server:
-    """Serves one model alias; the app is ``Server(...).app``."""
+    """Serves one endpoint (a registered model); the app is ``Server(...).app``.
 
-    def __init__(self, name: str, alias: str = "champion", *, workspace: Workspace | None = None):
+    alias: serve this alias (or version) as the champion, whatever the deployment says.
+    follow: run the background task that follows the registry and judges the canary.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        alias: str | None = None,
+        *,
+        workspace: Workspace | None = None,
+        follow: bool = True,
+    ):
         self.workspace = workspace or current_workspace()
-        self.name, self.alias = name, alias
-        self.served: ServedModel = load_served(f"{name}@{alias}", self.workspace)
+        self.name = name
+        self.live = Live(name, self.workspace, champion=alias)
         self.log = writer(self.workspace, "predictions")
         self.metrics = _Metrics()
-        self.app = self._routes(FastAPI(title=f"loopml: {name}@{alias}", version="1"))
+        self.recent = RecentIds()
+        self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="loopml-shadow")
+        self._shadow_slots = threading.BoundedSemaphore(SHADOW_QUEUE)
+        title = f"loopml: {name}@{alias or self.live.spec.champion}"
+        lifespan = self._lifespan if follow else None
+        self.app = self._routes(FastAPI(title=title, version="1", lifespan=lifespan))
 
     def _routes(self, app: FastAPI) -> FastAPI:
-        app.post("/predict")(self.predict)
-        app.post("/invocations")(self.invocations)
-        app.get("/v2/health/live")(self.live)
+        app.post("/predict", openapi_extra=payloads.openapi_body("predict"))(self.predict)
+        app.post("/invocations", openapi_extra=payloads.openapi_body("mlflow"))(self.invocations)
+        app.post("/feedback")(self.feedback)
+        app.get("/deployment")(self.deployment)
+        app.get("/v2/health/live")(self.live_route)
         app.get("/v2/health/ready")(self.ready)
         app.get("/v2/models/{model}")(self.metadata)
-        app.post("/v2/models/{model}/infer")(self.infer)
+        app.post("/v2/models/{model}/infer", openapi_extra=payloads.openapi_body("v2"))(self.infer)
         app.get("/metrics")(self.prometheus)
         return app
+
+    @asynccontextmanager
+    async def _lifespan(self, app: FastAPI):
+        task = asyncio.create_task(self._follow())
+        try:
+            yield
+        finally:
+            task.cancel()
+            self._shadow_pool.shutdown(wait=False, cancel_futures=True)
 
     async def predict(self, request: Request) -> Response:
         """Score JSON records: {"records": [...]}, a list of records, or one record."""
@@ -89,7 +141,30 @@ class Server:
             return self._unknown(model)
         return await self._answer(request, "v2", payloads.v2_frame, self._v2_body)
 
-    async def live(self) -> dict[str, bool]:
+    async def feedback(self, request: Request) -> Response:
+        """Labels for earlier predictions: {"id": ..., "label": ...}, a list of them, or
+        {"feedback": [...]}. Answers how many were accepted and which ids are unknown."""
+        try:
+            items = items_of(await _body(request))
+        except PayloadError as error:
+            return JSONResponse({"problems": error.problems}, 422)
+        result = await asyncio.to_thread(
+            record_feedback, items, recent=self.recent, workspace=self.workspace
+        )
+        return JSONResponse(result.to_dict())
+
+    async def deployment(self) -> dict[str, Any]:
+        """What serves this endpoint now: the deployment, its revision and each role's
+        version."""
+        live = self.live
+        return {
+            "endpoint": self.name,
+            "revision": live.revision,
+            "deployment": live.spec.model_dump(mode="json"),
+            "serving": {role: served.record.ref for role, served in live.roles.items()},
+        }
+
+    async def live_route(self) -> dict[str, bool]:
         return {"live": True}
 
     async def ready(self) -> dict[str, bool]:
@@ -98,12 +173,13 @@ class Server:
     async def metadata(self, model: str) -> Response:
         if model != self.name:
             return self._unknown(model)
-        features = self.served.features or []
+        served = self.live.champion
+        features = served.features or []
         return JSONResponse(
             {
                 "name": self.name,
-                "versions": [str(self.served.record.version)],
-                "platform": f"loopml-{self.served.record.flavor}",
+                "versions": [str(served.record.version)],
+                "platform": f"loopml-{served.record.flavor}",
                 "inputs": [{"name": f, "datatype": "BYTES", "shape": [-1]} for f in features],
                 "outputs": [
                     {"name": "score", "datatype": "FP64", "shape": [-1]},
@@ -122,84 +198,251 @@ class Server:
     async def _answer(self, request: Request, dialect: str, read: Any, shape: Any) -> Response:
         started, cpu = time.perf_counter(), time.process_time()
         request_id = new_id()
-        version = str(self.served.record.version)
+        canary = self.live.spec.canary
+        key = request.headers.get(canary.key) if canary else None
+        role, served = self.live.route(key, request_id)
         try:
             frame = read(await _body(request))
-            self.served.check(frame)
-            scores, labels = self.served.predict(frame)
+            served.check(frame)
+            role, served, scores, array = self._score(role, served, frame)
+            labels = array.tolist()
         except PayloadError as error:
-            self._reject(request_id, dialect, error, started)
-            self.metrics.requests.labels(self.name, version, dialect, "rejected").inc()
-            return JSONResponse(
-                {"id": request_id, "problems": error.problems},
-                422,
-                headers={"X-Request-Id": request_id},
-            )
+            return self._rejected(request_id, dialect, role, served, error, started)
+        except _Failed as failure:
+            return self._failed(request_id, dialect, failure, started)
         ids = [new_id() for _ in range(len(frame))]
         elapsed = time.perf_counter() - started
+        rows = _inputs(frame)
         self._log(
-            request_id, ids, dialect, frame, scores, labels, elapsed, time.process_time() - cpu
+            request_id,
+            ids,
+            dialect,
+            role,
+            served,
+            rows,
+            scores,
+            labels,
+            elapsed,
+            time.process_time() - cpu,
         )
-        self.metrics.requests.labels(self.name, version, dialect, "ok").inc()
-        self.metrics.latency.labels(self.name, version).observe(elapsed)
-        for score in scores:
-            self.metrics.scores.labels(self.name, version).observe(float(score))
-        body = shape(request_id, ids, scores, labels)
+        self._count(role, served, dialect, elapsed, scores)
+        self.recent.add(ids, self.name)
+        self.live.sample = frame
+        self._send_to_shadow(request_id, ids, dialect, frame, rows)
+        body = shape(request_id, ids, scores, labels, served)
         return JSONResponse(body, headers={"X-Request-Id": request_id})
 
-    def _records_body(self, request_id: str, ids: list[str], scores: Any, labels: list) -> dict:
+    def _score(self, role: str, served: ServedModel, frame: pd.DataFrame) -> tuple:
+        """(role, model, scores, labels) of the model that answered: a failing canary is
+        counted against its guardrails and the champion answers instead, so callers never
+        see the canary fail."""
+        try:
+            return (role, served, *served.predict(frame))
+        except Exception as error:
+            if role != "canary":
+                raise _Failed(served, error) from error
+            self.live.guard.failed("canary")
+            log.warning("canary %s failed, the champion answered: %r", served.record.ref, error)
+        champion = self.live.champion
+        try:
+            return ("champion", champion, *champion.predict(frame))
+        except Exception as error:
+            raise _Failed(champion, error) from error
+
+    def _count(self, role, served, dialect, elapsed, scores) -> None:
+        version = str(served.record.version)
+        self.metrics.requests.labels(self.name, version, role, dialect, "ok").inc()
+        self.metrics.latency.labels(self.name, version, role).observe(elapsed)
+        histogram = self.metrics.scores.labels(self.name, version)
+        for score in scores[:1000]:
+            histogram.observe(float(score))
+        self.live.guard.answered(role, elapsed * 1000, scores)
+
+    def _send_to_shadow(self, request_id, ids, dialect, frame, rows) -> None:
+        shadow = self.live.roles.get("shadow")
+        if shadow is None:
+            return
+        if not self._shadow_slots.acquire(blocking=False):
+            self.metrics.shadow_dropped.labels(self.name).inc()
+            return
+        self._shadow_pool.submit(self._shadow, shadow, request_id, ids, dialect, frame, rows)
+
+    def _shadow(self, shadow, request_id, ids, dialect, frame, rows) -> None:
+        """Score a copy of a request with the shadow and log it beside the champion's."""
+        try:
+            started, cpu = time.perf_counter(), time.process_time()
+            try:
+                scores, labels = shadow.predict(frame)
+                labels, status = labels.tolist(), "ok"
+            except Exception as error:
+                log.warning("shadow %s failed: %r", shadow.record.ref, error)
+                scores, labels, status = np.full(len(frame), np.nan), [None] * len(frame), "error"
+            elapsed = time.perf_counter() - started
+            self._log(
+                request_id,
+                [new_id() for _ in ids],
+                dialect,
+                "shadow",
+                shadow,
+                rows,
+                scores,
+                labels,
+                elapsed,
+                time.process_time() - cpu,
+                status=status,
+                shadow_of=ids,
+            )
+            version = str(shadow.record.version)
+            self.metrics.requests.labels(self.name, version, "shadow", dialect, status).inc()
+            self.metrics.latency.labels(self.name, version, "shadow").observe(elapsed)
+        except Exception:  # the shadow must never take the server down
+            log.exception("logging a shadow prediction failed")
+        finally:
+            self._shadow_slots.release()
+
+    def _records_body(self, request_id, ids, scores, labels, served) -> dict:
         return {
             "id": request_id,
-            "model": self.served.record.ref,
+            "model": served.record.ref,
             "predictions": [
                 {"id": i, "score": float(s), "label": label}
                 for i, s, label in zip(ids, scores, labels, strict=True)
             ],
         }
 
-    def _mlflow_body(self, request_id: str, ids: list[str], scores: Any, labels: list) -> dict:
+    def _mlflow_body(self, request_id, ids, scores, labels, served) -> dict:
         return {**payloads.mlflow_answer([float(s) for s in scores]), "ids": ids}
 
-    def _v2_body(self, request_id: str, ids: list[str], scores: Any, labels: list) -> dict:
-        return payloads.v2_answer(self.name, self.served.record.version, request_id, scores, labels)
+    def _v2_body(self, request_id, ids, scores, labels, served) -> dict:
+        return payloads.v2_answer(self.name, served.record.version, request_id, scores, labels)
 
-    def _log(self, request_id, ids, dialect, frame, scores, labels, seconds, cpu) -> None:
-        now, version = time.time(), self.served.record.version
-        rows = json.loads(frame.to_json(orient="records", date_format="iso"))
+    def _log(
+        self,
+        request_id,
+        ids,
+        dialect,
+        role,
+        served,
+        rows,
+        scores,
+        labels,
+        seconds,
+        cpu,
+        status="ok",
+        shadow_of=None,
+    ) -> None:
+        now, version = time.time(), served.record.version
         share = 1000.0 / max(len(ids), 1)
-        self.log.append_many(
-            [
-                {
-                    "id": i,
-                    "request_id": request_id,
-                    "time": now,
-                    "endpoint": self.name,
-                    "version": version,
-                    "dialect": dialect,
-                    "inputs": row,
-                    "outputs": {"score": float(s), "label": label},
-                    "latency_ms": seconds * share,
-                    "cpu_ms": cpu * share,
-                    "status": "ok",
-                }
-                for i, row, s, label in zip(ids, rows, scores, labels, strict=True)
-            ]
+        events = [
+            {
+                "id": i,
+                "request_id": request_id,
+                "time": now,
+                "endpoint": self.name,
+                "version": version,
+                "role": role,
+                "dialect": dialect,
+                "inputs": row,
+                "outputs": {"score": _number(s), "label": label},
+                "latency_ms": seconds * share,
+                "cpu_ms": cpu * share,
+                "status": status,
+            }
+            for i, row, s, label in zip(ids, rows, scores, labels, strict=True)
+        ]
+        if shadow_of is not None:
+            for event, champion_id in zip(events, shadow_of, strict=True):
+                event["shadow_of"] = champion_id
+        self.log.append_many(events)
+
+    def _rejected(self, request_id, dialect, role, served, error, started) -> Response:
+        self._log_failure(request_id, dialect, role, served, started, "rejected", error.problems)
+        version = str(served.record.version)
+        self.metrics.requests.labels(self.name, version, role, dialect, "rejected").inc()
+        return JSONResponse(
+            {"id": request_id, "problems": error.problems},
+            422,
+            headers={"X-Request-Id": request_id},
         )
 
-    def _reject(self, request_id: str, dialect: str, error: PayloadError, started: float) -> None:
+    def _failed(self, request_id, dialect, failure, started) -> Response:
+        served = failure.served
+        message = f"{served.record.ref} failed to predict: {failure.error!r}"
+        log.error(message)
+        problems = [payloads.problem("model", message)]
+        self._log_failure(request_id, dialect, "champion", served, started, "error", problems)
+        version = str(served.record.version)
+        self.metrics.requests.labels(self.name, version, "champion", dialect, "error").inc()
+        return JSONResponse(
+            {"id": request_id, "error": message}, 500, headers={"X-Request-Id": request_id}
+        )
+
+    def _log_failure(self, request_id, dialect, role, served, started, status, problems) -> None:
         self.log.append(
             {
                 "id": request_id,
                 "request_id": request_id,
                 "time": time.time(),
                 "endpoint": self.name,
-                "version": self.served.record.version,
+                "version": served.record.version,
+                "role": role,
                 "dialect": dialect,
-                "problems": error.problems,
+                "problems": problems,
                 "latency_ms": (time.perf_counter() - started) * 1000,
-                "status": "rejected",
+                "status": status,
             }
         )
+
+    async def _follow(self) -> None:
+        """Follow the registry and the deployment, judge the canary, seal closed segments."""
+        due = {"reload": 0.0, "check": 0.0, "seal": 0.0}
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            now, spec = time.monotonic(), self.live.spec
+            if now >= due["reload"]:
+                await asyncio.to_thread(self._safely, self.live.refresh)
+                due["reload"] = now + spec.reload_seconds
+            if spec.canary is not None and now >= due["check"]:
+                await asyncio.to_thread(self._safely, self._check)
+                due["check"] = now + spec.check_seconds
+            if now >= due["seal"]:
+                await asyncio.to_thread(self._safely, self._seal)
+                due["seal"] = now + SEAL_SECONDS
+
+    def _check(self) -> None:
+        canary = self.live.spec.canary
+        if canary is None:
+            return
+        found = labelled(self.name, since=canary.started_at, workspace=self.workspace)
+        self.live.check(found)
+
+    def _seal(self) -> None:
+        for kind in ("predictions", "feedback"):
+            seal(kind, workspace=self.workspace)
+
+    @staticmethod
+    def _safely(work: Any) -> None:
+        try:
+            work()
+        except Exception:  # the server keeps serving whatever its background work meets
+            log.exception("background work of the server failed")
+
+
+class _Failed(Exception):
+    """The model that had to answer failed on valid input."""
+
+    def __init__(self, served: ServedModel, error: Exception) -> None:
+        super().__init__(str(error))
+        self.served, self.error = served, error
+
+
+def _inputs(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return None if np.isnan(value) else value
 
 
 async def _body(request: Request) -> Any:
@@ -211,9 +454,10 @@ async def _body(request: Request) -> Any:
 
 
 def create_app(
-    name: str, alias: str = "champion", *, workspace: Workspace | None = None
+    name: str, alias: str | None = None, *, workspace: Workspace | None = None
 ) -> FastAPI:
-    """The FastAPI app serving NAME@ALIAS."""
+    """The FastAPI app serving endpoint NAME as its deployment says; ``alias`` pins the
+    champion to an alias or version instead."""
     return Server(name, alias, workspace=workspace).app
 
 
@@ -221,8 +465,9 @@ SERVE_ENV = "LOOPML_SERVE_MODEL"
 
 
 def app_from_environment() -> FastAPI:
-    """The app of NAME@ALIAS in $LOOPML_SERVE_MODEL: the factory each uvicorn worker calls."""
+    """The app of NAME[@ALIAS] in $LOOPML_SERVE_MODEL: the factory each uvicorn worker
+    calls."""
     import os
 
     name, _, alias = os.environ[SERVE_ENV].partition("@")
-    return create_app(name, alias or "champion")
+    return create_app(name, alias or None)

@@ -52,18 +52,19 @@ class ServedModel:
             ]
         )
 
-    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, list[Any]]:
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(scores, labels): the positive class's probability and the predicted class, or for
         a regression model the prediction twice."""
         features = feature_frame(self.model, frame, [])
         if hasattr(self.model, "predict_proba"):
             probabilities = np.asarray(self.model.predict_proba(features))
-            classes = list(getattr(self.model, "classes_", range(probabilities.shape[1])))
-            scores = probabilities[:, -1]
-            labels = [_plain(classes[i]) for i in probabilities.argmax(axis=1)]
-            return scores.astype(np.float64), labels
+            classes = getattr(self.model, "classes_", None)
+            if classes is None:
+                classes = np.arange(probabilities.shape[1])
+            labels = np.asarray(classes)[probabilities.argmax(axis=1)]
+            return probabilities[:, -1].astype(np.float64), labels
         predictions = np.asarray(self.model.predict(features), dtype=np.float64)
-        return predictions, predictions.tolist()
+        return predictions, predictions
 
 
 def load_served(ref: str, workspace: Workspace) -> ServedModel:

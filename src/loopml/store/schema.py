@@ -200,3 +200,26 @@ registry_events = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("at", sa.Double, nullable=False),
 )
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("endpoint", KEY, primary_key=True),
+    sa.Column("model_id", ID, sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("updated_by", KEY, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("endpoint", KEY, nullable=False, index=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("resolved_at", sa.Double, nullable=True),
+)

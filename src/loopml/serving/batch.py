@@ -1,0 +1,355 @@
+"""Batch scoring: a registered version over a Parquet or CSV file, in chunks, with bounded
+memory.
+
+Each chunk is checked against the model's contract; rows that break a row-level rule go to a
+quarantine file with their reasons, the rest are scored. The output holds the input's columns
+plus ``prediction_id``, ``score`` and ``label``. Every scored row is logged to the prediction
+log, in the same layout as the server's (role and dialect ``batch``), written straight into
+Parquet partitions. With an executor (``process:N``, ``dask``), row groups of a Parquet input
+are scored in parallel, each into a part file, and the parts are joined in order.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loopml.data.io import open_stream
+from loopml.data.validate import REASON_COLUMN, Validator
+from loopml.errors import DataError, UsageError
+from loopml.events.log import write_partition
+from loopml.ids import new_id
+from loopml.serving.model import ServedModel, load_served
+from loopml.workspace import Workspace, current_workspace
+
+CHUNK_ROWS = 1 << 18
+OUTPUT_COLUMNS = ("prediction_id", "score", "label")
+
+
+@dataclass
+class BatchResult:
+    """What a batch scoring job did."""
+
+    ref: str
+    job: str
+    rows: int
+    scored: int
+    quarantined: int
+    output: str
+    quarantine: str | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def predict_batch(
+    ref: str,
+    source: str | Path,
+    destination: str | Path,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    quarantine: str | Path | None = None,
+    executor: Any = None,
+    log: bool = True,
+    overwrite: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
+    workspace: Workspace | None = None,
+) -> BatchResult:
+    """Score a file with a registered version (NAME@ALIAS, NAME@N) into a Parquet file.
+
+    quarantine: where rows that break the contract go (default: beside the output, as
+    ``<output>.quarantine.parquet``, written only when there are such rows). executor: None
+    scores in this process; 'process:N' or 'dask[://address]' scores row groups in parallel.
+    progress(rows_done, total_rows) is called after each chunk.
+    """
+    workspace = workspace or current_workspace()
+    started = time.perf_counter()
+    if chunk_rows < 1:
+        raise UsageError(f"chunk_rows must be at least 1, not {chunk_rows}.")
+    destination = Path(destination)
+    aside = Path(quarantine) if quarantine else destination.with_suffix(".quarantine.parquet")
+    _check_outputs(Path(source), destination, aside, overwrite)
+    served = load_served(ref, workspace)
+    job = new_id()
+    if executor is None or executor == "inline":
+        counts = _score_file(served, source, destination, aside, job, chunk_rows, log, progress)
+    else:
+        counts = _score_parallel(
+            served, source, destination, aside, job, chunk_rows, log, executor, progress, workspace
+        )
+    rows, quarantined = counts
+    return BatchResult(
+        served.record.ref,
+        job,
+        rows,
+        rows - quarantined,
+        quarantined,
+        str(destination),
+        str(aside) if quarantined else None,
+        time.perf_counter() - started,
+    )
+
+
+def _check_outputs(source: Path, destination: Path, aside: Path, overwrite: bool) -> None:
+    if destination.resolve() == source.resolve():
+        raise UsageError("The output would overwrite the input; give another output path.")
+    for path in (destination, aside):
+        if path.exists() and not overwrite:
+            raise UsageError(f"{path} exists already; remove it or pass --force to replace it.")
+    if not destination.parent.exists():
+        raise UsageError(f"The output's folder {destination.parent} does not exist.")
+
+
+class _Scorer:
+    """Scores chunks of one file: validate, predict, log."""
+
+    def __init__(self, served: ServedModel, job: str, log: bool, workspace: Workspace) -> None:
+        self.served, self.job, self.log, self.workspace = served, job, log, workspace
+        contract = served.contract
+        self.validator = Validator(contract, quarantine=True) if contract else None
+        self.features = served.features
+
+    def score(self, batch: pa.RecordBatch, first: int) -> tuple[pa.Table | None, pa.Table | None]:
+        """(scored rows with their predictions, rows set aside with their reasons)."""
+        started, cpu = time.perf_counter(), time.process_time()
+        aside = None
+        if self.validator is not None:
+            bad = self.validator.check(batch)
+            if bad is not None and bad.any():
+                rejected = batch.filter(pa.array(bad))
+                aside = pa.Table.from_batches(
+                    [rejected.append_column(REASON_COLUMN, self.validator.last_reasons())]
+                )
+                batch = batch.filter(pa.array(~bad))
+        if batch.num_rows == 0:
+            return None, aside
+        scores, labels = self.served.predict(batch.to_pandas())
+        ids = _ids(self.job, first, batch.num_rows)
+        table = pa.table(
+            {
+                name: _plain_column(column)
+                for name, column in zip(batch.schema.names, batch.columns, strict=True)
+            }
+        )
+        table = table.append_column("prediction_id", ids)
+        table = table.append_column("score", pa.array(scores, pa.float64()))
+        table = table.append_column("label", pa.array(labels))
+        if self.log:
+            elapsed, used = time.perf_counter() - started, time.process_time() - cpu
+            self._log(table, first, elapsed, used)
+        return table, aside
+
+    def _log(self, table: pa.Table, first: int, seconds: float, cpu: float) -> None:
+        rows, now = table.num_rows, time.time()
+        record = self.served.record
+        names = self.features or [n for n in table.column_names if n not in OUTPUT_COLUMNS]
+        columns = {
+            "id": table.column("prediction_id"),
+            "request_id": pa.array(np.full(rows, self.job, dtype=object), pa.string()),
+            "time": pa.array(np.full(rows, now)),
+            "version": pa.array(np.full(rows, record.version, dtype=np.int64)),
+            "role": pa.array(np.full(rows, "batch", dtype=object), pa.string()),
+            "dialect": pa.array(np.full(rows, "batch", dtype=object), pa.string()),
+            **{f"input.{name}": table.column(name) for name in names},
+            "output.score": table.column("score"),
+            "output.label": table.column("label"),
+            "latency_ms": pa.array(np.full(rows, seconds * 1000 / rows)),
+            "cpu_ms": pa.array(np.full(rows, cpu * 1000 / rows)),
+            "status": pa.array(np.full(rows, "ok", dtype=object), pa.string()),
+        }
+        name = f"batch.{self.job}.{first:012d}"
+        write_partition("predictions", record.name, now, pa.table(columns), name, self.workspace)
+
+
+def _ids(job: str, first: int, rows: int) -> pa.Array:
+    numbers = pc.cast(pa.array(np.arange(first, first + rows, dtype=np.int64)), pa.string())
+    return pc.binary_join_element_wise(f"{job}-", numbers, "")
+
+
+def _plain_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Dictionary-encoded text decoded (the reader encodes it), so outputs and log
+    partitions hold the input's plain types."""
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
+
+
+def _score_file(
+    served: ServedModel,
+    source: Any,
+    destination: Path,
+    aside: Path,
+    job: str,
+    chunk_rows: int,
+    log: bool,
+    progress: Callable[[int, int | None], None] | None,
+    workspace: Workspace | None = None,
+) -> tuple[int, int]:
+    """Score a whole stream into one file; returns (rows read, rows quarantined)."""
+    workspace = workspace or current_workspace()
+    stream = open_stream(source, batch_rows=chunk_rows)
+    scorer = _Scorer(served, job, log, workspace)
+    writers = _Writers(destination, aside)
+    rows = quarantined = 0
+    try:
+        for batch in stream:
+            scored, rejected = scorer.score(batch, rows)
+            writers.write(scored, rejected)
+            rows += batch.num_rows
+            quarantined += rejected.num_rows if rejected is not None else 0
+            if progress is not None:
+                progress(rows, stream.total_rows)
+    finally:
+        writers.close()
+    if rows == 0:
+        raise DataError(f"{source} holds no rows to score.")
+    return rows, quarantined
+
+
+class _Writers:
+    """The output file and, once a row is set aside, the quarantine file."""
+
+    def __init__(self, destination: Path, aside: Path) -> None:
+        self.paths = {"out": destination, "aside": aside}
+        self.open: dict[str, pq.ParquetWriter] = {}
+
+    def write(self, scored: pa.Table | None, rejected: pa.Table | None) -> None:
+        for key, table in (("out", scored), ("aside", rejected)):
+            if table is None or table.num_rows == 0:
+                continue
+            if key not in self.open:
+                self.open[key] = pq.ParquetWriter(self.paths[key], table.schema)
+            self.open[key].write_table(table.cast(self.open[key].schema))
+
+    def close(self) -> None:
+        for writer in self.open.values():
+            writer.close()
+        if "out" not in self.open:  # every row set aside: an empty output says so
+            self.paths["out"].unlink(missing_ok=True)
+
+
+def _score_parallel(
+    served: ServedModel,
+    source: Any,
+    destination: Path,
+    aside: Path,
+    job: str,
+    chunk_rows: int,
+    log: bool,
+    executor: Any,
+    progress: Callable[[int, int | None], None] | None,
+    workspace: Workspace,
+) -> tuple[int, int]:
+    from loopml.pipeline.executors import executor_from
+
+    parts = _parts(Path(source), chunk_rows)
+    running, owned = executor_from(executor)
+    folder = Path(tempfile.mkdtemp(prefix=".loopml-batch-", dir=destination.parent))
+    total = sum(rows for _, _, rows in parts)
+    try:
+        futures = [
+            running.submit(
+                _score_part,
+                served.record.ref,
+                str(source),
+                groups,
+                first,
+                folder,
+                i,
+                job,
+                log,
+                workspace,
+            )
+            for i, (groups, first, _) in enumerate(parts)
+        ]
+        done = quarantined = 0
+        for future, (_, _, rows) in zip(futures, parts, strict=True):
+            quarantined += future.result()
+            done += rows
+            if progress is not None:
+                progress(done, total)
+        _join(folder, len(parts), "out", destination)
+        _join(folder, len(parts), "aside", aside)
+    finally:
+        if owned:
+            running.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
+    return total, quarantined
+
+
+def _parts(source: Path, chunk_rows: int) -> list[tuple[list[int], int, int]]:
+    """Row groups of a Parquet file gathered into parts of about chunk_rows rows:
+    (row groups, first row, rows)."""
+    if source.suffix.lower() not in (".parquet", ".pq", ".parq"):
+        raise UsageError("Scoring on an executor reads Parquet; convert the input, or drop it.")
+    metadata = pq.ParquetFile(source).metadata
+    parts, groups, first, rows = [], [], 0, 0
+    for index in range(metadata.num_row_groups):
+        groups.append(index)
+        rows += metadata.row_group(index).num_rows
+        if rows >= chunk_rows:
+            parts.append((groups, first, rows))
+            groups, first, rows = [], first + rows, 0
+    if groups:
+        parts.append((groups, first, rows))
+    if not parts:
+        raise DataError(f"{source} holds no rows to score.")
+    return parts
+
+
+def _score_part(
+    ref: str,
+    source: str,
+    groups: list[int],
+    first: int,
+    folder: Path,
+    index: int,
+    job: str,
+    log: bool,
+    workspace: Workspace,
+) -> int:
+    """Score some row groups into part files; returns the rows quarantined."""
+    served = load_served(ref, workspace)
+    table = pq.ParquetFile(source).read_row_groups(groups)
+    scorer = _Scorer(served, job, log, workspace)
+    quarantined, offset = 0, first
+    writers = _Writers(folder / f"out.{index}.parquet", folder / f"aside.{index}.parquet")
+    try:
+        for batch in table.to_batches(CHUNK_ROWS):
+            scored, rejected = scorer.score(batch, offset)
+            writers.write(scored, rejected)
+            offset += batch.num_rows
+            quarantined += rejected.num_rows if rejected is not None else 0
+    finally:
+        writers.close()
+    return quarantined
+
+
+def _join(folder: Path, count: int, key: str, destination: Path) -> None:
+    """Copy the part files, in order, into one file, a row group at a time."""
+    writer = None
+    try:
+        for index in range(count):
+            path = folder / f"{key}.{index}.parquet"
+            if not path.exists():
+                continue
+            part = pq.ParquetFile(path)
+            for group in range(part.num_row_groups):
+                table = part.read_row_group(group)
+                if writer is None:
+                    writer = pq.ParquetWriter(destination, table.schema)
+                writer.write_table(table.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()

@@ -1,0 +1,135 @@
+"""Repository functions of deployments (what serves each endpoint, revised in place) and of
+alerts (what went wrong while serving, and when it was resolved)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from loopml.store.schema import alerts, deployments
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRecord:
+    """One endpoint's current deployment: its spec, at a revision that grows with each change."""
+
+    endpoint: str
+    revision: int
+    spec: dict[str, Any]
+    updated_by: str
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One alert raised for an endpoint."""
+
+    id: str
+    endpoint: str
+    kind: str
+    message: str
+    details: dict[str, Any]
+    at: float
+    resolved_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "endpoint": self.endpoint,
+            "kind": self.kind,
+            "message": self.message,
+            "details": self.details,
+            "at": self.at,
+            "resolved_at": self.resolved_at,
+        }
+
+
+def deployment(connection: Connection, endpoint: str) -> DeploymentRecord | None:
+    """The endpoint's deployment, if one was ever set."""
+    c = deployments.c
+    row = connection.execute(
+        sa.select(c.endpoint, c.revision, c.spec, c.updated_by, c.updated_at).where(
+            c.endpoint == endpoint
+        )
+    ).first()
+    if row is None:
+        return None
+    return DeploymentRecord(row.endpoint, row.revision, json.loads(row.spec), *row[3:])
+
+
+def save_deployment(
+    connection: Connection,
+    endpoint: str,
+    model: str,
+    spec: Mapping[str, Any],
+    actor: str,
+    now: float,
+    expected: int | None = None,
+) -> int | None:
+    """Store a new revision of the endpoint's spec; returns it, or None when ``expected`` is
+    given and the stored revision moved on since (someone else changed it first)."""
+    c = deployments.c
+    current = connection.execute(
+        sa.select(c.revision).where(c.endpoint == endpoint).with_for_update()
+    ).scalar()
+    if expected is not None and current != expected:
+        return None
+    values = {"spec": json.dumps(dict(spec), sort_keys=True), "updated_by": actor}
+    if current is None:
+        connection.execute(
+            deployments.insert().values(
+                endpoint=endpoint, model_id=model, revision=1, updated_at=now, **values
+            )
+        )
+        return 1
+    connection.execute(
+        deployments.update()
+        .where(c.endpoint == endpoint)
+        .values(revision=current + 1, updated_at=now, **values)
+    )
+    return current + 1
+
+
+def add_alert(connection: Connection, alert: AlertRecord) -> None:
+    """Record an alert."""
+    values = alert.to_dict()
+    values["details"] = json.dumps(values["details"], sort_keys=True, default=str)
+    connection.execute(alerts.insert().values(**values))
+
+
+def list_alerts(
+    connection: Connection, endpoint: str, *, open_only: bool = False
+) -> list[AlertRecord]:
+    """An endpoint's alerts, oldest first."""
+    c = alerts.c
+    query = sa.select(alerts).where(c.endpoint == endpoint).order_by(c.at, c.id)
+    if open_only:
+        query = query.where(c.resolved_at.is_(None))
+    return [
+        AlertRecord(
+            row.id,
+            row.endpoint,
+            row.kind,
+            row.message,
+            json.loads(row.details),
+            row.at,
+            row.resolved_at,
+        )
+        for row in connection.execute(query)
+    ]
+
+
+def resolve_alerts(connection: Connection, endpoint: str, kind: str, now: float) -> int:
+    """Mark an endpoint's open alerts of one kind resolved; returns how many."""
+    c = alerts.c
+    done = connection.execute(
+        alerts.update()
+        .where(c.endpoint == endpoint, c.kind == kind, c.resolved_at.is_(None))
+        .values(resolved_at=now)
+    )
+    return done.rowcount

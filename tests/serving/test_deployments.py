@@ -1,0 +1,223 @@
+"""Deployments on a running server: alias changes followed without a restart, a broken new
+version refused while the old one keeps serving, shadow and canary, guardrails that roll a
+canary back by themselves."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+import loopml
+from loopml.errors import DeploymentError
+from loopml.events import read_events
+from loopml.serving import deploy, deployment, read_deployment
+from loopml.serving.deployment import Guardrails, alerts
+from loopml.serving.guard import metric_breach, psi
+
+ROW = {"a": 0.5, "b": 1.0}
+FAST = {"reload_seconds": 0.1, "check_seconds": 0.1}
+
+
+class Broken:
+    """A model that loads but fails on every request."""
+
+    classes_ = np.array([False, True])
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        raise RuntimeError("this version is broken")
+
+
+class Unloadable(LogisticRegression):
+    """A model whose saved bytes cannot be loaded back."""
+
+    def __setstate__(self, state: dict) -> None:
+        raise RuntimeError("cannot unpickle this version")
+
+
+class Gated(LogisticRegression):
+    """Answers only once the test opens its gate: a shadow slower than any request."""
+
+    gate = threading.Event()
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        assert Gated.gate.wait(30)
+        return super().predict_proba(frame)
+
+
+class Inverted(LogisticRegression):
+    """Scores the opposite way: its predictions drift far from the champion's."""
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return super().predict_proba(frame)[:, ::-1]
+
+
+def _fit(model: LogisticRegression) -> LogisticRegression:
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    return model.fit(x, x["a"] - x["b"] > 0)
+
+
+def _register(model) -> int:
+    return loopml.models.register("churn", model, card=False).version
+
+
+def _until(condition: Callable[[], bool], seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.05)
+
+
+def _model_answering(client: httpx.Client) -> str:
+    answer = client.post("/predict", json=ROW)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["model"]
+
+
+def test_alias_moves_reach_a_running_server(serve, churn) -> None:
+    deploy(churn, FAST)
+    second = _register(_fit(LogisticRegression(C=0.01)))
+    with httpx.Client(base_url=serve(churn), timeout=10) as client:
+        assert _model_answering(client) == "churn@1"
+        loopml.models.set_alias(churn, "champion", second)
+        _until(lambda: _model_answering(client) == f"churn@{second}")
+        loopml.models.rollback(churn, "champion")
+        _until(lambda: _model_answering(client) == "churn@1")
+
+
+@pytest.mark.parametrize("broken", [Broken(), _fit(Unloadable())], ids=["fails", "unloadable"])
+def test_a_broken_version_is_refused_and_no_request_fails(serve, churn, broken) -> None:
+    deploy(churn, FAST)
+    bad = _register(broken)
+    answers: list[httpx.Response] = []
+    with httpx.Client(base_url=serve(churn), timeout=10) as client:
+        answers.append(client.post("/predict", json=ROW))
+        loopml.models.set_alias(churn, "champion", bad)
+        deadline = time.monotonic() + 20
+        while not alerts(churn) and time.monotonic() < deadline:
+            answers.append(client.post("/predict", json=ROW))
+        answers += [client.post("/predict", json=ROW) for _ in range(20)]
+    assert len(answers) > 21 and all(a.status_code == 200 for a in answers)
+    assert {a.json()["model"] for a in answers} == {"churn@1"}
+    (alert,) = alerts(churn)
+    assert alert.kind == "load_failed" and alert.details["version"] == bad
+
+
+def test_the_shadow_gets_a_copy_and_never_holds_the_answer_back(serve, churn) -> None:
+    shadow = _register(_fit(Gated()))
+    deploy(churn, {**FAST, "shadow": str(shadow)})
+    Gated.gate.clear()
+    with httpx.Client(base_url=serve(churn), timeout=10) as client:
+        answers = [client.post("/predict", json={"records": [ROW, ROW]}) for _ in range(3)]
+        assert all(a.status_code == 200 and a.json()["model"] == "churn@1" for a in answers)
+        assert "shadow" not in set(read_events("predictions")["role"])  # still waiting
+        Gated.gate.set()
+        _until(lambda: (read_events("predictions")["role"] == "shadow").sum() == 6)
+    logged = read_events("predictions")
+    shadows, champions = logged[logged["role"] == "shadow"], logged[logged["role"] == "champion"]
+    assert set(shadows["shadow_of"]) == set(champions["id"])
+    assert set(shadows["version"]) == {shadow} and set(shadows["status"]) == {"ok"}
+    assert set(shadows["request_id"]) == {a.json()["id"] for a in answers}
+
+
+def test_a_failing_shadow_is_logged_and_the_champion_answers(serve, churn) -> None:
+    deploy(churn, {**FAST, "shadow": str(_register(Broken()))})
+    with httpx.Client(base_url=serve(churn), timeout=10) as client:
+        assert all(client.post("/predict", json=ROW).status_code == 200 for _ in range(5))
+        _until(lambda: (read_events("predictions")["role"] == "shadow").sum() == 5)
+    shadows = read_events("predictions").query("role == 'shadow'")
+    assert set(shadows["status"]) == {"error"}
+
+
+def test_a_canary_answers_its_share_and_sticks_to_a_key(serve, churn) -> None:
+    canary = _register(_fit(LogisticRegression(C=0.5)))
+    rails = {"min_requests": 10_000}
+    deploy(
+        churn, {**FAST, "canary": {"version": str(canary), "fraction": 0.3, "guardrails": rails}}
+    )
+    with httpx.Client(base_url=serve(churn), timeout=10) as client:
+        models = [_model_answering(client) for _ in range(300)]
+        for key in ("alice", "bob", "carol"):
+            sticky = {
+                client.post("/predict", json=ROW, headers={"X-Loopml-Key": key}).json()["model"]
+                for _ in range(10)
+            }
+            assert len(sticky) == 1
+    share = models.count(f"churn@{canary}") / len(models)
+    assert 0.2 < share < 0.4  # 300 draws at 0.3: a standard deviation is 0.026
+    assert set(read_events("predictions")["role"]) == {"champion", "canary"}
+
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [(Broken(), "error rate"), (_fit(Inverted()), "prediction drift")],
+    ids=["errors", "drift"],
+)
+def test_a_canary_breaching_a_guardrail_is_rolled_back(serve, churn, model, expected) -> None:
+    canary = _register(model)
+    rails = {"min_requests": 20, "max_latency_ratio": None}
+    deploy(
+        churn, {**FAST, "canary": {"version": str(canary), "fraction": 0.5, "guardrails": rails}}
+    )
+    rng = np.random.default_rng(3)
+    with httpx.Client(base_url=serve(churn), timeout=10) as client:
+        answers = []
+        while deployment(churn)[0].canary is not None and len(answers) < 2000:
+            row = {"a": float(rng.normal()), "b": float(rng.normal())}
+            answers.append(client.post("/predict", json=row))
+        _until(lambda: client.get("/deployment").json()["serving"].keys() == {"champion"})
+    assert all(a.status_code == 200 for a in answers)  # a failing canary never fails a caller
+    spec, _ = deployment(churn)
+    assert spec.canary is None and expected in spec.last_rollback["reason"]
+    assert spec.last_rollback["version"] == str(canary)
+    assert [a.kind for a in alerts(churn)] == ["canary_rolled_back"]
+    assert loopml.models.history(churn)[-1].action == "canary-off"
+
+
+def test_the_metric_guardrail_judges_the_interval_of_the_difference() -> None:
+    rng = np.random.default_rng(0)
+    label = rng.random(4000) < 0.4
+    good = np.clip(label * 0.6 + rng.normal(0.2, 0.2, 4000), 0, 1)
+    noise = rng.random(4000)
+    rails = Guardrails(min_labels=500)
+
+    def frame(canary: np.ndarray) -> pd.DataFrame:
+        half = len(label) // 2
+        return pd.DataFrame(
+            {
+                "role": ["champion"] * half + ["canary"] * half,
+                "score": np.r_[good[:half], canary[half:]],
+                "label": label,
+            }
+        )
+
+    assert "roc_auc is worse" in metric_breach(rails, frame(noise), "classification")
+    assert metric_breach(rails, frame(good), "classification") is None
+    few = frame(noise).iloc[::10]
+    assert metric_breach(rails, few, "classification") is None  # under min_labels: no verdict
+
+
+def test_psi_is_near_zero_for_the_same_distribution_and_large_for_another() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.beta(2, 5, 20_000)
+    assert psi(reference, rng.beta(2, 5, 20_000)) < 0.01
+    assert psi(reference, rng.beta(5, 2, 20_000)) > 1
+
+
+def test_deployment_files_are_checked_with_their_line(churn, tmp_path) -> None:
+    path = tmp_path / "deployment.yaml"
+    path.write_text("champion: champion\ncanary:\n  version: challenger\n  fraction: 1.5\n")
+    with pytest.raises(DeploymentError, match=r"canary.fraction \(line 4\)"):
+        read_deployment(path)
+    path.write_text("champion: champion\nshadow: 7\n")
+    with pytest.raises(DeploymentError, match="shadow 'churn@7'"):
+        deploy(churn, path)
+    path.write_text("champion: champion\nshadow: 1\n")
+    assert deploy(churn, path) == 1 and deployment(churn) == (read_deployment(path), 1)
