@@ -4,7 +4,10 @@
    contract, are validated and audited before any modelling.
 2. Pipeline (demo_pipeline.py, flights_pipeline.py): the delay model trained as a tracked,
    cached pipeline (load → validate → features → temporal split → baseline and model →
-   evaluation), run twice (the second time from the cache), then swept with Optuna.
+   evaluation), run twice (the second time from the cache), then swept with Optuna; the
+   first run's model is registered with its card and promoted through the gate.
+3. Serving (demo_serving.py): the champion served over HTTP, a few thousand flights of
+   April-June sent to it, their outcomes posted back as feedback; June scored in batch.
 
 Run it with `make demo`, or `python examples/demo.py` inside the project's environment.
 Everything it stores stays in ./.loopml/.
@@ -16,6 +19,7 @@ import time
 
 import demo_data
 import demo_pipeline
+import demo_serving
 
 
 def banner(text: str) -> None:
@@ -28,6 +32,8 @@ def main() -> None:
     demo_data.main(demo_pipeline.show)
     banner("Pipeline: tracked steps, cache, sweep")
     demo_pipeline.main()
+    banner("Serving: online, feedback, batch")
+    demo_serving.main()
     print(f"\nThe demo took {time.perf_counter() - started:.0f}s.")
 
 

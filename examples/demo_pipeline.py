@@ -17,6 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 SPACE = HERE / "flights_space.yaml"
 GATE = HERE / "flights_gate.yaml"
+CONTRACT = HERE / "flights.contract.yaml"
 OWNER = "ops analytics"
 USE = "Flag flights from New York likely to arrive 15+ minutes late, to plan gate staffing."
 
@@ -57,7 +58,17 @@ def register_and_promote() -> None:
 
     first = loopml.search_runs(where="name = flights", sort="start_time", limit=1)[0]
     show(
-        "models", "register", "flights", "--run", first.id, "--owner", OWNER, "--intended-use", USE
+        "models",
+        "register",
+        "flights",
+        "--run",
+        first.id,
+        "--owner",
+        OWNER,
+        "--intended-use",
+        USE,
+        "--contract",
+        str(CONTRACT),
     )
     split = next(run for run in loopml.child_runs(first.id) if run.name == "split")
     march = loopml.load_artifact(split.id, "valid_rows")

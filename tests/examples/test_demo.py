@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import loopml
+from loopml.events import read_events
 
 pytestmark = pytest.mark.slow
 DEMO = Path(__file__).parents[2] / "examples" / "demo.py"
@@ -21,7 +23,7 @@ def test_the_demo_tracks_runs_and_prints_the_table(tmp_path: Path) -> None:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stderr
@@ -62,3 +64,13 @@ def test_the_demo_tracks_runs_and_prints_the_table(tmp_path: Path) -> None:
     assert (tmp_path / ".loopml" / "reports" / "model-card-flights.html").is_file()
     card = loopml.models.read_card("flights@1")
     assert "slices" in card.lower() and "carrier=" in card
+    served = read_events("predictions", endpoint="flights")
+    online = served[served["role"] == "champion"]
+    assert len(online) == 3000 and set(online["status"]) == {"ok"}
+    assert set(online["input.month"]) <= {4, 5, 6}
+    assert "3,000 accepted, 0 unknown ids" in done.stdout
+    assert len(loopml.serving.labelled("flights")) == 3000
+    assert "Live AUC on April-June" in done.stdout
+    batch = served[served["role"] == "batch"]
+    scored = tmp_path / ".loopml" / "tmp" / "june-scored.parquet"
+    assert len(batch) == len(pd.read_parquet(scored)) > 20_000

@@ -38,6 +38,12 @@ def register(
     intended_use: Annotated[
         str | None, typer.Option("--intended-use", help="What the model is for (model card).")
     ] = None,
+    contract: Annotated[
+        Path | None,
+        typer.Option(
+            "--contract", help="The input contract (YAML): served requests are checked by it."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register the model a run wrote as a new version (numbered 1, 2, ...), with its card."""
@@ -47,6 +53,7 @@ def register(
         name,
         run=run,
         artifact=artifact,
+        contract=contract,
         description=description,
         owner=owner,
         intended_use=intended_use,

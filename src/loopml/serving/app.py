@@ -462,6 +462,7 @@ def create_app(
 
 
 SERVE_ENV = "LOOPML_SERVE_MODEL"
+THREADS_ENV = "LOOPML_SERVE_THREADS"
 
 
 def app_from_environment() -> FastAPI:
@@ -469,5 +470,10 @@ def app_from_environment() -> FastAPI:
     calls."""
     import os
 
+    from threadpoolctl import threadpool_limits
+
+    # Requests are small: a prediction's native code (OpenMP, BLAS) on one thread avoids the
+    # cost of waking a thread pool per request; processes (--workers) scale a server.
+    threadpool_limits(int(os.environ.get(THREADS_ENV, "1")))
     name, _, alias = os.environ[SERVE_ENV].partition("@")
     return create_app(name, alias or None)
