@@ -77,3 +77,17 @@ def test_batch_refuses_to_overwrite(churn, tmp_path) -> None:
     assert (tmp_path / "out.parquet").read_bytes() == b"precious"
     with pytest.raises(UsageError, match="overwrite the input"):
         predict_batch("churn@1", tmp_path / "in.parquet", tmp_path / "in.parquet")
+
+
+@pytest.mark.slow
+def test_batch_scores_partitions_on_a_dask_cluster(churn, tmp_path) -> None:
+    pytest.importorskip("distributed")
+    _input(tmp_path / "in.parquet")
+    inline = predict_batch("churn@1", tmp_path / "in.parquet", tmp_path / "a.parquet", log=False)
+    on_dask = predict_batch(
+        "churn@1", tmp_path / "in.parquet", tmp_path / "b.parquet", chunk_rows=2000, executor="dask"
+    )
+    assert (on_dask.rows, on_dask.scored) == (inline.rows, inline.scored)
+    a, b = pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
+    np.testing.assert_allclose(a["score"], b["score"])
+    assert len(read_events("predictions")) == on_dask.scored
