@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from loopml.cli.serving import CanaryOption, FractionOption, ShadowOption
 from loopml.errors import UsageError
 
 
@@ -24,15 +25,9 @@ def serve(
         Path | None,
         typer.Option("--deployment", help="Set the endpoint's deployment from a file first."),
     ] = None,
-    shadow: Annotated[
-        str | None, typer.Option("--shadow", help="A version that gets a copy of every request.")
-    ] = None,
-    canary: Annotated[
-        str | None, typer.Option("--canary", help="A version that answers a share of traffic.")
-    ] = None,
-    fraction: Annotated[
-        float | None, typer.Option("--fraction", help="The canary's share of traffic (0-1).")
-    ] = None,
+    shadow: ShadowOption = None,
+    canary: CanaryOption = None,
+    fraction: FractionOption = None,
 ) -> None:
     """Serve NAME as its deployment says: POST /predict, MLflow's /invocations, Open Inference
     Protocol V2, POST /feedback, /metrics, and the OpenAPI docs at /docs. Changes made with

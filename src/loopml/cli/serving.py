@@ -14,6 +14,15 @@ from loopml.cli import render
 from loopml.cli.pipelines import ExecutorOption
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+ShadowOption = Annotated[
+    str | None, typer.Option("--shadow", help="A version that gets a copy of every request.")
+]
+CanaryOption = Annotated[
+    str | None, typer.Option("--canary", help="A version that answers a share of traffic.")
+]
+FractionOption = Annotated[
+    float | None, typer.Option("--fraction", help="The canary's share of traffic (0-1).")
+]
 
 feedback_app = typer.Typer(help="Ground truth for logged predictions.", no_args_is_help=True)
 
@@ -26,16 +35,10 @@ def deploy(
     champion: Annotated[
         str | None, typer.Option("--champion", help="The alias or version that answers.")
     ] = None,
-    shadow: Annotated[
-        str | None, typer.Option("--shadow", help="A version that gets a copy of every request.")
-    ] = None,
+    shadow: ShadowOption = None,
     no_shadow: Annotated[bool, typer.Option("--no-shadow", help="Stop the shadow.")] = False,
-    canary: Annotated[
-        str | None, typer.Option("--canary", help="A version that answers a share of traffic.")
-    ] = None,
-    fraction: Annotated[
-        float | None, typer.Option("--fraction", help="The canary's share of traffic (0-1).")
-    ] = None,
+    canary: CanaryOption = None,
+    fraction: FractionOption = None,
     no_canary: Annotated[bool, typer.Option("--no-canary", help="End the canary.")] = False,
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why, recorded in the model's history.")

@@ -53,6 +53,18 @@ class BatchResult:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What every chunk of a job shares; pickled to executor workers."""
+
+    id: str
+    ref: str
+    source: str
+    chunk_rows: int
+    log: bool
+    workspace: Workspace
+
+
 def predict_batch(
     ref: str,
     source: str | Path,
@@ -81,17 +93,18 @@ def predict_batch(
     aside = Path(quarantine) if quarantine else destination.with_suffix(".quarantine.parquet")
     _check_outputs(Path(source), destination, aside, overwrite)
     served = load_served(ref, workspace)
-    job = new_id()
+    job = _Job(new_id(), served.record.ref, str(source), chunk_rows, log, workspace)
+    writers = _Writers(destination, aside)
     if executor is None or executor == "inline":
-        counts = _score_file(served, source, destination, aside, job, chunk_rows, log, progress)
+        stream = open_stream(source, batch_rows=chunk_rows)
+        rows, quarantined = _score(served, job, stream, 0, writers, progress, stream.total_rows)
     else:
-        counts = _score_parallel(
-            served, source, destination, aside, job, chunk_rows, log, executor, progress, workspace
-        )
-    rows, quarantined = counts
+        rows, quarantined = _score_parallel(job, writers, executor, progress)
+    if rows == 0:
+        raise DataError(f"{source} holds no rows to score.")
     return BatchResult(
         served.record.ref,
-        job,
+        job.id,
         rows,
         rows - quarantined,
         quarantined,
@@ -114,8 +127,8 @@ def _check_outputs(source: Path, destination: Path, aside: Path, overwrite: bool
 class _Scorer:
     """Scores chunks of one file: validate, predict, log."""
 
-    def __init__(self, served: ServedModel, job: str, log: bool, workspace: Workspace) -> None:
-        self.served, self.job, self.log, self.workspace = served, job, log, workspace
+    def __init__(self, served: ServedModel, job: _Job) -> None:
+        self.served, self.job = served, job
         contract = served.contract
         self.validator = Validator(contract, quarantine=True) if contract else None
         self.features = served.features
@@ -135,7 +148,7 @@ class _Scorer:
         if batch.num_rows == 0:
             return None, aside
         scores, labels = self.served.predict(batch.to_pandas())
-        ids = _ids(self.job, first, batch.num_rows)
+        ids = _ids(self.job.id, first, batch.num_rows)
         table = pa.table(
             {
                 name: _plain_column(column)
@@ -145,7 +158,7 @@ class _Scorer:
         table = table.append_column("prediction_id", ids)
         table = table.append_column("score", pa.array(scores, pa.float64()))
         table = table.append_column("label", pa.array(labels))
-        if self.log:
+        if self.job.log:
             elapsed, used = time.perf_counter() - started, time.process_time() - cpu
             self._log(table, first, elapsed, used)
         return table, aside
@@ -156,7 +169,7 @@ class _Scorer:
         names = self.features or [n for n in table.column_names if n not in OUTPUT_COLUMNS]
         columns = {
             "id": table.column("prediction_id"),
-            "request_id": pa.array(np.full(rows, self.job, dtype=object), pa.string()),
+            "request_id": pa.array(np.full(rows, self.job.id, dtype=object), pa.string()),
             "time": pa.array(np.full(rows, now)),
             "version": pa.array(np.full(rows, record.version, dtype=np.int64)),
             "role": pa.array(np.full(rows, "batch", dtype=object), pa.string()),
@@ -168,8 +181,9 @@ class _Scorer:
             "cpu_ms": pa.array(np.full(rows, cpu * 1000 / rows)),
             "status": pa.array(np.full(rows, "ok", dtype=object), pa.string()),
         }
-        name = f"batch.{self.job}.{first:012d}"
-        write_partition("predictions", record.name, now, pa.table(columns), name, self.workspace)
+        name = f"batch.{self.job.id}.{first:012d}"
+        table = pa.table(columns)
+        write_partition("predictions", record.name, now, table, name, self.job.workspace)
 
 
 def _ids(job: str, first: int, rows: int) -> pa.Array:
@@ -185,35 +199,29 @@ def _plain_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
     return column
 
 
-def _score_file(
+def _score(
     served: ServedModel,
-    source: Any,
-    destination: Path,
-    aside: Path,
-    job: str,
-    chunk_rows: int,
-    log: bool,
-    progress: Callable[[int, int | None], None] | None,
-    workspace: Workspace | None = None,
+    job: _Job,
+    batches: Any,
+    first: int,
+    writers: _Writers,
+    progress: Callable[[int, int | None], None] | None = None,
+    total: int | None = None,
 ) -> tuple[int, int]:
-    """Score a whole stream into one file; returns (rows read, rows quarantined)."""
-    workspace = workspace or current_workspace()
-    stream = open_stream(source, batch_rows=chunk_rows)
-    scorer = _Scorer(served, job, log, workspace)
-    writers = _Writers(destination, aside)
+    """Score batches (rows numbered from ``first``) into the writers, which it closes;
+    returns (rows read, rows quarantined)."""
+    scorer = _Scorer(served, job)
     rows = quarantined = 0
     try:
-        for batch in stream:
-            scored, rejected = scorer.score(batch, rows)
+        for batch in batches:
+            scored, rejected = scorer.score(batch, first + rows)
             writers.write(scored, rejected)
             rows += batch.num_rows
             quarantined += rejected.num_rows if rejected is not None else 0
             if progress is not None:
-                progress(rows, stream.total_rows)
+                progress(rows, total)
     finally:
         writers.close()
-    if rows == 0:
-        raise DataError(f"{source} holds no rows to score.")
     return rows, quarantined
 
 
@@ -235,42 +243,45 @@ class _Writers:
     def close(self) -> None:
         for writer in self.open.values():
             writer.close()
-        if "out" not in self.open:  # every row set aside: an empty output says so
-            self.paths["out"].unlink(missing_ok=True)
+
+    @classmethod
+    def part(cls, folder: Path, index: int) -> _Writers:
+        return cls(folder / f"out.{index}.parquet", folder / f"aside.{index}.parquet")
+
+    def join(self, parts: list[_Writers]) -> None:
+        """Copy the part files, in order, into these files, a row group at a time."""
+        try:
+            for part in parts:
+                for key, path in part.paths.items():
+                    if path.exists():
+                        self._copy(key, pq.ParquetFile(path))
+        finally:
+            self.close()
+
+    def _copy(self, key: str, source: pq.ParquetFile) -> None:
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group)
+            if key == "out":
+                self.write(table, None)
+            else:
+                self.write(None, table)
 
 
 def _score_parallel(
-    served: ServedModel,
-    source: Any,
-    destination: Path,
-    aside: Path,
-    job: str,
-    chunk_rows: int,
-    log: bool,
+    job: _Job,
+    writers: _Writers,
     executor: Any,
     progress: Callable[[int, int | None], None] | None,
-    workspace: Workspace,
 ) -> tuple[int, int]:
     from loopml.pipeline.executors import executor_from
 
-    parts = _parts(Path(source), chunk_rows)
+    parts = _parts(Path(job.source), job.chunk_rows)
     running, owned = executor_from(executor)
-    folder = Path(tempfile.mkdtemp(prefix=".loopml-batch-", dir=destination.parent))
+    folder = Path(tempfile.mkdtemp(prefix=".loopml-batch-", dir=writers.paths["out"].parent))
     total = sum(rows for _, _, rows in parts)
     try:
         futures = [
-            running.submit(
-                _score_part,
-                served.record.ref,
-                str(source),
-                groups,
-                first,
-                folder,
-                i,
-                job,
-                log,
-                workspace,
-            )
+            running.submit(_score_part, job, groups, first, _Writers.part(folder, i))
             for i, (groups, first, _) in enumerate(parts)
         ]
         done = quarantined = 0
@@ -279,8 +290,7 @@ def _score_parallel(
             done += rows
             if progress is not None:
                 progress(done, total)
-        _join(folder, len(parts), "out", destination)
-        _join(folder, len(parts), "aside", aside)
+        writers.join([_Writers.part(folder, i) for i in range(len(parts))])
     finally:
         if owned:
             running.shutdown()
@@ -308,48 +318,8 @@ def _parts(source: Path, chunk_rows: int) -> list[tuple[list[int], int, int]]:
     return parts
 
 
-def _score_part(
-    ref: str,
-    source: str,
-    groups: list[int],
-    first: int,
-    folder: Path,
-    index: int,
-    job: str,
-    log: bool,
-    workspace: Workspace,
-) -> int:
+def _score_part(job: _Job, groups: list[int], first: int, writers: _Writers) -> int:
     """Score some row groups into part files; returns the rows quarantined."""
-    served = load_served(ref, workspace)
-    table = pq.ParquetFile(source).read_row_groups(groups)
-    scorer = _Scorer(served, job, log, workspace)
-    quarantined, offset = 0, first
-    writers = _Writers(folder / f"out.{index}.parquet", folder / f"aside.{index}.parquet")
-    try:
-        for batch in table.to_batches(CHUNK_ROWS):
-            scored, rejected = scorer.score(batch, offset)
-            writers.write(scored, rejected)
-            offset += batch.num_rows
-            quarantined += rejected.num_rows if rejected is not None else 0
-    finally:
-        writers.close()
-    return quarantined
-
-
-def _join(folder: Path, count: int, key: str, destination: Path) -> None:
-    """Copy the part files, in order, into one file, a row group at a time."""
-    writer = None
-    try:
-        for index in range(count):
-            path = folder / f"{key}.{index}.parquet"
-            if not path.exists():
-                continue
-            part = pq.ParquetFile(path)
-            for group in range(part.num_row_groups):
-                table = part.read_row_group(group)
-                if writer is None:
-                    writer = pq.ParquetWriter(destination, table.schema)
-                writer.write_table(table.cast(writer.schema))
-    finally:
-        if writer is not None:
-            writer.close()
+    served = load_served(job.ref, job.workspace)
+    table = pq.ParquetFile(job.source).read_row_groups(groups)
+    return _score(served, job, table.to_batches(CHUNK_ROWS), first, writers)[1]
