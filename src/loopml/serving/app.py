@@ -20,6 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -213,17 +214,9 @@ class Server:
         ids = [new_id() for _ in range(len(frame))]
         elapsed = time.perf_counter() - started
         rows = _inputs(frame)
+        used = time.process_time() - cpu
         self._log(
-            request_id,
-            ids,
-            dialect,
-            role,
-            served,
-            rows,
-            scores,
-            labels,
-            elapsed,
-            time.process_time() - cpu,
+            _Answer(request_id, dialect, role, served, ids, rows, scores, labels, elapsed, used)
         )
         self._count(role, served, dialect, elapsed, scores)
         self.recent.add(ids, self.name)
@@ -278,20 +271,21 @@ class Server:
                 log.warning("shadow %s failed: %r", shadow.record.ref, error)
                 scores, labels, status = np.full(len(frame), np.nan), [None] * len(frame), "error"
             elapsed = time.perf_counter() - started
-            self._log(
+            answer = _Answer(
                 request_id,
-                [new_id() for _ in ids],
                 dialect,
                 "shadow",
                 shadow,
+                [new_id() for _ in ids],
                 rows,
                 scores,
                 labels,
                 elapsed,
                 time.process_time() - cpu,
-                status=status,
+                status,
                 shadow_of=ids,
             )
+            self._log(answer)
             version = str(shadow.record.version)
             self.metrics.requests.labels(self.name, version, "shadow", dialect, status).inc()
             self.metrics.latency.labels(self.name, version, "shadow").observe(elapsed)
@@ -316,42 +310,29 @@ class Server:
     def _v2_body(self, request_id, ids, scores, labels, served) -> dict:
         return payloads.v2_answer(self.name, served.record.version, request_id, scores, labels)
 
-    def _log(
-        self,
-        request_id,
-        ids,
-        dialect,
-        role,
-        served,
-        rows,
-        scores,
-        labels,
-        seconds,
-        cpu,
-        status="ok",
-        shadow_of=None,
-    ) -> None:
-        now, version = time.time(), served.record.version
-        share = 1000.0 / max(len(ids), 1)
+    def _log(self, answer: _Answer) -> None:
+        """One event per row, written with one system call before the answer leaves."""
+        now, version = time.time(), answer.served.record.version
+        share = 1000.0 / max(len(answer.ids), 1)
+        common = {
+            "request_id": answer.request_id,
+            "time": now,
+            "endpoint": self.name,
+            "version": version,
+            "role": answer.role,
+            "dialect": answer.dialect,
+            "latency_ms": answer.seconds * share,
+            "cpu_ms": answer.cpu * share,
+            "status": answer.status,
+        }
         events = [
-            {
-                "id": i,
-                "request_id": request_id,
-                "time": now,
-                "endpoint": self.name,
-                "version": version,
-                "role": role,
-                "dialect": dialect,
-                "inputs": row,
-                "outputs": {"score": _number(s), "label": label},
-                "latency_ms": seconds * share,
-                "cpu_ms": cpu * share,
-                "status": status,
-            }
-            for i, row, s, label in zip(ids, rows, scores, labels, strict=True)
+            {"id": i, **common, "inputs": row, "outputs": {"score": _number(s), "label": label}}
+            for i, row, s, label in zip(
+                answer.ids, answer.rows, answer.scores, answer.labels, strict=True
+            )
         ]
-        if shadow_of is not None:
-            for event, champion_id in zip(events, shadow_of, strict=True):
+        if answer.shadow_of is not None:
+            for event, champion_id in zip(events, answer.shadow_of, strict=True):
                 event["shadow_of"] = champion_id
         self.log.append_many(events)
 
@@ -426,6 +407,24 @@ class Server:
             work()
         except Exception:  # the server keeps serving whatever its background work meets
             log.exception("background work of the server failed")
+
+
+@dataclass
+class _Answer:
+    """What one model answered to one request, as the log records it."""
+
+    request_id: str
+    dialect: str
+    role: str
+    served: ServedModel
+    ids: list[str]
+    rows: list[dict[str, Any]]
+    scores: np.ndarray
+    labels: list[Any]
+    seconds: float
+    cpu: float
+    status: str = "ok"
+    shadow_of: list[str] | None = None
 
 
 class _Failed(Exception):
