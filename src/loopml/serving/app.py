@@ -181,7 +181,9 @@ class Server:
                 "name": self.name,
                 "versions": [str(served.record.version)],
                 "platform": f"loopml-{served.record.flavor}",
-                "inputs": [{"name": f, "datatype": "BYTES", "shape": [-1]} for f in features],
+                "inputs": [
+                    {"name": f, "datatype": served.datatype(f), "shape": [-1]} for f in features
+                ],
                 "outputs": [
                     {"name": "score", "datatype": "FP64", "shape": [-1]},
                     {"name": "label", "datatype": "BYTES", "shape": [-1]},
@@ -203,7 +205,8 @@ class Server:
         key = request.headers.get(canary.key) if canary else None
         role, served = self.live.route(key, request_id)
         try:
-            frame = read(await _body(request))
+            body = await _body(request)
+            frame = read(body)
             served.check(frame)
             role, served, scores, array = self._score(role, served, frame)
             labels = array.tolist()
@@ -222,8 +225,8 @@ class Server:
         self.recent.add(ids, self.name)
         self.live.sample = frame
         self._send_to_shadow(request_id, ids, dialect, frame, rows)
-        body = shape(request_id, ids, scores, labels, served)
-        return JSONResponse(body, headers={"X-Request-Id": request_id})
+        answer = shape(request_id, ids, scores, labels, served, body)
+        return JSONResponse(answer, headers={"X-Request-Id": request_id})
 
     def _score(self, role: str, served: ServedModel, frame: pd.DataFrame) -> tuple:
         """(role, model, scores, labels) of the model that answered: a failing canary is
@@ -233,14 +236,14 @@ class Server:
             return (role, served, *served.predict(frame))
         except Exception as error:
             if role != "canary":
-                raise _Failed(served, error) from error
+                raise _failure(served, error) from error
             self.live.guard.failed("canary")
             log.warning("canary %s failed, the champion answered: %r", served.record.ref, error)
         champion = self.live.champion
         try:
             return ("champion", champion, *champion.predict(frame))
         except Exception as error:
-            raise _Failed(champion, error) from error
+            raise _failure(champion, error) from error
 
     def _count(self, role, served, dialect, elapsed, scores) -> None:
         version = str(served.record.version)
@@ -294,7 +297,7 @@ class Server:
         finally:
             self._shadow_slots.release()
 
-    def _records_body(self, request_id, ids, scores, labels, served) -> dict:
+    def _records_body(self, request_id, ids, scores, labels, served, body) -> dict:
         return {
             "id": request_id,
             "model": served.record.ref,
@@ -304,11 +307,14 @@ class Server:
             ],
         }
 
-    def _mlflow_body(self, request_id, ids, scores, labels, served) -> dict:
+    def _mlflow_body(self, request_id, ids, scores, labels, served, body) -> dict:
         return {**payloads.mlflow_answer([float(s) for s in scores]), "ids": ids}
 
-    def _v2_body(self, request_id, ids, scores, labels, served) -> dict:
-        return payloads.v2_answer(self.name, served.record.version, request_id, scores, labels)
+    def _v2_body(self, request_id, ids, scores, labels, served, body) -> dict:
+        """The request's own id when it gave one (V2's `id`), else the server's."""
+        given = body.get("id") if isinstance(body, dict) else None
+        answer_id = given if isinstance(given, str) and given else request_id
+        return payloads.v2_answer(self.name, served.record.version, answer_id, scores, labels)
 
     def _log(self, answer: _Answer) -> None:
         """One event per row, written with one system call before the answer leaves."""
@@ -341,7 +347,7 @@ class Server:
         version = str(served.record.version)
         self.metrics.requests.labels(self.name, version, role, dialect, "rejected").inc()
         return JSONResponse(
-            {"id": request_id, "problems": error.problems},
+            {"id": request_id, "error": _summary(error.problems), "problems": error.problems},
             422,
             headers={"X-Request-Id": request_id},
         )
@@ -427,12 +433,27 @@ class _Answer:
     shadow_of: list[str] | None = None
 
 
+def _failure(served: ServedModel, error: Exception) -> Exception:
+    """What a model's failure on a request is: rows it cannot read (a ValueError or
+    TypeError, as a model without a contract meets a text among numbers) are the request's
+    problem, answered 422; anything else is the model's, answered 500."""
+    if isinstance(error, ValueError | TypeError):
+        message = f"{served.record.ref} cannot score these rows: {error}"
+        return PayloadError([payloads.problem("rows", message)])
+    return _Failed(served, error)
+
+
 class _Failed(Exception):
     """The model that had to answer failed on valid input."""
 
     def __init__(self, served: ServedModel, error: Exception) -> None:
         super().__init__(str(error))
         self.served, self.error = served, error
+
+
+def _summary(problems: list[dict[str, Any]]) -> str:
+    """The problems in one line, for clients that show only an "error" text (V2's)."""
+    return "; ".join(f"{p['location']}: {p['message']}" for p in problems)
 
 
 def _inputs(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -448,7 +469,7 @@ async def _body(request: Request) -> Any:
     raw = await request.body()
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise PayloadError([payloads.problem("body", f"not valid JSON: {error}")]) from None
 
 

@@ -16,6 +16,8 @@ from loopml.serving.payloads import PayloadError, problem
 from loopml.store.registry import VersionRecord
 from loopml.workspace import Workspace
 
+V2_DATATYPES = {"float": "FP64", "integer": "INT64", "boolean": "BOOL"}
+
 
 @dataclass
 class ServedModel:
@@ -29,9 +31,23 @@ class ServedModel:
     def features(self) -> list[str] | None:
         return self.record.info.get("features")
 
+    def datatype(self, feature: str) -> str:
+        """The Open Inference Protocol datatype of a feature, from the contract."""
+        rule = self.contract.columns.get(feature) if self.contract else None
+        return V2_DATATYPES.get(rule.type, "BYTES") if rule else "BYTES"
+
     def check(self, frame: pd.DataFrame) -> None:
-        """Raise PayloadError listing every field-level problem the contract finds."""
+        """Raise PayloadError listing every field-level problem the contract finds; without a
+        contract, the features the model reads that the request lacks."""
         if self.contract is None:
+            missing = [f for f in self.features or () if f not in frame.columns]
+            if missing:
+                raise PayloadError(
+                    [
+                        problem(f"column {name}", f"missing column {name}", rule="missing_column")
+                        for name in missing
+                    ]
+                )
             return
         from loopml.data.api import validate
 
