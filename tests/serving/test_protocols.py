@@ -159,7 +159,7 @@ def binary_data() -> list[triton.InferInput]:
         (two_columns, "inputs[0]", "one column per tensor"),
         (strings_for_a_float, "column a", "expected float"),
         (only_a, "column b", "missing"),
-        (binary_data, "body", "not valid JSON"),
+        (binary_data, "body", "binary_data=False"),
     ],
 )
 def test_triton_client_bad_requests_get_a_4xx_with_problems(

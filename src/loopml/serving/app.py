@@ -466,6 +466,9 @@ def _number(value: Any) -> float | None:
 
 
 async def _body(request: Request) -> Any:
+    if "inference-header-content-length" in request.headers:
+        message = "binary tensor data is not supported: send JSON tensors (binary_data=False)"
+        raise PayloadError([payloads.problem("body", message)])
     raw = await request.body()
     try:
         return json.loads(raw)
