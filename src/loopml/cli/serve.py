@@ -10,6 +10,7 @@ import typer
 
 from loopml.cli.serving import CanaryOption, FractionOption, ShadowOption
 from loopml.errors import UsageError
+from loopml.pipeline.executors import THREAD_VARIABLES
 
 
 def serve(
@@ -32,6 +33,10 @@ def serve(
     """Serve NAME as its deployment says: POST /predict, MLflow's /invocations, Open Inference
     Protocol V2, POST /feedback, /metrics, and the OpenAPI docs at /docs. Changes made with
     'loopml deploy', 'models promote' or 'models rollback' reach it within seconds."""
+    # Before any model library loads: its native code (OpenMP, BLAS) runs on one thread per
+    # server process, on every thread that predicts. Requests are small; --workers scales.
+    for variable in THREAD_VARIABLES:
+        os.environ.setdefault(variable, "1")
     import uvicorn
 
     import loopml

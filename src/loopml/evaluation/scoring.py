@@ -22,7 +22,8 @@ def feature_frame(model: Any, frame: pd.DataFrame, exclude: Sequence[str]) -> pd
         raise ColumnNotFoundError(
             f"The model reads columns the data does not have: {', '.join(map(str, missing))}."
         )
-    return frame[list(names)]
+    names = list(names)
+    return frame if list(frame.columns) == names else frame[names]
 
 
 def scores(

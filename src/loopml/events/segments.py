@@ -86,9 +86,17 @@ class SegmentWriter:
         """Write several events with one system call."""
         if not events:
             return
-        data = b"".join(
-            (json.dumps(e, separators=(",", ":"), default=str) + "\n").encode() for e in events
+        self.append_lines(
+            b"".join(
+                (json.dumps(e, separators=(",", ":"), default=str) + "\n").encode() for e in events
+            )
         )
+
+    def append_lines(self, data: bytes) -> None:
+        """Write events already serialised as JSON lines (each ending in a newline) with one
+        system call."""
+        if not data:
+            return
         with self._lock:
             self._roll_if_needed(len(data))
             os.write(self._fd, data)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
@@ -34,10 +35,13 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from loopml.events.log import seal, writer
 from loopml.ids import new_id
 from loopml.serving import payloads
+from loopml.serving.batching import Batcher
 from loopml.serving.feedback import RecentIds, items_of, labelled, record_feedback
 from loopml.serving.live import Live
 from loopml.serving.model import ServedModel
@@ -45,6 +49,7 @@ from loopml.serving.payloads import PayloadError
 from loopml.workspace import Workspace, current_workspace
 
 SCORE_BUCKETS = tuple(i / 10 for i in range(11))
+FEW_ROWS = 16  # requests up to this many rows are logged line by line
 SHADOW_QUEUE = 64  # shadow requests waiting at most; more are dropped, and counted
 SEAL_SECONDS = 60.0
 TICK_SECONDS = 0.25
@@ -71,13 +76,43 @@ class _Metrics:
             ("endpoint",),
             registry=self.registry,
         )
-        self.scores = Histogram(
-            "loopml_prediction_score",
-            "Scores predicted",
-            ("endpoint", "version"),
-            buckets=SCORE_BUCKETS,
-            registry=self.registry,
+        self.scores = ScoreHistogram(self.registry)
+
+
+class ScoreHistogram:
+    """The histogram of predicted scores by endpoint and version, fed a whole request at once
+    (Prometheus' Histogram takes one value per call)."""
+
+    def __init__(self, registry: CollectorRegistry, edges: tuple[float, ...] = SCORE_BUCKETS):
+        self.edges = np.asarray(edges, dtype=np.float64)
+        self._counts: dict[tuple[str, str], np.ndarray] = {}
+        self._sums: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe(self, labels: tuple[str, str], scores: np.ndarray) -> None:
+        finite = scores[np.isfinite(scores)]
+        counts = np.bincount(
+            np.searchsorted(self.edges, finite, side="left"), minlength=len(self.edges) + 1
         )
+        with self._lock:
+            self._counts[labels] = self._counts.get(labels, 0) + counts
+            self._sums[labels] = self._sums.get(labels, 0.0) + float(finite.sum())
+
+    def collect(self) -> Any:
+        family = HistogramMetricFamily(
+            "loopml_prediction_score", "Scores predicted", labels=["endpoint", "version"]
+        )
+        with self._lock:
+            for labels, counts in self._counts.items():
+                total = np.cumsum(counts)
+                buckets = [
+                    (floatToGoString(e), int(c))
+                    for e, c in zip(self.edges, total[:-1], strict=True)
+                ]
+                buckets.append(("+Inf", int(total[-1])))
+                family.add_metric(list(labels), buckets, self._sums[labels])
+        yield family
 
 
 class Server:
@@ -101,6 +136,7 @@ class Server:
         self.log = writer(self.workspace, "predictions")
         self.metrics = _Metrics()
         self.recent = RecentIds()
+        self.batcher = Batcher()
         self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="loopml-shadow")
         self._shadow_slots = threading.BoundedSemaphore(SHADOW_QUEUE)
         title = f"loopml: {name}@{alias or self.live.spec.champion}"
@@ -206,34 +242,33 @@ class Server:
         role, served = self.live.route(key, request_id)
         try:
             body = await _body(request)
-            frame = read(body)
-            served.check(frame)
-            role, served, scores, array = self._score(role, served, frame)
+            table = read(body)
+            served.check(table)
+            role, served, scores, array = await self._score(role, served, table)
             labels = array.tolist()
         except PayloadError as error:
             return self._rejected(request_id, dialect, role, served, error, started)
         except _Failed as failure:
             return self._failed(request_id, dialect, failure, started)
-        ids = [new_id() for _ in range(len(frame))]
+        ids = [new_id() for _ in range(table.num_rows)]
         elapsed = time.perf_counter() - started
-        rows = _inputs(frame)
         used = time.process_time() - cpu
         self._log(
-            _Answer(request_id, dialect, role, served, ids, rows, scores, labels, elapsed, used)
+            _Answer(request_id, dialect, role, served, ids, table, scores, labels, elapsed, used)
         )
         self._count(role, served, dialect, elapsed, scores)
         self.recent.add(ids, self.name)
-        self.live.sample = frame
-        self._send_to_shadow(request_id, ids, dialect, frame, rows)
+        self.live.sample = table
+        self._send_to_shadow(request_id, ids, dialect, table)
         answer = shape(request_id, ids, scores, labels, served, body)
         return JSONResponse(answer, headers={"X-Request-Id": request_id})
 
-    def _score(self, role: str, served: ServedModel, frame: pd.DataFrame) -> tuple:
+    async def _score(self, role: str, served: ServedModel, table: pa.Table) -> tuple:
         """(role, model, scores, labels) of the model that answered: a failing canary is
         counted against its guardrails and the champion answers instead, so callers never
         see the canary fail."""
         try:
-            return (role, served, *served.predict(frame))
+            return (role, served, *await self.batcher.predict(served, table))
         except Exception as error:
             if role != "canary":
                 raise _failure(served, error) from error
@@ -241,7 +276,7 @@ class Server:
             log.warning("canary %s failed, the champion answered: %r", served.record.ref, error)
         champion = self.live.champion
         try:
-            return ("champion", champion, *champion.predict(frame))
+            return ("champion", champion, *await self.batcher.predict(champion, table))
         except Exception as error:
             raise _failure(champion, error) from error
 
@@ -249,30 +284,29 @@ class Server:
         version = str(served.record.version)
         self.metrics.requests.labels(self.name, version, role, dialect, "ok").inc()
         self.metrics.latency.labels(self.name, version, role).observe(elapsed)
-        histogram = self.metrics.scores.labels(self.name, version)
-        for score in scores[:1000]:
-            histogram.observe(float(score))
+        self.metrics.scores.observe((self.name, version), scores)
         self.live.guard.answered(role, elapsed * 1000, scores)
 
-    def _send_to_shadow(self, request_id, ids, dialect, frame, rows) -> None:
+    def _send_to_shadow(self, request_id, ids, dialect, table) -> None:
         shadow = self.live.roles.get("shadow")
         if shadow is None:
             return
         if not self._shadow_slots.acquire(blocking=False):
             self.metrics.shadow_dropped.labels(self.name).inc()
             return
-        self._shadow_pool.submit(self._shadow, shadow, request_id, ids, dialect, frame, rows)
+        self._shadow_pool.submit(self._shadow, shadow, request_id, ids, dialect, table)
 
-    def _shadow(self, shadow, request_id, ids, dialect, frame, rows) -> None:
+    def _shadow(self, shadow, request_id, ids, dialect, table) -> None:
         """Score a copy of a request with the shadow and log it beside the champion's."""
         try:
             started, cpu = time.perf_counter(), time.process_time()
             try:
-                scores, labels = shadow.predict(frame)
+                scores, labels = shadow.predict(table.to_pandas())
                 labels, status = labels.tolist(), "ok"
             except Exception as error:
                 log.warning("shadow %s failed: %r", shadow.record.ref, error)
-                scores, labels, status = np.full(len(frame), np.nan), [None] * len(frame), "error"
+                scores, labels = np.full(table.num_rows, np.nan), [None] * table.num_rows
+                status = "error"
             elapsed = time.perf_counter() - started
             answer = _Answer(
                 request_id,
@@ -280,7 +314,7 @@ class Server:
                 "shadow",
                 shadow,
                 [new_id() for _ in ids],
-                rows,
+                table,
                 scores,
                 labels,
                 elapsed,
@@ -317,30 +351,30 @@ class Server:
         return payloads.v2_answer(self.name, served.record.version, answer_id, scores, labels)
 
     def _log(self, answer: _Answer) -> None:
-        """One event per row, written with one system call before the answer leaves."""
-        now, version = time.time(), answer.served.record.version
-        share = 1000.0 / max(len(answer.ids), 1)
+        """One event per row, written with one system call before the answer leaves; inputs
+        and outputs as ``input.<name>`` and ``output.<name>`` fields."""
+        rows = answer.inputs.num_rows
+        share = 1000.0 / max(rows, 1)
         common = {
             "request_id": answer.request_id,
-            "time": now,
+            "time": time.time(),
             "endpoint": self.name,
-            "version": version,
+            "version": answer.served.record.version,
             "role": answer.role,
             "dialect": answer.dialect,
             "latency_ms": answer.seconds * share,
             "cpu_ms": answer.cpu * share,
             "status": answer.status,
         }
-        events = [
-            {"id": i, **common, "inputs": row, "outputs": {"score": _number(s), "label": label}}
-            for i, row, s, label in zip(
-                answer.ids, answer.rows, answer.scores, answer.labels, strict=True
-            )
-        ]
+        columns = {
+            "id": answer.ids,
+            **{f"input.{name}": answer.inputs.column(name) for name in answer.inputs.column_names},
+            "output.score": answer.scores,
+            "output.label": answer.labels,
+        }
         if answer.shadow_of is not None:
-            for event, champion_id in zip(events, answer.shadow_of, strict=True):
-                event["shadow_of"] = champion_id
-        self.log.append_many(events)
+            columns["shadow_of"] = answer.shadow_of
+        self.log.append_lines(_json_lines(common, columns, rows))
 
     def _rejected(self, request_id, dialect, role, served, error, started) -> Response:
         self._log_failure(request_id, dialect, role, served, started, "rejected", error.problems)
@@ -424,7 +458,7 @@ class _Answer:
     role: str
     served: ServedModel
     ids: list[str]
-    rows: list[dict[str, Any]]
+    inputs: pa.Table
     scores: np.ndarray
     labels: list[Any]
     seconds: float
@@ -456,8 +490,34 @@ def _summary(problems: list[dict[str, Any]]) -> str:
     return "; ".join(f"{p['location']}: {p['message']}" for p in problems)
 
 
-def _inputs(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return json.loads(frame.to_json(orient="records", date_format="iso"))
+def _json_lines(common: dict[str, Any], columns: dict[str, Any], rows: int) -> bytes:
+    """One JSON line per row: the common fields and each column's value in that row. A few
+    rows are written one by one; many at once, by pandas' JSON writer."""
+    if rows <= FEW_ROWS:
+        values = {
+            name: column.to_pylist() if hasattr(column, "to_pylist") else list(column)
+            for name, column in columns.items()
+        }
+        values["output.score"] = [_number(v) for v in values["output.score"]]
+        lines = (
+            json.dumps(
+                {**common, **{name: found[i] for name, found in values.items()}},
+                separators=(",", ":"),
+                default=str,
+            )
+            for i in range(rows)
+        )
+        return "".join(line + "\n" for line in lines).encode()
+    frame = pd.DataFrame(
+        {
+            name: column.to_pandas() if hasattr(column, "to_pandas") else column
+            for name, column in columns.items()
+        }
+    )
+    for name, value in common.items():
+        frame[name] = value
+    text = frame.to_json(orient="records", lines=True, date_format="iso", double_precision=15)
+    return (text if text.endswith("\n") else text + "\n").encode()
 
 
 def _number(value: Any) -> float | None:
@@ -485,7 +545,6 @@ def create_app(
 
 
 SERVE_ENV = "LOOPML_SERVE_MODEL"
-THREADS_ENV = "LOOPML_SERVE_THREADS"
 
 
 def app_from_environment() -> FastAPI:
@@ -493,10 +552,5 @@ def app_from_environment() -> FastAPI:
     calls."""
     import os
 
-    from threadpoolctl import threadpool_limits
-
-    # Requests are small: a prediction's native code (OpenMP, BLAS) on one thread avoids the
-    # cost of waking a thread pool per request; processes (--workers) scale a server.
-    threadpool_limits(int(os.environ.get(THREADS_ENV, "1")))
     name, _, alias = os.environ[SERVE_ENV].partition("@")
     return create_app(name, alias or None)

@@ -15,7 +15,7 @@ import logging
 import threading
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
 
 from loopml.errors import LoopmlError
 from loopml.registry.api import get_version
@@ -35,7 +35,7 @@ class Live:
         self.spec, self.revision = Deployment(), -1
         self.roles: dict[str, ServedModel] = {}
         self.guard = Guard()
-        self.sample: pd.DataFrame | None = None
+        self.sample: pa.Table | None = None  # the last request answered: a smoke test
         self._refused: set[int] = set()
         self._lock = threading.Lock()
         self.refresh(first=True)
@@ -79,7 +79,7 @@ class Live:
         try:
             served = load_served(ref, self.workspace)
             if self.sample is not None:
-                served.predict(self.sample)
+                served.predict(self.sample.to_pandas())
         except Exception as error:  # any failure of a model's own code: keep the old one
             if required:
                 raise

@@ -1,4 +1,4 @@
-"""The three request dialects, read into a DataFrame, and their answers.
+"""The three request dialects, read into an Arrow table, and their answers.
 
 - loopml: ``POST /predict`` with ``{"records": [{...}, ...]}``, a list of records, or one.
 - MLflow scoring protocol: ``POST /invocations`` with ``dataframe_split``,
@@ -7,7 +7,7 @@
   input column; answered with output tensors.
 
 A payload that cannot be read raises PayloadError with a list of problems, each naming where
-in the body it is; the server answers 422 with that list. Every reader ends in one frame whose
+in the body it is; the server answers 422 with that list. Every reader ends in one table whose
 values are single JSON values (null, boolean, number, string) and whose columns each hold one
 kind of value, so the contract check and the model never meet a value they cannot convert;
 V2 data is checked against its tensor's shape and datatype first.
@@ -24,7 +24,8 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 # The JSON kind of value each V2 datatype's data holds (BF16 travels only as binary data).
@@ -54,7 +55,7 @@ def problem(location: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"location": location, "message": message, **extra}
 
 
-def records_frame(body: Any) -> pd.DataFrame:
+def records_frame(body: Any) -> pa.Table:
     """loopml's /predict body: {"records": [...]}, a list of records, or one record."""
     if isinstance(body, dict) and "records" in body:
         body = body["records"]
@@ -63,7 +64,7 @@ def records_frame(body: Any) -> pd.DataFrame:
     return _records(body, "records")
 
 
-def _records(rows: Any, where: str) -> pd.DataFrame:
+def _records(rows: Any, where: str) -> pa.Table:
     if not isinstance(rows, list) or not rows:
         raise PayloadError([problem(where, "expected a non-empty list of records (objects)")])
     bad = [i for i, row in enumerate(rows) if not isinstance(row, dict)]
@@ -80,7 +81,7 @@ def _records(rows: Any, where: str) -> pd.DataFrame:
     return _frame({name: [row.get(name) for row in rows] for name in names})
 
 
-def mlflow_frame(body: Any) -> pd.DataFrame:
+def mlflow_frame(body: Any) -> pa.Table:
     """MLflow's /invocations body, in any of its four forms."""
     if not isinstance(body, dict):
         raise PayloadError([problem("body", f"expected an object with one of {MLFLOW_KEYS}")])
@@ -99,7 +100,7 @@ def mlflow_frame(body: Any) -> pd.DataFrame:
     return _instances(value, key)
 
 
-def _split(value: Any) -> pd.DataFrame:
+def _split(value: Any) -> pa.Table:
     if not isinstance(value, dict) or "columns" not in value or "data" not in value:
         raise PayloadError(
             [problem("dataframe_split", 'expected {"columns": [...], "data": [[...], ...]}')]
@@ -135,7 +136,7 @@ def _check_names(columns: Any, where: str) -> None:
         raise PayloadError([problem(where, f"columns named twice: {twice}", columns=twice)])
 
 
-def _instances(value: Any, key: str) -> pd.DataFrame:
+def _instances(value: Any, key: str) -> pa.Table:
     if isinstance(value, dict):  # column name -> list of values
         lengths = {len(v) if isinstance(v, list) else -1 for v in value.values()}
         if len(lengths) != 1 or -1 in lengths:
@@ -146,16 +147,46 @@ def _instances(value: Any, key: str) -> pd.DataFrame:
     return _records(value, key)
 
 
-def _frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
-    """The DataFrame of COLUMNS (name -> values, all of one length, at least one), once every
+def _frame(columns: dict[str, list[Any]]) -> pa.Table:
+    """The table of COLUMNS (name -> values, all of one length, at least one), once every
     value is a single JSON value and every column holds one kind of value (nulls aside): what
-    the contract check and the model can read. Problems are named by column."""
+    the contract check and the model can read. Problems are named by column.
+
+    Arrow converts a column of plain values in one call; only a column it refuses, or makes
+    nested or non-finite, is read value by value, to say what is wrong with it.
+    """
+    arrays = {}
+    for name, values in columns.items():
+        array = _plain_array(values)
+        if array is None:
+            return _checked(columns)
+        arrays[name] = array
+    return pa.table(arrays)
+
+
+def _plain_array(values: list[Any]) -> pa.Array | None:
+    """The Arrow array of VALUES when they are plain, one kind, finite; else None."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return None
+    kind = array.type
+    if pa.types.is_boolean(kind) or pa.types.is_string(kind) or pa.types.is_null(kind):
+        return array
+    if pa.types.is_integer(kind):
+        return array if not any(isinstance(v, bool) for v in values) else None
+    if pa.types.is_floating(kind) and pc.all(pc.is_finite(array)).as_py() is not False:
+        return array if not any(isinstance(v, bool) for v in values) else None
+    return None
+
+
+def _checked(columns: dict[str, list[Any]]) -> pa.Table:
     problems, cleaned = [], {}
     for name, values in columns.items():
         cleaned[name] = _column(name, values, problems)
     if problems:
         raise PayloadError(problems)
-    return pd.DataFrame(cleaned)
+    return pa.table({name: pa.array(values) for name, values in cleaned.items()})
 
 
 def _column(name: str, values: list[Any], problems: list[dict[str, Any]]) -> list[Any]:
@@ -211,7 +242,7 @@ def mlflow_answer(predictions: list[Any]) -> dict[str, Any]:
     return {"predictions": predictions}
 
 
-def v2_frame(body: Any) -> pd.DataFrame:
+def v2_frame(body: Any) -> pa.Table:
     """An Open Inference Protocol V2 request: one input tensor per column, each of shape
     [rows] or [rows, 1], its data (flat or nested) of its datatype."""
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
