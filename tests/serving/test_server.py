@@ -153,3 +153,17 @@ def test_loopml_serve_runs_a_server_process(sqlite_workspace, tmp_path) -> None:
         process.wait(timeout=30)
     ids = {p["id"] for p in answer.json()["predictions"]}
     assert ids <= set(read_events("predictions")["id"])
+
+
+def test_a_request_of_many_rows_is_logged_row_by_row(server: httpx.Client) -> None:
+    rng = np.random.default_rng(2)
+    rows = [{"a": float(a), "b": float(b)} for a, b in rng.normal(size=(40, 2))]
+    answer = server.post("/predict", json={"records": rows}).json()
+    logged = read_events("predictions").set_index("id")
+    ids = [p["id"] for p in answer["predictions"]]
+    assert len(logged) == 40 and set(logged.index) == set(ids)
+    np.testing.assert_array_equal(logged.loc[ids, "input.a"], [r["a"] for r in rows])
+    np.testing.assert_array_equal(
+        logged.loc[ids, "output.score"], [p["score"] for p in answer["predictions"]]
+    )
+    assert set(logged["request_id"]) == {answer["id"]}

@@ -5,6 +5,9 @@ single ``write`` system call on a file opened for appending, so once ``append`` 
 event is in the operating system's hands: a process killed with SIGKILL loses nothing it
 acknowledged (an ``fsync`` per event, for power loss too, is ``durable=True``).
 
+A line is one event, or many sharing most fields: ``{..., "columns": {name: [values]}}``
+holds one event per position of its columns (a request of many rows, written at once).
+
 A segment's name says what it holds and who writes it:
 ``<kind>.<pid>.<start>.<sequence>.open.jsonl`` while its writer has it open, then
 ``... .jsonl`` once closed (by size, by the hour changing, or at close). A segment left open
@@ -25,6 +28,7 @@ from typing import Any
 
 from loopml.workspace import process_is_alive
 
+COLUMNS = "columns"  # a line of many events: shared fields, and columns of values per row
 OPEN = ".open.jsonl"
 CLOSED = ".jsonl"
 HOUR = 3600
@@ -162,6 +166,18 @@ def read_segment(path: Path) -> Iterator[dict[str, Any]]:
             if not line.endswith(b"\n"):
                 return
             try:
-                yield json.loads(line)
+                event = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if COLUMNS in event:
+                yield from rows_of(event)
+            else:
+                yield event
+
+
+def rows_of(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The events a columnar line holds: its fields shared by every row, plus each row's
+    values of its ``columns`` (name -> list, one value per row)."""
+    columns = event.pop(COLUMNS)
+    for values in zip(*columns.values(), strict=True):
+        yield {**event, **dict(zip(columns, values, strict=True))}

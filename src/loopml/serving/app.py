@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -491,33 +490,29 @@ def _summary(problems: list[dict[str, Any]]) -> str:
 
 
 def _json_lines(common: dict[str, Any], columns: dict[str, Any], rows: int) -> bytes:
-    """One JSON line per row: the common fields and each column's value in that row. A few
-    rows are written one by one; many at once, by pandas' JSON writer."""
-    if rows <= FEW_ROWS:
-        values = {
-            name: column.to_pylist() if hasattr(column, "to_pylist") else list(column)
-            for name, column in columns.items()
-        }
-        values["output.score"] = [_number(v) for v in values["output.score"]]
-        lines = (
-            json.dumps(
-                {**common, **{name: found[i] for name, found in values.items()}},
-                separators=(",", ":"),
-                default=str,
-            )
-            for i in range(rows)
-        )
-        return "".join(line + "\n" for line in lines).encode()
-    frame = pd.DataFrame(
-        {
-            name: column.to_pandas() if hasattr(column, "to_pandas") else column
-            for name, column in columns.items()
-        }
+    """The events of a request as JSON: a line per row for a few rows; for many, one line of
+    the shared fields and a list per column (read back as a line per row)."""
+    values = {
+        name: column.to_pylist() if hasattr(column, "to_pylist") else list(column)
+        for name, column in columns.items()
+    }
+    scores = np.asarray(columns["output.score"], dtype=np.float64)
+    finite = np.isfinite(scores)
+    values["output.score"] = (
+        scores.tolist() if finite.all() else np.where(finite, scores, None).tolist()
     )
-    for name, value in common.items():
-        frame[name] = value
-    text = frame.to_json(orient="records", lines=True, date_format="iso", double_precision=15)
-    return (text if text.endswith("\n") else text + "\n").encode()
+    if rows > FEW_ROWS:
+        line = json.dumps({**common, "columns": values}, separators=(",", ":"), default=str)
+        return (line + "\n").encode()
+    lines = (
+        json.dumps(
+            {**common, **{name: found[i] for name, found in values.items()}},
+            separators=(",", ":"),
+            default=str,
+        )
+        for i in range(rows)
+    )
+    return "".join(line + "\n" for line in lines).encode()
 
 
 def _number(value: Any) -> float | None:

@@ -173,10 +173,11 @@ def _plain_array(values: list[Any]) -> pa.Array | None:
     kind = array.type
     if pa.types.is_boolean(kind) or pa.types.is_string(kind) or pa.types.is_null(kind):
         return array
-    if pa.types.is_integer(kind):
-        return array if not any(isinstance(v, bool) for v in values) else None
+    if pa.types.is_integer(kind):  # Arrow refuses booleans among integers
+        return array
     if pa.types.is_floating(kind) and pc.all(pc.is_finite(array)).as_py() is not False:
-        return array if not any(isinstance(v, bool) for v in values) else None
+        # ... but not after a float: [1.5, true] would become [1.5, 1.0]
+        return array if not any(v is True or v is False for v in values) else None
     return None
 
 
