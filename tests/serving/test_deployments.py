@@ -18,7 +18,7 @@ import loopml
 from loopml.errors import DeploymentError
 from loopml.events import read_events
 from loopml.serving import deploy, deployment, read_deployment
-from loopml.serving.deployment import Guardrails, alerts
+from loopml.serving.deployments import Guardrails, alerts
 from loopml.serving.guard import metric_breach, psi
 
 ROW = {"a": 0.5, "b": 1.0}

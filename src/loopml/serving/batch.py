@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,7 @@ class _Scorer:
         contract = served.contract
         self.validator = Validator(contract, quarantine=True) if contract else None
         self.features = served.features
+        self.timing = (0.0, 0.0)  # the last chunk's (wall, CPU) seconds
 
     def score(self, batch: pa.RecordBatch, first: int) -> tuple[pa.Table | None, pa.Table | None]:
         """(scored rows with their predictions, rows set aside with their reasons)."""
@@ -158,32 +160,40 @@ class _Scorer:
         table = table.append_column("prediction_id", ids)
         table = table.append_column("score", pa.array(scores, pa.float64()))
         table = table.append_column("label", pa.array(labels))
-        if self.job.log:
-            elapsed, used = time.perf_counter() - started, time.process_time() - cpu
-            self._log(table, first, elapsed, used)
+        self.timing = (time.perf_counter() - started, time.process_time() - cpu)
         return table, aside
 
-    def _log(self, table: pa.Table, first: int, seconds: float, cpu: float) -> None:
-        rows, now = table.num_rows, time.time()
+    def log(self, table: pa.Table, first: int, timing: tuple[float, float]) -> None:
+        """Write the chunk's predictions into the log's partition; timing is the chunk's
+        (wall, CPU) seconds."""
+        (seconds, cpu), rows, now = timing, table.num_rows, time.time()
         record = self.served.record
         names = self.features or [n for n in table.column_names if n not in OUTPUT_COLUMNS]
         columns = {
             "id": table.column("prediction_id"),
-            "request_id": pa.array(np.full(rows, self.job.id, dtype=object), pa.string()),
-            "time": pa.array(np.full(rows, now)),
-            "version": pa.array(np.full(rows, record.version, dtype=np.int64)),
-            "role": pa.array(np.full(rows, "batch", dtype=object), pa.string()),
-            "dialect": pa.array(np.full(rows, "batch", dtype=object), pa.string()),
+            "request_id": _constant(self.job.id, rows),
+            "time": _constant(now, rows),
+            "version": _constant(record.version, rows),
+            "role": _constant("batch", rows),
+            "dialect": _constant("batch", rows),
             **{f"input.{name}": table.column(name) for name in names},
             "output.score": table.column("score"),
             "output.label": table.column("label"),
-            "latency_ms": pa.array(np.full(rows, seconds * 1000 / rows)),
-            "cpu_ms": pa.array(np.full(rows, cpu * 1000 / rows)),
-            "status": pa.array(np.full(rows, "ok", dtype=object), pa.string()),
+            "latency_ms": _constant(seconds * 1000 / rows, rows),
+            "cpu_ms": _constant(cpu * 1000 / rows, rows),
+            "status": _constant("ok", rows),
         }
         name = f"batch.{self.job.id}.{first:012d}"
         table = pa.table(columns)
         write_partition("predictions", record.name, now, table, name, self.job.workspace)
+
+
+def _constant(value: Any, rows: int) -> pa.Array:
+    """A column holding one value: text dictionary-encoded (one entry), numbers filled."""
+    if isinstance(value, str):
+        indices = pa.array(np.zeros(rows, dtype=np.int8))
+        return pa.DictionaryArray.from_arrays(indices, pa.array([value]))
+    return pa.array(np.full(rows, value))
 
 
 def _ids(job: str, first: int, rows: int) -> pa.Array:
@@ -212,17 +222,41 @@ def _score(
     returns (rows read, rows quarantined)."""
     scorer = _Scorer(served, job)
     rows = quarantined = 0
-    try:
-        for batch in batches:
-            scored, rejected = scorer.score(batch, first + rows)
-            writers.write(scored, rejected)
-            rows += batch.num_rows
-            quarantined += rejected.num_rows if rejected is not None else 0
-            if progress is not None:
-                progress(rows, total)
-    finally:
-        writers.close()
+    pending: Future | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="loopml-batch-writer") as background:
+        try:
+            for batch in batches:
+                scored, rejected = scorer.score(batch, first + rows)
+                if pending is not None:
+                    pending.result()  # one chunk waits to be written at most: memory stays flat
+                pending = background.submit(
+                    _write, scorer, writers, scored, rejected, first + rows, scorer.timing
+                )
+                rows += batch.num_rows
+                quarantined += rejected.num_rows if rejected is not None else 0
+                if progress is not None:
+                    progress(rows, total)
+            if pending is not None:
+                pending.result()
+        finally:
+            background.shutdown(wait=True)
+            writers.close()
     return rows, quarantined
+
+
+def _write(
+    scorer: _Scorer,
+    writers: _Writers,
+    scored: pa.Table | None,
+    rejected: pa.Table | None,
+    first: int,
+    timing: tuple[float, float],
+) -> None:
+    """Write a chunk (on the writer thread, while the next one is scored): the output, the
+    quarantine, the log."""
+    writers.write(scored, rejected)
+    if scored is not None and scorer.job.log:
+        scorer.log(scored, first, timing)
 
 
 class _Writers:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from loopml.serving.deployment import Guardrails
+from loopml.serving.deployments import Guardrails
 
 KEPT = 20_000  # latencies and scores kept per role: enough for a stable p99 and deciles
 PSI_FLOOR = 1e-4

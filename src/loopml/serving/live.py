@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from loopml.errors import LoopmlError
 from loopml.registry.api import get_version
-from loopml.serving.deployment import Deployment, deployment, end_canary, raise_alert
+from loopml.serving.deployments import Deployment, deployment, end_canary, raise_alert
 from loopml.serving.guard import Guard, metric_breach
 from loopml.serving.model import ServedModel, load_served
 from loopml.workspace import Workspace
