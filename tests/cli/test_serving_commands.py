@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import loopml
-from loopml.serving.deployment import raise_alert
+from loopml.serving.deployments import raise_alert
 
 CONTRACT = {"columns": {"a": {"type": "float", "max": 10}, "b": {"type": "float"}}}
 

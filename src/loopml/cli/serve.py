@@ -45,7 +45,7 @@ def serve(
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}.")
     if deployment is not None or shadow or canary or fraction is not None:
-        from loopml.serving.deployment import deploy, read_deployment, with_changes
+        from loopml.serving.deployments import deploy, read_deployment, with_changes
 
         base = read_deployment(deployment) if deployment else loopml.serving.deployment(name)[0]
         spec = with_changes(base, shadow=shadow, canary=canary, fraction=fraction)

@@ -47,8 +47,8 @@ def deploy(
 ) -> None:
     """Show or change what serves NAME; running servers follow within seconds. With no
     options, prints the current deployment."""
-    from loopml.serving.deployment import deploy as store
-    from loopml.serving.deployment import deployment, read_deployment, with_changes
+    from loopml.serving.deployments import deploy as store
+    from loopml.serving.deployments import deployment, read_deployment, with_changes
 
     spec, revision = deployment(name)
     changes = (champion, shadow, canary, fraction)
@@ -99,7 +99,7 @@ def alerts(
     as_json: JsonOption = False,
 ) -> None:
     """The alerts raised for an endpoint: versions that failed to load, canaries rolled back."""
-    from loopml.serving.deployment import alerts as found
+    from loopml.serving.deployments import alerts as found
 
     raised = found(name, open_only=open_only)
     if as_json:
