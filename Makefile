@@ -19,6 +19,8 @@ bench: $(BENCH_STAMP)  ## run the benchmarks against the tools users would pick 
 	$(BENCH_VENV)/bin/python benchmarks/data.py
 	$(BENCH_VENV)/bin/python benchmarks/pipeline.py
 	$(BENCH_VENV)/bin/python benchmarks/evaluation.py
+	$(BENCH_VENV)/bin/python benchmarks/serving.py
+	$(BENCH_VENV)/bin/python benchmarks/serving_batch.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
