@@ -175,10 +175,16 @@ def _plain_array(values: list[Any]) -> pa.Array | None:
         return array
     if pa.types.is_integer(kind):  # Arrow refuses booleans among integers
         return array
-    if pa.types.is_floating(kind) and pc.all(pc.is_finite(array)).as_py() is not False:
+    if pa.types.is_floating(kind) and _finite(array, values):
         # ... but not after a float: [1.5, true] would become [1.5, 1.0]
         return array if not any(v is True or v is False for v in values) else None
     return None
+
+
+def _finite(array: pa.Array, values: list[Any]) -> bool:
+    if len(values) <= 64:  # a compute kernel costs more than a look at a few values
+        return all(v is None or math.isfinite(v) for v in values)
+    return pc.all(pc.is_finite(array)).as_py() is not False
 
 
 def _checked(columns: dict[str, list[Any]]) -> pa.Table:
