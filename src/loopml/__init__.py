@@ -9,8 +9,9 @@ Importing loopml is cheap and has no side effects: names load on first use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopml.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -55,17 +56,7 @@ _MODULES = {"data": "loopml.data", "models": "loopml.registry", "serving": "loop
 __all__ = sorted([*_EXPORTS, *_MODULES, "__version__"])
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        value = import_module(_MODULES[name])
-        globals()[name] = value
-        return value
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopml' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(globals(), _EXPORTS, _MODULES)
 
 
 def __dir__() -> list[str]:

@@ -7,8 +7,9 @@ Names load on first use, so batch scoring does not import the web framework.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopml.lazy import lazy_attributes
 
 _EXPORTS = {
     "BatchResult": "loopml.serving.batch",
@@ -31,13 +32,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopml.serving' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(globals(), _EXPORTS)
 
 
 def __dir__() -> list[str]:
