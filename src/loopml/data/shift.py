@@ -60,12 +60,13 @@ def _shares(counts: np.ndarray) -> np.ndarray:
 def binned_counts(summary: ColumnSummary, edges: np.ndarray) -> np.ndarray:
     """Counts of a numeric or time column's values in bins with the given inner edges
     (values below the first edge fall in bin 0, above the last in the final bin)."""
-    values, counts = _points(summary)
+    values, counts = sketch_points(summary)
     index = np.searchsorted(edges, values, side="right")
     return np.bincount(index, weights=counts, minlength=len(edges) + 1).astype(np.float64)
 
 
-def _points(summary: ColumnSummary) -> tuple[np.ndarray, np.ndarray]:
+def sketch_points(summary: ColumnSummary) -> tuple[np.ndarray, np.ndarray]:
+    """(values, counts) of a numeric or time column's sketch."""
     if isinstance(summary, NumericSummary):
         return summary.histogram.representatives()
     if isinstance(summary, DatetimeSummary):
@@ -102,16 +103,17 @@ def column_shift(reference: ColumnSummary, current: ColumnSummary) -> dict[str, 
 def _numeric_shift(reference: ColumnSummary, current: ColumnSummary) -> dict[str, Any]:
     edges = reference_edges(reference)
     p, q = binned_counts(reference, edges), binned_counts(current, edges)
-    found = {"psi": psi(p, q), "js": js_distance(p, q), "ks": _ks(reference, current)}
+    found = {"psi": psi(p, q), "js": js_distance(p, q), "ks": ks_statistic(reference, current)}
     if isinstance(reference, NumericSummary) and isinstance(current, NumericSummary):
         found["mean"] = [reference.mean, current.mean]
         found["std"] = [reference.std, current.std]
     return found
 
 
-def _ks(reference: ColumnSummary, current: ColumnSummary) -> float:
-    a_values, a_counts = _points(reference)
-    b_values, b_counts = _points(current)
+def ks_statistic(reference: ColumnSummary, current: ColumnSummary) -> float:
+    """The largest gap between the two sketched cumulative distributions."""
+    a_values, a_counts = sketch_points(reference)
+    b_values, b_counts = sketch_points(current)
     grid = np.union1d(a_values, b_values)
     cdf_a = _cdf(a_values, a_counts, grid)
     cdf_b = _cdf(b_values, b_counts, grid)
