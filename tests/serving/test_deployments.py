@@ -19,7 +19,7 @@ from loopml.errors import DeploymentError
 from loopml.events import read_events
 from loopml.serving import deploy, deployment, read_deployment
 from loopml.serving.deployments import Guardrails, alerts
-from loopml.serving.guard import metric_breach, psi
+from loopml.serving.guard import metric_breach, score_psi
 
 ROW = {"a": 0.5, "b": 1.0}
 FAST = {"reload_seconds": 0.1, "check_seconds": 0.1}
@@ -207,8 +207,8 @@ def test_the_metric_guardrail_judges_the_interval_of_the_difference() -> None:
 def test_psi_is_near_zero_for_the_same_distribution_and_large_for_another() -> None:
     rng = np.random.default_rng(0)
     reference = rng.beta(2, 5, 20_000)
-    assert psi(reference, rng.beta(2, 5, 20_000)) < 0.01
-    assert psi(reference, rng.beta(5, 2, 20_000)) > 1
+    assert score_psi(reference, rng.beta(2, 5, 20_000)) < 0.01
+    assert score_psi(reference, rng.beta(5, 2, 20_000)) > 1
 
 
 def test_deployment_files_are_checked_with_their_line(churn, tmp_path) -> None:

@@ -118,12 +118,6 @@ def _flat(event: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def columns_of(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    """The ``input.`` or ``output.`` columns of logged events, named without the prefix."""
-    found = [c for c in frame.columns if c.startswith(prefix)]
-    return frame[found].rename(columns=lambda c: c[len(prefix) :])
-
-
 def _write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")

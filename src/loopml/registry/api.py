@@ -171,6 +171,25 @@ def get_version(ref: str, *, workspace: Workspace | None = None) -> VersionRecor
     )
 
 
+def version_numbers(
+    name: str, selectors: list[str], *, workspace: Workspace | None = None
+) -> dict[str, int]:
+    """The version each selector (a number or an alias) of one model names, read in one
+    transaction without loading the versions: what a server checks every few seconds.
+    Selectors that name no version are left out."""
+    workspace = workspace or current_workspace()
+    with workspace.metadata.read() as connection:
+        model = require_model(connection, name)
+        latest = repo.next_version(connection, model) - 1
+        named = repo.aliases(connection, model)
+    found = {}
+    for selector in selectors:
+        number = int(selector) if selector.isdigit() else named.get(selector)
+        if number is not None and 1 <= number <= latest:
+            found[selector] = number
+    return found
+
+
 def require_model(connection: Any, name: str) -> str:
     """The stored key of a registered model; an unknown name lists the known ones."""
     model = repo.model_id(connection, name)

@@ -515,11 +515,6 @@ def _json_lines(common: dict[str, Any], columns: dict[str, Any], rows: int) -> b
     return "".join(line + "\n" for line in lines).encode()
 
 
-def _number(value: Any) -> float | None:
-    value = float(value)
-    return None if np.isnan(value) else value
-
-
 async def _body(request: Request) -> Any:
     if "inference-header-content-length" in request.headers:
         message = "binary tensor data is not supported: send JSON tensors (binary_data=False)"

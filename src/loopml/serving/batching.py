@@ -80,22 +80,26 @@ class Batcher:
 
 
 def _score(batch: list[_Item]) -> None:
-    """Score a batch in one call; if that fails, each request alone."""
-    if len(batch) > 1:
-        try:
-            rows = pa.concat_tables([item.rows for item in batch], promote_options="permissive")
-            scores, labels = batch[0].served.predict(rows.to_pandas())
-        except Exception:  # some request in the batch: find which, one by one
-            pass
-        else:
-            start = 0
-            for item in batch:
-                end = start + item.rows.num_rows
-                item.result = (scores[start:end], labels[start:end])
-                start = end
-            return
+    """Score a batch in one call; if that fails, each request alone, to find which failed."""
+    if len(batch) > 1 and _score_together(batch):
+        return
     for item in batch:
         try:
             item.result = item.served.predict(item.rows.to_pandas())
         except Exception as error:
             item.error = error
+
+
+def _score_together(batch: list[_Item]) -> bool:
+    """Score every request of a batch in one call of the model; False if it failed."""
+    try:
+        rows = pa.concat_tables([item.rows for item in batch], promote_options="permissive")
+        scores, labels = batch[0].served.predict(rows.to_pandas())
+    except Exception:  # a request the model cannot score: the caller scores them one by one
+        return False
+    start = 0
+    for item in batch:
+        end = start + item.rows.num_rows
+        item.result = (scores[start:end], labels[start:end])
+        start = end
+    return True

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from loopml.data.shift import psi
 from loopml.serving.deployments import Guardrails
 
 KEPT = 20_000  # latencies and scores kept per role: enough for a stable p99 and deciles
-PSI_FLOOR = 1e-4
 
 
 @dataclass
@@ -91,7 +91,7 @@ def _request_breaches(rails: Guardrails, canary: _Seen, champion: _Seen) -> list
             f"champion's {base:.1f} ms"
         )
     if rails.max_prediction_psi and ready and canary.scores and champion.scores:
-        value = psi(np.asarray(champion.scores), np.asarray(canary.scores))
+        value = score_psi(np.asarray(champion.scores), np.asarray(canary.scores))
         if value > rails.max_prediction_psi:
             found.append(
                 f"prediction drift against the champion: PSI {value:.3f} is above "
@@ -104,16 +104,15 @@ def _p99(latencies: deque) -> float | None:
     return float(np.percentile(np.asarray(latencies), 99)) if latencies else None
 
 
-def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of current against reference, on reference's quantiles."""
+def score_psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
+    """Population stability index of current scores against reference scores, on the
+    reference's quantiles."""
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
     expected = np.bincount(
         np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1
     )
     actual = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1)
-    p = np.maximum(expected / expected.sum(), PSI_FLOOR)
-    q = np.maximum(actual / actual.sum(), PSI_FLOOR)
-    return float(np.sum((q - p) * np.log(q / p)))
+    return psi(expected.astype(np.float64), actual.astype(np.float64))
 
 
 def metric_breach(rails: Guardrails, labelled: Any, task: str, seed: int = 0) -> str | None:

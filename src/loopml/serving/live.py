@@ -17,8 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from loopml.errors import LoopmlError
-from loopml.registry.api import get_version
+from loopml.registry.api import get_version, version_numbers
 from loopml.serving.deployments import Deployment, deployment, end_canary, raise_alert
 from loopml.serving.guard import Guard, metric_breach
 from loopml.serving.model import ServedModel, load_served
@@ -50,9 +49,16 @@ class Live:
             spec, revision = deployment(self.name, workspace=self.workspace)
             if self.pinned:
                 spec = spec.model_copy(update={"champion": self.pinned})
+            refs = spec.refs(self.name)
+            numbers = version_numbers(
+                self.name,
+                [ref.partition("@")[2] for ref in refs.values()],
+                workspace=self.workspace,
+            )
             roles = {}
-            for role, ref in spec.refs(self.name).items():
-                served = self._resolve(role, ref, first and role == "champion")
+            for role, ref in refs.items():
+                number = numbers.get(ref.partition("@")[2])
+                served = self._resolve(role, ref, number, first and role == "champion")
                 if served is not None:
                     roles[role] = served
             if "champion" not in roles:
@@ -61,13 +67,13 @@ class Live:
                 self.guard.reset()
             self.spec, self.revision, self.roles = spec, revision, roles
 
-    def _resolve(self, role: str, ref: str, required: bool) -> ServedModel | None:
-        try:
-            number = get_version(ref, workspace=self.workspace).version
-        except LoopmlError as error:
+    def _resolve(
+        self, role: str, ref: str, number: int | None, required: bool
+    ) -> ServedModel | None:
+        if number is None:
             if required:
-                raise
-            return self._keep(role, f"{ref} cannot be resolved: {error}")
+                get_version(ref, workspace=self.workspace)  # raises, saying what is known
+            return self._keep(role, f"{ref} names no version; the {role} keeps serving")
         for served in self.roles.values():  # the same version in another role: reuse it
             if served.record.version == number:
                 return served
