@@ -51,7 +51,13 @@ _EXPORTS: dict[str, str] = {
     "use_workspace": "loopml.workspace",
 }
 
-_MODULES = {"data": "loopml.data", "models": "loopml.registry", "serving": "loopml.serving"}
+_MODULES = {
+    "data": "loopml.data",
+    "loop": "loopml.loop",
+    "models": "loopml.registry",
+    "monitoring": "loopml.monitoring",
+    "serving": "loopml.serving",
+}
 
 __all__ = sorted([*_EXPORTS, *_MODULES, "__version__"])
 
@@ -64,7 +70,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from loopml import data, serving
+    from loopml import data, loop, monitoring, serving
     from loopml import registry as models
     from loopml.errors import LoopmlError
     from loopml.evaluation.evaluate import Estimate, Evaluation, evaluate

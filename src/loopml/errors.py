@@ -25,6 +25,7 @@
     │   ├── SearchSpaceError          a sweep's search space that is itself invalid (says where)
     │   ├── PolicyError               a promotion policy that is itself invalid (says where)
     │   ├── DeploymentError           a deployment file or flags that are invalid (says where)
+    │   ├── AlertRuleError            alert rules or notifiers that are invalid (says where)
     │   └── RunStateError             logging to a run that has ended
     ├── StepFailedError               a pipeline step raised, or returned what it may not
     ├── ExecutorError                 an executor cannot run work (unreachable Dask scheduler)
@@ -139,6 +140,10 @@ class PolicyError(UsageError):
 
 class DeploymentError(UsageError):
     """A deployment that is itself invalid: a bad file, fraction or guardrail."""
+
+
+class AlertRuleError(UsageError):
+    """Alert rules or notifiers that are themselves invalid: the message says which and where."""
 
 
 class RunStateError(UsageError):

@@ -89,6 +89,12 @@ class Settings(BaseModel):
         description="A prediction or feedback log segment is closed, ready to seal into "
         "Parquet, when it reaches this size (or when the hour changes).",
     )
+    cpu_hour_price: float = Field(
+        0.05,
+        ge=0,
+        description="The price of one CPU hour, in any currency: monitoring reports the cost "
+        "of 1,000 predictions from the CPU time logged with each.",
+    )
     executor: str = Field(
         "inline",
         min_length=1,

@@ -10,8 +10,11 @@ import typer
 from loopml import __version__
 from loopml.cli import render
 from loopml.cli.data import data_app
+from loopml.cli.loop import loop_app
 from loopml.cli.models import models_app
+from loopml.cli.monitoring import monitor
 from loopml.cli.pipelines import run, sweep
+from loopml.cli.report import report
 from loopml.cli.runs import experiments_app, runs_app
 from loopml.cli.serve import serve
 from loopml.cli.serving import alerts, deploy, feedback_app, predict
@@ -38,6 +41,9 @@ app.command("deploy")(deploy)
 app.command("alerts")(alerts)
 app.command("predict")(predict)
 app.add_typer(feedback_app, name="feedback")
+app.command("monitor")(monitor)
+app.command("report")(report)
+app.add_typer(loop_app, name="loop")
 
 
 def _version(show: bool) -> None:

@@ -22,6 +22,20 @@ ReasonOption = Annotated[
 ]
 
 
+ReferenceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reference",
+        help="Data like the training data (a file, a snapshot, or an output of the run, such "
+        "as train_rows): the baseline its traffic is monitored against.",
+    ),
+]
+TargetOption = Annotated[
+    str | None,
+    typer.Option("--target", help="The reference's label column, for feature importance."),
+]
+
+
 @models_app.command("register")
 def register(
     name: Annotated[str, typer.Argument(help="The model's name (created on first use).")],
@@ -44,6 +58,8 @@ def register(
             "--contract", help="The input contract (YAML): served requests are checked by it."
         ),
     ] = None,
+    reference: ReferenceOption = None,
+    target: TargetOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register the model a run wrote as a new version (numbered 1, 2, ...), with its card."""
@@ -54,6 +70,8 @@ def register(
         run=run,
         artifact=artifact,
         contract=contract,
+        reference=reference,
+        target=target,
         description=description,
         owner=owner,
         intended_use=intended_use,
@@ -64,6 +82,28 @@ def register(
     render.console().print(
         f"Registered {record.ref} ({record.flavor}) from run {record.run_id}, "
         f"sha256:{record.digest[:12]}"
+    )
+
+
+@models_app.command("reference")
+def reference(
+    ref: Annotated[str, typer.Argument(help="The version: NAME@VERSION or NAME@ALIAS.")],
+    data: Annotated[str, typer.Argument(help="A file or snapshot like the training data.")],
+    target: TargetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Store (or replace) the reference data a version's traffic is monitored against."""
+    from loopml.monitoring.reference import set_reference
+
+    found = set_reference(ref, data, target=target)
+    ranked = found.top_features(5)
+    summary = {"ref": ref, "rows": found.rows, "features": found.features, "top_features": ranked}
+    if as_json:
+        render.print_json(summary | {"importance": found.importance})
+        return
+    render.console().print(
+        f"{ref}: reference of {found.rows:,} rows, {len(found.features)} features"
+        + (f"; most important: {', '.join(ranked)}" if found.importance else "")
     )
 
 

@@ -19,6 +19,9 @@ STATUS_STYLES = {
     "finished": "green",
     "failed": "bold red",
     "killed": "yellow",
+    "ok": "green",
+    "skipped": "yellow",
+    "empty": "yellow",
 }
 
 

@@ -29,6 +29,22 @@ def serve(
     shadow: ShadowOption = None,
     canary: CanaryOption = None,
     fraction: FractionOption = None,
+    monitor_every: Annotated[
+        str | None,
+        typer.Option(
+            "--monitor-every", help="Monitor the traffic every so often (15m, 1h) while serving."
+        ),
+    ] = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option("--rules", help="Alert rules (YAML) judged after each monitored window."),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy", help="A retraining policy (YAML): one loop step after each window."
+        ),
+    ] = None,
 ) -> None:
     """Serve NAME as its deployment says: POST /predict, MLflow's /invocations, Open Inference
     Protocol V2, POST /feedback, /metrics, and the OpenAPI docs at /docs. Changes made with
@@ -40,7 +56,10 @@ def serve(
     import uvicorn
 
     import loopml
-    from loopml.serving.app import SERVE_ENV
+    from loopml.durations import seconds
+    from loopml.loop.policy import read_policy
+    from loopml.monitoring.rules import read_rules
+    from loopml.serving.app import MONITOR_ENV, POLICY_ENV, RULES_ENV, SERVE_ENV
 
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}.")
@@ -53,6 +72,18 @@ def serve(
     champion = alias or loopml.serving.deployment(name)[0].champion
     loopml.models.get_version(f"{name}@{champion}")  # an unknown model or alias fails here
     os.environ[SERVE_ENV] = f"{name}@{alias}" if alias else name
+    if (rules is not None or policy is not None) and monitor_every is None:
+        raise UsageError(
+            "--rules and --policy act after each monitored window: give --monitor-every too."
+        )
+    if monitor_every is not None:
+        os.environ[MONITOR_ENV] = str(seconds(monitor_every))
+    if rules is not None:
+        read_rules(rules)  # bad rules fail here, not in every worker
+        os.environ[RULES_ENV] = str(rules.resolve())
+    if policy is not None:
+        read_policy(policy)  # a bad policy fails here, not in every worker
+        os.environ[POLICY_ENV] = str(policy.resolve())
     uvicorn.run(
         "loopml.serving.app:app_from_environment",
         factory=True,

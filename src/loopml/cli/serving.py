@@ -96,10 +96,26 @@ def _show_deployment(name: str, spec, revision: int, as_json: bool) -> None:
 def alerts(
     name: Annotated[str, typer.Argument(help="The endpoint (registered model).")],
     open_only: Annotated[bool, typer.Option("--open", help="Only alerts not resolved.")] = False,
+    prometheus: Annotated[
+        Path | None,
+        typer.Option(
+            "--prometheus",
+            help="Instead, print these alert rules (YAML) as a Prometheus rule file over the "
+            "loopml_monitor_value gauges.",
+        ),
+    ] = None,
+    every: Annotated[
+        str, typer.Option("--every", help="With --prometheus: the server's --monitor-every.")
+    ] = "15m",
     as_json: JsonOption = False,
 ) -> None:
-    """The alerts raised for an endpoint: versions that failed to load, canaries rolled back."""
+    """The alerts raised for an endpoint: alert rules that fired, versions that failed to
+    load, canaries rolled back."""
     from loopml.serving.deployments import alerts as found
+
+    if prometheus is not None:
+        _print_prometheus_rules(name, prometheus, every)
+        return
 
     raised = found(name, open_only=open_only)
     if as_json:
@@ -114,6 +130,22 @@ def alerts(
             render.when(alert.at), alert.kind, alert.message, render.when(alert.resolved_at)
         )
     render.console().print(table)
+
+
+def _print_prometheus_rules(name: str, rules: Path, every: str) -> None:
+    import yaml
+
+    from loopml.durations import seconds
+    from loopml.errors import LoopmlError
+    from loopml.monitoring.reference import get_reference
+    from loopml.monitoring.rules import prometheus_rules
+
+    try:
+        top = get_reference(f"{name}@champion").top_features(100)
+    except LoopmlError:
+        top = []
+    found = prometheus_rules(name, rules, every=seconds(every), top=top)
+    typer.echo(yaml.safe_dump(found, sort_keys=False), nl=False)
 
 
 def predict(

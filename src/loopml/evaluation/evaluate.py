@@ -400,3 +400,29 @@ def _rank_slices(found: list[Slice], primary: str, better_high: bool) -> list[Sl
         return (item.small, value if better_high else -value)
 
     return sorted(found, key=badness)
+
+
+def score_estimate(
+    rows: pd.DataFrame,
+    metric: str,
+    *,
+    task: str = "classification",
+    level: float = 0.95,
+    resamples: int = 500,
+    seed: int = 0,
+) -> Estimate | None:
+    """One metric of logged predictions (a frame with ``score`` and ``label`` columns) with
+    its bootstrap interval; None when a classification's labels hold one class only."""
+    if task == "classification" and rows["label"].nunique() < 2:
+        return None
+    found = evaluate(
+        "score",
+        rows[["score", "label"]],
+        target="label",
+        task=task,
+        metrics=[metric],
+        resamples=resamples,
+        level=level,
+        seed=seed,
+    )
+    return found.metrics[metric]

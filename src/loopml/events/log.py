@@ -133,7 +133,7 @@ def write_partition(
 ) -> Path:
     """Write events straight into the partition of an endpoint and hour (batch scoring)."""
     _check_kind(kind)
-    path = root(workspace) / kind / f"endpoint={endpoint}" / f"hour={_hour(moment)}"
+    path = root(workspace) / kind / f"endpoint={endpoint}" / f"hour={hour_of(moment)}"
     path = path / f"{name}.parquet"
     _write_parquet(table, path)
     return path
@@ -151,7 +151,7 @@ def read_events(
     _check_kind(kind)
     workspace = workspace or current_workspace()
     base = root(workspace)
-    frames = [_sealed(base / kind, endpoint, since, until), _unsealed(base, kind)]
+    frames = [_sealed(base / kind, endpoint, since, until), unsealed(base, kind)]
     frames = [found for found in frames if len(found)]
     if not frames:
         return pd.DataFrame()
@@ -175,7 +175,7 @@ def _sealed(
 
     pattern = str(folder / "endpoint=*" / "hour=*" / "*.parquet")
     query = (
-        f"SELECT * EXCLUDE (hour) FROM read_parquet('{_quoted(pattern)}', "
+        f"SELECT * EXCLUDE (hour) FROM read_parquet('{quoted(pattern)}', "
         "hive_partitioning = true, union_by_name = true)"
     )
     conditions, arguments = [], []
@@ -184,10 +184,10 @@ def _sealed(
         arguments.append(endpoint)
     if since is not None:
         conditions.append("hour >= ?")
-        arguments.append(_hour(since))
+        arguments.append(hour_of(since))
     if until is not None:
         conditions.append("hour <= ?")
-        arguments.append(_hour(until))
+        arguments.append(hour_of(until))
     if conditions:
         query += " WHERE " + " AND ".join(conditions)
     with duckdb.connect() as connection:
@@ -208,26 +208,29 @@ def find(kind: str, ids: list[str], *, workspace: Workspace | None = None) -> di
         with duckdb.connect() as connection:
             connection.register("wanted", wanted)
             rows = connection.execute(
-                f"SELECT e.id, e.endpoint FROM read_parquet('{_quoted(pattern)}', "
+                f"SELECT e.id, e.endpoint FROM read_parquet('{quoted(pattern)}', "
                 "hive_partitioning = true, union_by_name = true) e JOIN wanted USING (id)"
             ).fetchall()
         found.update(rows)
-    unsealed = _unsealed(base, kind)
-    if len(unsealed):
-        hits = unsealed[unsealed["id"].isin(wanted["id"])]
+    pending = unsealed(base, kind)
+    if len(pending):
+        hits = pending[pending["id"].isin(wanted["id"])]
         found.update(zip(hits["id"], hits["endpoint"].astype(str), strict=True))
     return found
 
 
-def _quoted(text: str) -> str:
+def quoted(text: str) -> str:
+    """Text made safe inside a single-quoted SQL string."""
     return text.replace("'", "''")
 
 
-def _hour(moment: float) -> str:
+def hour_of(moment: float) -> str:
+    """The name of the hour partition a moment falls in."""
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H")
 
 
-def _unsealed(base: Path, kind: str) -> pd.DataFrame:
+def unsealed(base: Path, kind: str) -> pd.DataFrame:
+    """The events of a kind still in segment files, flattened like sealed ones."""
     folder = base / "segments"
     paths = sorted(folder.glob(f"{kind}.*.jsonl")) if folder.exists() else []
     events = [_flat(event) for path in paths for event in read_segment(path)]

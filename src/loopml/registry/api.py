@@ -36,6 +36,8 @@ def register(
     run: str | None = None,
     artifact: str = "model",
     contract: Any = None,
+    reference: Any = None,
+    target: str | None = None,
     description: str | None = None,
     owner: str | None = None,
     intended_use: str | None = None,
@@ -48,6 +50,10 @@ def register(
 
     A model card is written for the version (card=False skips it): owner and intended_use
     are the caller's words; the evaluation is ``evaluation`` or the one its pipeline made.
+
+    reference: data like the training data (a frame, a file, a snapshot, or the name of an
+    output of ``run`` or of its steps), stored with the version as the baseline its traffic
+    is monitored against; ``target`` names its label column, for feature importance.
     """
     workspace = workspace or current_workspace()
     _check_name(name)
@@ -57,7 +63,19 @@ def register(
     if run is not None:
         run_id, model = _model_of_run(run, artifact, workspace)
     digest, info = _store(model, contract, workspace)
+    baseline = None
+    if reference is not None:  # built first: a refused reference leaves no version behind
+        from loopml.monitoring.reference import make_reference
+
+        data = _reference_data(reference, run, workspace)
+        baseline = make_reference(
+            model, data, features=info.features, target=target, workspace=workspace
+        )
     record = _add_version(name, digest, info, run_id, description, workspace)
+    if baseline is not None:
+        from loopml.monitoring.reference import set_reference
+
+        set_reference(record.ref, baseline, workspace=workspace)
     if card:
         from loopml.registry.cards import write_card
 
@@ -92,6 +110,18 @@ def _model_of_run(run: str, artifact: str, workspace: Workspace) -> tuple[str, A
         f"Run {record.id} and its steps have no output named {artifact!r}. Name the model's "
         "output with --artifact."
     )
+
+
+def _reference_data(reference: Any, run: str | None, workspace: Workspace) -> Any:
+    """The reference itself, or the output of the run (or of one of its steps) it names."""
+    if run is None or not isinstance(reference, str) or Path(reference).exists():
+        return reference
+    record = get_run(run, workspace=workspace)
+    for candidate in [record, *child_runs(record.id, workspace=workspace)]:
+        for found in list_artifacts(candidate.id, workspace=workspace):
+            if found.direction == "output" and found.name == reference:
+                return content.load(workspace.artifacts, found, None)
+    return reference
 
 
 def _artifact_model(found: ArtifactRecord, workspace: Workspace) -> Any:

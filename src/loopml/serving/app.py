@@ -31,6 +31,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -76,6 +77,29 @@ class _Metrics:
             registry=self.registry,
         )
         self.scores = ScoreHistogram(self.registry)
+        self.monitored = Gauge(
+            "loopml_monitor_value",
+            "Each value the last monitored window measured: the metric, its key (a feature, "
+            "a version, an SLO) and the bound (value, or an interval's low or high end)",
+            ("endpoint", "metric", "key", "bound"),
+            registry=self.registry,
+        )
+        self.windows = Counter(
+            "loopml_monitor_windows",
+            "Windows monitored by this server, by status",
+            ("endpoint", "status"),
+            registry=self.registry,
+        )
+
+    def record_window(self, endpoint: str, result: Any) -> None:
+        """Expose a monitored window's values (and count it)."""
+        self.windows.labels(endpoint, result.status).inc()
+        self.monitored.clear()  # a value the newest window did not measure is not shown
+        for found in result.window.points:
+            for bound in ("value", "low", "high"):
+                measured = getattr(found, bound)
+                if measured is not None:
+                    self.monitored.labels(endpoint, found.metric, found.key, bound).set(measured)
 
 
 class ScoreHistogram:
@@ -119,6 +143,9 @@ class Server:
 
     alias: serve this alias (or version) as the champion, whatever the deployment says.
     follow: run the background task that follows the registry and judges the canary.
+    monitor_every: also monitor the endpoint's traffic every so many seconds, judging the
+    alert ``rules`` (a file, text or RuleSet) on the results, and then taking a step of the
+    retraining ``policy`` (a file or RetrainingPolicy), when one is given.
     """
 
     def __init__(
@@ -128,9 +155,15 @@ class Server:
         *,
         workspace: Workspace | None = None,
         follow: bool = True,
+        monitor_every: float | None = None,
+        rules: Any = None,
+        policy: Any = None,
     ):
         self.workspace = workspace or current_workspace()
         self.name = name
+        self.monitor_every = monitor_every
+        self.rules = _rules(rules)
+        self.policy = _policy(policy)
         self.live = Live(name, self.workspace, champion=alias)
         self.log = writer(self.workspace, "predictions")
         self.metrics = _Metrics()
@@ -416,6 +449,7 @@ class Server:
     async def _follow(self) -> None:
         """Follow the registry and the deployment, judge the canary, seal closed segments."""
         due = {"reload": 0.0, "check": 0.0, "seal": 0.0}
+        due["monitor"] = time.monotonic() + (self.monitor_every or 0.0)
         while True:
             await asyncio.sleep(TICK_SECONDS)
             now, spec = time.monotonic(), self.live.spec
@@ -428,6 +462,9 @@ class Server:
             if now >= due["seal"]:
                 await asyncio.to_thread(self._safely, self._seal)
                 due["seal"] = now + SEAL_SECONDS
+            if self.monitor_every and now >= due["monitor"]:
+                await asyncio.to_thread(self._safely, self._monitor)
+                due["monitor"] = time.monotonic() + self.monitor_every
 
     def _check(self) -> None:
         canary = self.live.spec.canary
@@ -435,6 +472,30 @@ class Server:
             return
         found = labelled(self.name, since=canary.started_at, workspace=self.workspace)
         self.live.check(found)
+
+    def _monitor(self) -> None:
+        """Monitor the window since the last one; skipped when another server process of
+        the endpoint monitored less than half a period ago."""
+        from loopml.monitoring.timeseries import windows
+        from loopml.monitoring.window import monitor
+
+        done = windows(self.name, workspace=self.workspace)
+        now = time.time()
+        if done and now - done[-1].end < self.monitor_every / 2:
+            return
+        since = done[-1].end if done else now - self.monitor_every
+        found = monitor(
+            self.name, since=since, until=now, rules=self.rules, workspace=self.workspace
+        )
+        self.metrics.record_window(self.name, found)
+        if found.status == "failed":
+            log.error("Monitoring %s failed: %s", self.name, found.window.message)
+        if self.policy is not None:
+            from loopml.loop.controller import run_loop
+
+            step = run_loop(self.name, self.policy, workspace=self.workspace)
+            for decision in step.decisions:
+                log.warning("loop: %s: %s", decision.action, decision.message)
 
     def _seal(self) -> None:
         for kind in ("predictions", "feedback"):
@@ -526,15 +587,50 @@ async def _body(request: Request) -> Any:
         raise PayloadError([payloads.problem("body", f"not valid JSON: {error}")]) from None
 
 
+def _rules(rules: Any) -> Any:
+    if rules is None:
+        return None
+    from loopml.monitoring.rules import read_rules
+
+    return read_rules(rules)
+
+
+def _policy(policy: Any) -> Any:
+    if policy is None:
+        return None
+    from loopml.loop.policy import read_policy
+
+    return read_policy(policy)
+
+
 def create_app(
-    name: str, alias: str | None = None, *, workspace: Workspace | None = None
+    name: str,
+    alias: str | None = None,
+    *,
+    workspace: Workspace | None = None,
+    monitor_every: float | None = None,
+    rules: Any = None,
+    policy: Any = None,
 ) -> FastAPI:
     """The FastAPI app serving endpoint NAME as its deployment says; ``alias`` pins the
-    champion to an alias or version instead."""
-    return Server(name, alias, workspace=workspace).app
+    champion to an alias or version instead. monitor_every: seconds between monitored
+    windows (none by default), with alert ``rules`` judged on each and a step of the
+    retraining ``policy`` taken after each."""
+    server = Server(
+        name,
+        alias,
+        workspace=workspace,
+        monitor_every=monitor_every,
+        rules=rules,
+        policy=policy,
+    )
+    return server.app
 
 
 SERVE_ENV = "LOOPML_SERVE_MODEL"
+MONITOR_ENV = "LOOPML_SERVE_MONITOR_EVERY"
+RULES_ENV = "LOOPML_SERVE_RULES"
+POLICY_ENV = "LOOPML_SERVE_POLICY"
 
 
 def app_from_environment() -> FastAPI:
@@ -543,4 +639,12 @@ def app_from_environment() -> FastAPI:
     import os
 
     name, _, alias = os.environ[SERVE_ENV].partition("@")
-    return create_app(name, alias or None)
+    every = os.environ.get(MONITOR_ENV)
+    rules, policy = os.environ.get(RULES_ENV), os.environ.get(POLICY_ENV)
+    return create_app(
+        name,
+        alias or None,
+        monitor_every=float(every) if every else None,
+        rules=rules or None,
+        policy=policy or None,
+    )

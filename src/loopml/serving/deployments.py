@@ -75,6 +75,18 @@ class Canary(BaseModel):
     started_at: float | None = None
 
 
+class SLOs(BaseModel):
+    """What the endpoint promises, judged by every monitored window (each one optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_p99_latency_ms: float | None = Field(None, gt=0)
+    max_p95_latency_ms: float | None = Field(None, gt=0)
+    max_error_rate: float | None = Field(None, ge=0, le=1)
+    max_cost_per_1k: float | None = Field(None, ge=0)
+    min_throughput_rps: float | None = Field(None, ge=0)
+
+
 class Deployment(BaseModel):
     """What serves an endpoint."""
 
@@ -85,6 +97,7 @@ class Deployment(BaseModel):
     canary: Canary | None = None
     reload_seconds: float = Field(2.0, gt=0)
     check_seconds: float = Field(5.0, gt=0)
+    slos: SLOs = Field(default_factory=SLOs)
     last_rollback: dict[str, Any] | None = None
 
     @field_validator("champion", "shadow", mode="before")

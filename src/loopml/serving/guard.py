@@ -146,19 +146,7 @@ def metric_breach(rails: Guardrails, labelled: Any, task: str, seed: int = 0) ->
 
 
 def _estimate(rows: Any, metric: str, task: str, level: float, seed: int) -> tuple | None:
-    from loopml.evaluation.evaluate import evaluate
+    from loopml.evaluation.evaluate import score_estimate
 
-    if task == "classification" and rows["label"].nunique() < 2:
-        return None
-    found = evaluate(
-        "score",
-        rows[["score", "label"]],
-        target="label",
-        task=task,
-        metrics=[metric],
-        resamples=300,
-        level=level,
-        seed=seed,
-    )
-    estimate = found.metrics[metric]
-    return estimate.value, estimate.low, estimate.high
+    found = score_estimate(rows, metric, task=task, level=level, resamples=300, seed=seed)
+    return None if found is None else (found.value, found.low, found.high)

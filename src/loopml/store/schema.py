@@ -223,3 +223,58 @@ alerts = sa.Table(
     sa.Column("at", sa.Double, nullable=False),
     sa.Column("resolved_at", sa.Double, nullable=True),
 )
+
+model_references = sa.Table(
+    "model_references",
+    metadata,
+    sa.Column("model_id", ID, sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+monitor_windows = sa.Table(
+    "monitor_windows",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("endpoint", KEY, nullable=False),
+    sa.Column("start", sa.Double, nullable=False),
+    sa.Column("end", sa.Double, nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("label", KEY, nullable=True),
+    sa.Column("versions", sa.Text, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("report_digest", sa.String(64), nullable=True),
+    sa.Index(None, "endpoint", "end"),
+)
+
+monitor_points = sa.Table(
+    "monitor_points",
+    metadata,
+    sa.Column("window_id", ID, sa.ForeignKey("monitor_windows.id"), primary_key=True),
+    sa.Column("metric", sa.String(64), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("endpoint", KEY, nullable=False),
+    sa.Column("end", sa.Double, nullable=False),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("low", sa.Double, nullable=True),
+    sa.Column("high", sa.Double, nullable=True),
+    sa.Index(None, "endpoint", "metric", "end"),
+)
+
+loop_decisions = sa.Table(
+    "loop_decisions",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("endpoint", KEY, nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("as_of", sa.Double, nullable=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Index(None, "endpoint", "at"),
+)

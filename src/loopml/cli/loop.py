@@ -1,0 +1,67 @@
+"""`loopml loop run` and `loopml loop history`: the retraining policy, one step at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from loopml.cli import render
+from loopml.cli.monitoring import moment
+from loopml.cli.serving import JsonOption
+
+loop_app = typer.Typer(help="Retrain and roll out by a policy.", no_args_is_help=True)
+
+
+@loop_app.command("run")
+def run(
+    name: Annotated[str, typer.Argument(help="The endpoint (registered model).")],
+    policy: Annotated[Path, typer.Option("--policy", help="The retraining policy (YAML).")],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="The loop's clock (ISO time or seconds; default now)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Take one step of the retraining policy: retrain when a trigger holds, gate the
+    candidate against the champion, shadow it, make it a canary, promote it. Prints what was
+    decided."""
+    from loopml.loop.controller import run_loop
+
+    step = run_loop(name, policy, as_of=moment(as_of, "as-of"))
+    if as_json:
+        render.print_json(step.to_dict())
+        return
+    out = render.console()
+    for decision in step.decisions:
+        out.print(f"{decision.action}: {decision.message}")
+    out.print(f"{name}: {step.message} ({step.state}).")
+
+
+@loop_app.command("history")
+def history(
+    name: Annotated[str, typer.Argument(help="The endpoint (registered model).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Every decision the loop took for NAME, oldest first, with its evidence (--json)."""
+    from loopml.loop.history import decisions
+
+    found = decisions(name)
+    if as_json:
+        render.print_json([decision.to_dict() for decision in found])
+        return
+    if not found:
+        render.console().print(f"The loop has decided nothing for {name} yet.")
+        return
+    table = Table("when", "as of", "action", "version", "why", header_style="bold")
+    for decision in found:
+        table.add_row(
+            render.when(decision.at),
+            render.iso(decision.as_of) or "-",
+            decision.action,
+            str(decision.version or "-"),
+            decision.message,
+        )
+    render.console().print(table)

@@ -1,0 +1,417 @@
+"""The loop controller: one step of a retraining policy, taken as often as it is called
+(``loopml loop run``, or after each window of a monitoring server).
+
+What a step does depends on where the endpoint's deployment stands:
+
+- nothing on trial: if a trigger holds (an alert rule firing, the last retrain too old, enough
+  new labels) and the cooldown has passed, retrain through the pipeline, register the
+  candidate with its reference, judge it with the gate against the champion on the newest
+  labelled window (the run's validation rows), and if it passes, start it as a shadow;
+- a shadow: once it has answered ``shadow_requests`` copies, make it a canary;
+- a canary: once it has answered ``canary_requests`` with no guardrail breached, make it the
+  champion and end the canary. A breach is handled by the servers themselves, which take the
+  canary out at once; the next step records that rollback.
+
+Every decision is recorded with its evidence (``loopml.loop.decisions``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopml.loop.history import decisions, record
+from loopml.loop.policy import RetrainingPolicy, read_policy
+from loopml.store.monitoring import DecisionRecord
+from loopml.workspace import Workspace, current_workspace
+
+log = logging.getLogger("loopml.loop")
+
+
+@dataclass
+class LoopStep:
+    """What one step decided, and where the rollout stands after it."""
+
+    state: str
+    message: str
+    decisions: list[DecisionRecord] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "message": self.message,
+            "decisions": [found.to_dict() for found in self.decisions],
+        }
+
+
+def run_loop(
+    name: str,
+    policy: Any,
+    *,
+    as_of: float | None = None,
+    workspace: Workspace | None = None,
+) -> LoopStep:
+    """Take one step of the retraining policy for endpoint NAME (see the module docstring).
+
+    as_of: the loop's clock, which dates the data windows and the schedule (now by default;
+    a replay passes its own)."""
+    from loopml.serving.deployments import deployment
+
+    workspace = workspace or current_workspace()
+    rules = read_policy(policy)
+    clock = float(as_of if as_of is not None else time.time())
+    spec, _ = deployment(name, workspace=workspace)
+    step = _Step(name, rules, clock, workspace)
+    if spec.shadow:
+        return step.shadowing(_version(name, spec.shadow, workspace), spec)
+    if spec.canary is not None:
+        return step.canary(_version(name, spec.canary.version, workspace), spec)
+    return step.idle(spec)
+
+
+def _version(name: str, which: str, workspace: Workspace) -> int:
+    from loopml.registry.api import get_version
+
+    return get_version(f"{name}@{which}", workspace=workspace).version
+
+
+class _Step:
+    def __init__(
+        self, name: str, policy: RetrainingPolicy, as_of: float, workspace: Workspace
+    ) -> None:
+        self.name, self.policy, self.as_of, self.workspace = name, policy, as_of, workspace
+        self.made: list[DecisionRecord] = []
+        self.past = decisions(name, workspace=workspace)
+
+    def decide(
+        self, action: str, message: str, version: int | None = None, **evidence: Any
+    ) -> None:
+        log.info("%s: %s", self.name, message)
+        self.made.append(
+            record(
+                self.name,
+                action,
+                message,
+                version=version,
+                as_of=self.as_of,
+                evidence=evidence,
+                workspace=self.workspace,
+            )
+        )
+
+    def result(self, state: str, message: str) -> LoopStep:
+        return LoopStep(state, message, self.made)
+
+    # -- nothing on trial -------------------------------------------------------------------
+
+    def idle(self, spec: Any) -> LoopStep:
+        self._note_rollback(spec)
+        reasons = self._triggers()
+        if not reasons:
+            return self.result("idle", "no trigger holds; nothing to do")
+        wait = self._cooldown()
+        if wait:
+            return self.result("idle", f"{'; '.join(reasons)}, but {wait}")
+        version, run = self._retrain(reasons)
+        if version is None:
+            return self.result("idle", "the retrain failed; see the decision log")
+        if not self._gate(version, run):
+            return self.result("idle", f"candidate {version} was refused by the gate")
+        return self._start_shadow(version, spec)
+
+    def _note_rollback(self, spec: Any) -> None:
+        rolled = spec.last_rollback
+        if not rolled:
+            return
+        if any(
+            d.action == "rolled_back" and d.evidence.get("at") == rolled.get("at")
+            for d in self.past
+        ):
+            return
+        self.decide(
+            "rolled_back",
+            f"canary {rolled['version']} was rolled back by its guardrails: {rolled['reason']}",
+            int(rolled["version"]),
+            **{key: value for key, value in rolled.items() if key != "version"},
+        )
+
+    def _last(self, action: str) -> DecisionRecord | None:
+        found = [d for d in self.past + self.made if d.action == action]
+        return found[-1] if found else None
+
+    def _triggers(self) -> list[str]:
+        triggers, reasons = self.policy.triggers, []
+        firing = _firing(self.name, self.workspace)
+        named = [rule for rule in triggers.alerts if rule in firing]
+        if named:
+            reasons.append(f"alert {', '.join(named)} is firing")
+        last = self._last("retrain")
+        if triggers.every is not None:
+            retrained = last is not None and last.as_of is not None
+            since = last.as_of if retrained else _champion_registered(self.name, self.workspace)
+            if self.as_of - since >= triggers.every:
+                older = "the last retrain" if retrained else "the champion"
+                reasons.append(f"{older} is older than the schedule allows")
+        if triggers.new_labels is not None:
+            since = last.at if last is not None else _champion_registered(self.name, self.workspace)
+            count = _labels_since(self.name, since, self.workspace)
+            if count >= triggers.new_labels:
+                reasons.append(f"{count:,} new labels since the last retrain")
+        return reasons
+
+    def _cooldown(self) -> str:
+        tried = [d for d in self.past + self.made if d.action in ("retrain", "retrain_failed")]
+        last = tried[-1] if tried else None
+        if not self.policy.cooldown or last is None or last.as_of is None:
+            return ""
+        left = last.as_of + self.policy.cooldown - self.as_of
+        return (
+            f"the cooldown after the last retrain has {left / 86400:.1f} days left"
+            if left > 0
+            else ""
+        )
+
+    def _retrain(self, reasons: list[str]) -> tuple[int | None, Any]:
+        from loopml.pipeline.loading import load_pipeline
+
+        params = self.policy.params(self.as_of)
+        retrain = self.policy.retrain
+        try:
+            pipeline = load_pipeline(retrain.pipeline)
+            run = pipeline.run(params, workspace=self.workspace, progress=False)
+            version = self._register(run)
+        except Exception as error:  # recorded; the endpoint keeps its champion
+            self.decide(
+                "retrain_failed",
+                f"retraining failed: {type(error).__name__}: {error}",
+                triggers=reasons,
+                params=params,
+            )
+            return None, None
+        self.decide(
+            "retrain",
+            f"retrained as version {version} because {'; '.join(reasons)}",
+            version,
+            triggers=reasons,
+            params=params,
+            run=run.run_id,
+            seconds=round(run.seconds, 2),
+        )
+        return version, run
+
+    def _register(self, run: Any) -> int:
+        from loopml.registry.api import register
+
+        retrain = self.policy.retrain
+        record_ = register(
+            self.name,
+            run=run.run_id,
+            artifact=retrain.model,
+            contract=_contract_of(self.name, self.workspace),
+            reference=retrain.reference,
+            target=retrain.target,
+            description=f"retrained by the loop at {_day(self.as_of)}",
+            card=False,
+            workspace=self.workspace,
+        )
+        return record_.version
+
+    def _gate(self, version: int, run: Any) -> bool:
+        from loopml.registry.promotion import promote
+
+        data = run[self.policy.retrain.evaluation]
+        outcome = promote(
+            self.name,
+            version,
+            to="challenger",
+            policy=self.policy.gate,
+            data=data,
+            reason="passed the loop's gate",
+            workspace=self.workspace,
+        )
+        checks = [check.to_dict() for check in outcome.checks]
+        failed = [c["detail"] for c in checks if not c["passed"]]
+        if outcome.passed:
+            self.decide(
+                "gate_passed",
+                f"candidate {version} passed the gate against {outcome.compared or 'nothing'}",
+                version,
+                checks=checks,
+                rows=len(data),
+            )
+        else:
+            self.decide(
+                "gate_failed",
+                f"candidate {version} failed the gate: {'; '.join(failed)}",
+                version,
+                checks=checks,
+                rows=len(data),
+            )
+        return outcome.passed
+
+    def _start_shadow(self, version: int, spec: Any) -> LoopStep:
+        from loopml.serving.deployments import deploy
+
+        if self.policy.rollout.shadow_requests == 0:
+            return self._start_canary(version, spec, {})
+        deploy(
+            self.name,
+            spec.model_copy(update={"shadow": str(version)}),
+            reason="loop: shadow",
+            workspace=self.workspace,
+        )
+        self.decide("shadow", f"candidate {version} shadows the champion", version)
+        return self.result("shadow", f"candidate {version} is shadowing")
+
+    # -- a shadow ---------------------------------------------------------------------------
+
+    def shadowing(self, version: int, spec: Any) -> LoopStep:
+        started = self._started("shadow", version)
+        seen = _answered(self.name, "shadow", version, started, self.workspace)
+        wanted = self.policy.rollout.shadow_requests
+        if seen["requests"] < wanted:
+            return self.result(
+                "shadow", f"candidate {version} shadowed {seen['requests']} of {wanted} requests"
+            )
+        return self._start_canary(version, spec.model_copy(update={"shadow": None}), seen)
+
+    def _started(self, action: str, version: int) -> float:
+        found = [d for d in self.past + self.made if d.action == action and d.version == version]
+        return found[-1].at if found else 0.0
+
+    def _start_canary(self, version: int, spec: Any, shadowed: dict[str, Any]) -> LoopStep:
+        from loopml.serving.deployments import Canary, deploy
+
+        rollout = self.policy.rollout
+        canary = Canary(
+            version=str(version), fraction=rollout.canary_fraction, guardrails=rollout.guardrails
+        )
+        deploy(
+            self.name,
+            spec.model_copy(update={"canary": canary}),
+            reason="loop: canary",
+            workspace=self.workspace,
+        )
+        self.decide(
+            "canary",
+            f"candidate {version} answers {rollout.canary_fraction:.0%} of the traffic as a canary",
+            version,
+            shadow=shadowed,
+        )
+        return self.result("canary", f"candidate {version} is a canary")
+
+    # -- a canary ---------------------------------------------------------------------------
+
+    def canary(self, version: int, spec: Any) -> LoopStep:
+        started = spec.canary.started_at or self._started("canary", version)
+        seen = _answered(self.name, "canary", version, started, self.workspace)
+        wanted = self.policy.rollout.canary_requests
+        if seen["requests"] < wanted:
+            return self.result(
+                "canary", f"canary {version} answered {seen['requests']} of {wanted} requests"
+            )
+        return self._promote(version, spec, seen)
+
+    def _promote(self, version: int, spec: Any, seen: dict[str, Any]) -> LoopStep:
+        from loopml.registry.api import get_version, set_alias
+        from loopml.serving.deployments import deploy
+
+        before = get_version(f"{self.name}@{spec.champion}", workspace=self.workspace).version
+        champion = _answered(
+            self.name, "champion", before, spec.canary.started_at or 0.0, self.workspace
+        )
+        pinned = str(spec.champion).isdigit()  # a version number, not an alias to move
+        if not pinned:
+            set_alias(
+                self.name,
+                spec.champion,
+                version,
+                reason=f"the loop: canary held its guardrails over {seen['requests']} requests",
+                action="promote",
+                workspace=self.workspace,
+            )
+        update = {"canary": None, **({"champion": str(version)} if pinned else {})}
+        deploy(
+            self.name,
+            spec.model_copy(update=update),
+            reason="loop: promoted",
+            workspace=self.workspace,
+        )
+        self.decide(
+            "promote",
+            f"version {version} is champion (was {before}) after {seen['requests']} canary "
+            "requests",
+            version,
+            canary=seen,
+            champion=champion,
+            previous=before,
+        )
+        return self.result("idle", f"version {version} is champion")
+
+
+def _day(moment: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _firing(name: str, workspace: Workspace) -> set[str]:
+    from loopml.monitoring.rules import PREFIX
+    from loopml.serving.deployments import alerts
+
+    return {
+        alert.kind.removeprefix(PREFIX)
+        for alert in alerts(name, open_only=True, workspace=workspace)
+        if alert.kind.startswith(PREFIX)
+    }
+
+
+def _champion_registered(name: str, workspace: Workspace) -> float:
+    from loopml.registry.api import get_version
+
+    return get_version(f"{name}@champion", workspace=workspace).created_at
+
+
+def _contract_of(name: str, workspace: Workspace) -> Any:
+    from loopml.registry.api import get_version
+
+    return get_version(f"{name}@champion", workspace=workspace).info.get("contract")
+
+
+def _labels_since(name: str, since: float, workspace: Workspace) -> int:
+    from loopml.monitoring.traffic import Traffic, seal_all
+
+    seal_all(workspace)
+    with Traffic(name, since, time.time() + 1, workspace) as traffic:
+        if not traffic.has("feedback", "status"):
+            return 0
+        (count,) = traffic.scalar(
+            f"SELECT count(*) FROM feedback WHERE status = 'ok' AND {traffic.bounds()}"
+        )
+    return int(count)
+
+
+def _answered(
+    name: str, role: str, version: int, since: float, workspace: Workspace
+) -> dict[str, Any]:
+    """Requests a version answered in a role since a moment, with its error rate and p99."""
+    from loopml.monitoring.traffic import Traffic
+
+    with Traffic(name, since, time.time() + 1, workspace) as traffic:
+        if not all(traffic.has("predictions", c) for c in ("role", "version", "latency_ms")):
+            return {"requests": 0}
+        request = "request_id" if traffic.has("predictions", "request_id") else "id"
+        requests, errors, p99 = traffic.scalar(
+            f"WITH r AS (SELECT {request}, any_value(status) AS status, sum(latency_ms) AS ms "
+            f"FROM predictions WHERE {traffic.bounds()} AND role = '{role}' AND "
+            f"version = {int(version)} "
+            f"GROUP BY {request}) SELECT count(*), count(*) FILTER (WHERE status = 'error'), "
+            "quantile_cont(ms, 0.99) FROM r"
+        )
+    return {
+        "requests": int(requests),
+        "error_rate": errors / requests if requests else None,
+        "latency_p99_ms": p99,
+    }

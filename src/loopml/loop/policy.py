@@ -1,0 +1,190 @@
+"""A retraining policy: when to retrain, on which data window, and how to roll out.
+
+    retrain:
+      pipeline: flights_pipeline:train   # MODULE:PIPELINE
+      params: {source: flights, train_from: $window_start, split_at: $validation_start}
+      window: 3 months                   # the data the pipeline trains and validates on ...
+      validation: 1 month                # ... the newest part of it is validation
+      label_delay: 1 month               # ... ending this long before the loop's clock
+      model: model                       # the run's outputs: the model,
+      reference: train_rows              # the reference data stored with the version,
+      evaluation: valid_rows             # and the newest labelled window the gate judges on
+      target: delayed
+    triggers:                            # any one starts a retrain
+      alerts: [feature_drift, auc_low]   # one of these alert rules is firing
+      every: 90d                         # the last retrain is this old
+      new_labels: 20000                  # this many labels arrived since the last retrain
+    cooldown: 25d                        # no retrain sooner than this after the last
+    gate: flights_gate.yaml              # promotion gate, judged against the champion
+    rollout:
+      shadow_requests: 30                # the candidate shadows this many requests,
+      canary_fraction: 0.3               # then answers this share of traffic
+      canary_requests: 20                # for this many requests, guarded,
+      guardrails: {max_error_rate: 0.02} # and becomes champion if none breached
+
+``$as_of``, ``$window_start``, ``$validation_start`` and ``$data_end`` in params are replaced
+by dates of the loop's clock (``as_of``, now unless given): data_end = as_of − label_delay,
+window_start = data_end − window, validation_start = data_end − validation. Spans are
+durations (``30d``) or calendar months (``1 month``, ``3 months``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from loopml.durations import PATTERN, seconds
+from loopml.errors import LoopmlError, PolicyError
+from loopml.serving.deployments import Guardrails
+from loopml.yamltext import located_problems, read_yaml
+
+PLACEHOLDERS = ("$as_of", "$window_start", "$validation_start", "$data_end")
+
+
+MONTHS = re.compile(r"^\s*(\d+)\s*(?:mo|months?)\s*$")
+
+
+def _duration(value: Any) -> float:
+    try:
+        return seconds(value)
+    except LoopmlError as error:
+        raise ValueError(str(error)) from None
+
+
+def _zero(value: Any) -> bool:
+    """Whether a span is no time at all: 0, '0', '0s', '0d', ..."""
+    match = PATTERN.match(str(value))
+    return match is not None and float(match.group(1)) == 0
+
+
+def _span(value: Any) -> str:
+    """A span of the loop's clock: calendar months ('1 month', '3mo') or a duration."""
+    if _zero(value):
+        return "0s"
+    if not MONTHS.match(str(value)):
+        _duration(value)
+    return str(value)
+
+
+def back(moment: float, span: str) -> float:
+    """The moment a span before another (calendar months counted as such)."""
+    match = MONTHS.match(span)
+    if match is None:
+        return moment - (0.0 if span == "0s" else seconds(span))
+    when = pd.Timestamp(moment, unit="s", tz="UTC") - pd.DateOffset(months=int(match.group(1)))
+    return when.timestamp()
+
+
+class Retrain(BaseModel):
+    """How a candidate is trained."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    window: str = "3 months"
+    validation: str = "1 month"
+    label_delay: str = "0s"
+    model: str = "model"
+    reference: str | None = None
+    evaluation: str = "valid_rows"
+    target: str | None = None
+
+    _spans = field_validator("window", "validation", "label_delay", mode="before")(_span)
+
+
+class Triggers(BaseModel):
+    """When to retrain; any one suffices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alerts: list[str] = Field(default_factory=list)
+    every: float | None = None
+    new_labels: int | None = Field(None, ge=1)
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _every(cls, value: Any) -> float | None:
+        return None if value is None else _duration(value)
+
+
+class Rollout(BaseModel):
+    """How a candidate that passed the gate reaches the traffic."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shadow_requests: int = Field(100, ge=0)
+    canary_fraction: float = Field(0.1, gt=0, lt=1)
+    canary_requests: int = Field(100, ge=1)
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+
+
+class RetrainingPolicy(BaseModel):
+    """When to retrain and how to roll out (see the module's docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retrain: Retrain
+    triggers: Triggers = Field(default_factory=Triggers)
+    cooldown: float = 0.0
+    gate: Path
+    rollout: Rollout = Field(default_factory=Rollout)
+
+    @field_validator("cooldown", mode="before")
+    @classmethod
+    def _cooldown(cls, value: Any) -> float:
+        return 0.0 if _zero(value) else _duration(value)
+
+    def params(self, as_of: float) -> dict[str, Any]:
+        """The pipeline's params, placeholders replaced by the dates they stand for."""
+        end = back(as_of, self.retrain.label_delay)
+        dates = {
+            "$as_of": _date(as_of),
+            "$data_end": _date(end),
+            "$window_start": _date(back(end, self.retrain.window)),
+            "$validation_start": _date(back(end, self.retrain.validation)),
+        }
+        return {
+            key: dates.get(value, value) if isinstance(value, str) else value
+            for key, value in self.retrain.params.items()
+        }
+
+
+def _date(moment: float) -> str:
+    when = datetime.fromtimestamp(moment, UTC)
+    return when.strftime("%Y-%m-%d" if when.time() == datetime.min.time() else "%Y-%m-%dT%H:%M:%S")
+
+
+def _folder(source: Any) -> Path:
+    """The folder of a policy file (relative gate paths start there), else the working one."""
+    if isinstance(source, Path) or (isinstance(source, str) and Path(source).is_file()):
+        return Path(source).resolve().parent
+    return Path.cwd()
+
+
+def read_policy(source: str | Path | dict[str, Any] | RetrainingPolicy) -> RetrainingPolicy:
+    """A retraining policy from a YAML file, YAML text or a dict. Errors name the line; a gate
+    file that does not exist is an error too (relative paths are taken from the policy's
+    folder)."""
+    if isinstance(source, RetrainingPolicy):
+        return source
+    data, text, where = read_yaml(source, "the retraining policy", PolicyError)
+    try:
+        found = RetrainingPolicy.model_validate(data)
+    except ValidationError as error:
+        raise PolicyError(f"{where}: {located_problems(error.errors(), text)}") from None
+    gate = found.gate if found.gate.is_absolute() else _folder(source) / found.gate
+    if not gate.exists():
+        raise PolicyError(
+            f"{where}: the gate file {str(found.gate)!r} does not exist (looked for {gate}). "
+            "Point 'gate:' at a promotion gate (see docs/gates.md)."
+        )
+    from loopml.registry.gates import load_policy
+
+    load_policy(gate)  # a broken gate fails now, not after a retrain
+    return found.model_copy(update={"gate": gate})

@@ -1,0 +1,326 @@
+"""Alert rules, judged on the time series monitors store.
+
+    rules:
+      - name: feature_drift
+        metric: psi
+        features: top 10          # keys: a list, 'any' (default), or 'top N' by importance
+        above: 0.25
+        for: 2 windows            # or a duration: 10m, 1h
+      - name: auc_low
+        metric: roc_auc
+        bound: low                # judge the interval's lower bound
+        below: 0.65
+    notifiers: [log, {webhook: "http://127.0.0.1:9000/hook"}, {alertmanager: "http://127.0.0.1:9093"}]
+
+A rule breaches when, for some key, every window it looks at breaches: the last N windows,
+or the newest windows covering the duration. An open alert is not raised again while the
+rule keeps breaching (deduplication); it is resolved, and notifiers told, the first time the
+rule is judged and holds. A rule without values to judge (a window with no traffic) leaves
+its alert as it is.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from loopml.durations import seconds
+from loopml.errors import AlertRuleError, LoopmlError
+from loopml.ids import new_id
+from loopml.monitoring.checks import METRICS
+from loopml.monitoring.notifiers import Alert, LogNotifier, Notifier, notifier_from
+from loopml.store import deployments as alerts_repo
+from loopml.store.deployments import AlertRecord
+from loopml.workspace import Workspace, current_workspace
+from loopml.yamltext import located_problems, read_yaml
+
+WINDOWS = re.compile(r"^\s*(\d+)\s*windows?\s*$")
+TOP = re.compile(r"^\s*top\s+(\d+)\s*$")
+PREFIX = "rule:"
+
+
+class Rule(BaseModel):
+    """One alert rule."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+    metric: str
+    keys: str | list[str] = Field("any", validation_alias=AliasChoices("keys", "features"))
+    above: float | None = None
+    below: float | None = None
+    bound: Literal["value", "low", "high"] = "value"
+    for_: str | int = Field("1 window", alias="for")
+    severity: Literal["info", "warning", "critical"] = "warning"
+    message: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Rule:
+        if self.metric not in METRICS:
+            close = difflib.get_close_matches(self.metric, METRICS, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"unknown metric {self.metric!r}.{hint} Known: {', '.join(METRICS)}")
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of 'above' and 'below'")
+        if isinstance(self.keys, str) and self.keys != "any" and not TOP.match(self.keys):
+            self.keys = [self.keys]
+        if self.keys != "any" and not METRICS[self.metric]:
+            raise ValueError(f"{self.metric} has one value per window; it takes no keys")
+        self.span  # noqa: B018 - checks 'for' now, with the rule's line
+        return self
+
+    @property
+    def span(self) -> tuple[str, float]:
+        """('windows', N) or ('seconds', S)."""
+        if isinstance(self.for_, int) and not isinstance(self.for_, bool):
+            if self.for_ < 1:
+                raise ValueError("'for' counts at least 1 window")
+            return "windows", float(self.for_)
+        match = WINDOWS.match(str(self.for_))
+        if match:
+            if int(match.group(1)) < 1:
+                raise ValueError("'for' counts at least 1 window")
+            return "windows", float(match.group(1))
+        try:
+            return "seconds", seconds(self.for_)
+        except LoopmlError as error:
+            raise ValueError(
+                f"'for' is a number of windows ('2 windows') or a duration: {error}"
+            ) from None
+
+    def breaches(self, value: Any) -> bool:
+        if value is None or pd.isna(value):
+            return False
+        return value > self.above if self.above is not None else value < self.below
+
+    def condition(self) -> str:
+        side = f"> {self.above:g}" if self.above is not None else f"< {self.below:g}"
+        what = self.metric if self.bound == "value" else f"{self.metric} ({self.bound} bound)"
+        return f"{what} {side} for {self.for_}"
+
+
+class RuleSet(BaseModel):
+    """Alert rules and the notifiers their alerts go to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[Rule]
+    notifiers: list[Any] = Field(default_factory=lambda: ["log"])
+
+    def make_notifiers(self) -> list[Notifier]:
+        return [notifier_from(spec) for spec in self.notifiers]
+
+
+def read_rules(source: str | Path | dict[str, Any] | list[Any] | RuleSet) -> RuleSet:
+    """Alert rules from a YAML file, YAML text, a dict or a list of rules; errors say where."""
+    if isinstance(source, RuleSet):
+        return source
+    if isinstance(source, list):
+        source = {"rules": source}
+    data, text, where = read_yaml(source, "the alert rules", AlertRuleError)
+    try:
+        found = RuleSet.model_validate(data)
+        found.make_notifiers()
+    except ValidationError as error:
+        raise AlertRuleError(f"{where}: {located_problems(error.errors(), text)}") from None
+    names = [rule.name for rule in found.rules]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise AlertRuleError(
+            f"{where}: each rule needs its own name; {', '.join(twice)} is used twice."
+        )
+    return found
+
+
+@dataclass
+class Verdict:
+    """A rule's judgement: None when there was nothing to judge; the breaching keys' values."""
+
+    breaching: bool | None
+    values: dict[str, float]
+    window: str | None
+
+
+def verdict(rule: Rule, points: pd.DataFrame, windows: list[Any], top: list[str]) -> Verdict:
+    """Judge a rule on the series (points of its metric) over the windows, oldest first."""
+    mine = points[(points["metric"] == rule.metric) & points[rule.bound].notna()]
+    if not windows or mine.empty:
+        return Verdict(None, {}, None)
+    chosen = _windows(rule, windows)
+    latest = windows[-1]
+    keys = _keys(rule, mine, top)
+    values = mine[mine["key"].isin(keys)].set_index(["window_id", "key"])[rule.bound]
+    if not any((latest.id, key) in values.index for key in keys):
+        return Verdict(None, {}, latest.id)
+    if chosen is None:
+        return Verdict(False, {}, latest.id)
+    breaching = {}
+    for key in keys:
+        found = [values.get((w.id, key)) for w in chosen]
+        if all(rule.breaches(value) for value in found):
+            breaching[key] = float(found[-1])
+    return Verdict(bool(breaching), breaching, latest.id)
+
+
+def _windows(rule: Rule, windows: list[Any]) -> list[Any] | None:
+    """The newest windows the rule looks at, or None when there are not enough yet."""
+    unit, size = rule.span
+    if unit == "windows":
+        count = int(size)
+        return windows[-count:] if len(windows) >= count else None
+    end = windows[-1].end
+    for first in range(len(windows) - 1, -1, -1):
+        if end - windows[first].start >= size:
+            return windows[first:]
+    return None
+
+
+def _keys(rule: Rule, points: pd.DataFrame, top: list[str]) -> list[str]:
+    if not METRICS[rule.metric]:
+        return [""]
+    if rule.keys == "any":
+        return sorted(points["key"].unique())
+    match = TOP.match(rule.keys) if isinstance(rule.keys, str) else None
+    if match:
+        return top[: int(match.group(1))]
+    return list(rule.keys)
+
+
+def judge(
+    name: str,
+    rules: Any,
+    notifiers: list[Notifier] | None = None,
+    *,
+    workspace: Workspace | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Judge every rule on the endpoint's stored series; raise and resolve its alerts and
+    tell the notifiers. Returns (fired, resolved) alerts as dicts."""
+    from loopml.monitoring.timeseries import series, windows
+
+    workspace = workspace or current_workspace()
+    found = read_rules(rules)
+    sends = notifiers if notifiers is not None else found.make_notifiers() or [LogNotifier()]
+    done = [w for w in windows(name, workspace=workspace) if w.status != "failed" or w.rows]
+    points = series(name, {rule.metric for rule in found.rules}, workspace=workspace)
+    top = _top(name, done, workspace)
+    fired, resolved = [], []
+    for rule in found.rules:
+        judged = verdict(rule, points, done, top)
+        outcome = _act(name, rule, judged, workspace)
+        if outcome is not None:
+            for notifier in sends:
+                notifier.send(outcome)
+            (fired if outcome.status == "firing" else resolved).append(outcome.to_dict())
+    return fired, resolved
+
+
+def _top(name: str, windows: list[Any], workspace: Workspace) -> list[str]:
+    from loopml.monitoring.reference import get_reference
+
+    if not windows or not windows[-1].versions:
+        return []
+    try:
+        return get_reference(f"{name}@{windows[-1].versions[0]}", workspace=workspace).top_features(
+            100
+        )
+    except LoopmlError:
+        return []
+
+
+def _act(name: str, rule: Rule, judged: Verdict, workspace: Workspace) -> Alert | None:
+    kind, now = PREFIX + rule.name, time.time()
+    with workspace.metadata.write() as connection:
+        open_alerts = [
+            a for a in alerts_repo.list_alerts(connection, name, open_only=True) if a.kind == kind
+        ]
+        if judged.breaching and not open_alerts:
+            message = rule.message or _message(rule, judged)
+            details = {
+                "rule": rule.model_dump(by_alias=True),
+                "values": judged.values,
+                "window": judged.window,
+            }
+            record = AlertRecord(new_id(), name, kind, message, details, now, None)
+            alerts_repo.add_alert(connection, record)
+            return Alert(
+                record.id, name, rule.name, "firing", rule.severity, message, now, None, details
+            )
+        if judged.breaching is False and open_alerts:
+            alerts_repo.resolve_alerts(connection, name, kind, now)
+            first = open_alerts[0]
+            message = f"resolved: {rule.condition()} holds no longer"
+            return Alert(
+                first.id,
+                name,
+                rule.name,
+                "resolved",
+                rule.severity,
+                message,
+                first.at,
+                now,
+                first.details,
+            )
+    return None
+
+
+def _message(rule: Rule, judged: Verdict) -> str:
+    shown = ", ".join(
+        f"{key}={value:.4g}" if key else f"{value:.4g}"
+        for key, value in list(judged.values.items())[:5]
+    )
+    return f"{rule.metric} breached: {shown} ({rule.condition()})"
+
+
+def prometheus_rules(
+    name: str, rules: Any, *, every: float, top: list[str] | None = None
+) -> dict[str, Any]:
+    """The rules as a Prometheus rule group over the ``loopml_monitor_value`` gauges a server
+    with ``--monitor-every`` exposes: a count of windows becomes that many periods of
+    ``every`` seconds; 'top N' keys become the N features named in ``top``."""
+    found = read_rules(rules)
+    group = []
+    for rule in found.rules:
+        labels = [f"endpoint={_promql(name)}", f'metric="{rule.metric}"', f'bound="{rule.bound}"']
+        keys = _prometheus_keys(rule, top or [])
+        if keys is not None:
+            labels.append(f"key=~{_promql('|'.join(re.escape(k) for k in keys))}")
+        side = f"> {rule.above!r}" if rule.above is not None else f"< {rule.below!r}"
+        unit, size = rule.span
+        duration = size * every if unit == "windows" else size
+        group.append(
+            {
+                "alert": rule.name,
+                "expr": f"loopml_monitor_value{{{', '.join(labels)}}} {side}",
+                "for": f"{max(int(duration - every), 0)}s",
+                "labels": {"severity": rule.severity, "endpoint": name, "source": "loopml"},
+                "annotations": {"summary": rule.message or f"{name}: {rule.condition()}"},
+            }
+        )
+    return {"groups": [{"name": f"loopml-{name}", "rules": group}]}
+
+
+def _promql(text: str) -> str:
+    """text as a PromQL string: JSON's escapes are Go's, which PromQL's strings take (a
+    feature 'delay-min' is the regex 'delay\\-min', written "delay\\\\-min")."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _prometheus_keys(rule: Rule, top: list[str]) -> list[str] | None:
+    if not METRICS[rule.metric] or rule.keys == "any":
+        return None
+    match = TOP.match(rule.keys) if isinstance(rule.keys, str) else None
+    if match and not top:
+        raise AlertRuleError(
+            f"Rule {rule.name!r} watches the top {match.group(1)} features, but the champion "
+            "has no reference data to rank them. Store one with 'loopml models reference', "
+            "or name the features."
+        )
+    return top[: int(match.group(1))] if match else list(rule.keys)

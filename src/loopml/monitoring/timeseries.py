@@ -1,0 +1,59 @@
+"""Reading back what monitors stored: the windows of an endpoint, the time series of every
+value measured in them, and each window's full report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from loopml.store import monitoring as repo
+from loopml.store.monitoring import WindowRecord
+from loopml.workspace import Workspace, current_workspace
+
+COLUMNS = ["window_id", "end", "metric", "key", "value", "low", "high"]
+
+
+def windows(
+    name: str, *, since: float | None = None, workspace: Workspace | None = None
+) -> list[WindowRecord]:
+    """The endpoint's monitored windows, oldest first."""
+    workspace = workspace or current_workspace()
+    with workspace.metadata.read() as connection:
+        return repo.windows(connection, name, since=since)
+
+
+def series(
+    name: str,
+    metrics: Iterable[str] | None = None,
+    *,
+    since: float | None = None,
+    workspace: Workspace | None = None,
+) -> pd.DataFrame:
+    """Every stored point of the endpoint (or of some metrics), oldest first, with the
+    window's start and label: columns window_id, start, end, label, metric, key, value, low,
+    high."""
+    workspace = workspace or current_workspace()
+    with workspace.metadata.read() as connection:
+        rows = repo.points(connection, name, metrics=metrics, since=since)
+        found = repo.windows(connection, name, since=since)
+    frame = pd.DataFrame(rows, columns=COLUMNS).astype({"window_id": object})
+    about = pd.DataFrame(
+        {
+            "window_id": pd.Series([w.id for w in found], dtype=object),
+            "start": pd.Series([w.start for w in found], dtype="float64"),
+            "label": pd.Series([w.label for w in found], dtype=object),
+        }
+    )
+    frame = frame.merge(about, on="window_id", how="left")
+    return frame[["window_id", "start", "end", "label", "metric", "key", "value", "low", "high"]]
+
+
+def window_report(window: WindowRecord, *, workspace: Workspace | None = None) -> dict[str, Any]:
+    """The full report stored with a window: every check's status, message and details."""
+    workspace = workspace or current_workspace()
+    if window.report_digest is None:
+        return {"checks": []}
+    return json.loads(workspace.artifacts.get_bytes(window.report_digest))

@@ -1,0 +1,104 @@
+"""An endpoint's logged traffic in a window of time, read with DuckDB in bounded memory.
+
+Sealed Parquet partitions are scanned with the endpoint and hour taken from their folder
+names, so only the window's partitions are read; events not sealed yet (the open segments of
+a running server) are added from their files. Rows come out as Arrow record batches, and
+aggregates (latency percentiles, counts, CPU time) are computed by DuckDB, never in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from loopml.events.log import hour_of, quoted, root, seal, unsealed
+from loopml.workspace import Workspace
+
+BATCH_ROWS = 100_000
+
+
+class Traffic:
+    """The predictions and feedback of one endpoint logged in [start, end)."""
+
+    def __init__(self, endpoint: str, start: float, end: float, workspace: Workspace) -> None:
+        import duckdb
+
+        self.endpoint, self.start, self.end = endpoint, start, end
+        self.connection = duckdb.connect()
+        self.connection.execute("SET threads TO 2")
+        self.columns = {kind: self._view(kind, workspace) for kind in ("predictions", "feedback")}
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Traffic:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    def _view(self, kind: str, workspace: Workspace) -> list[str]:
+        """Make the view ``<kind>`` of every event of the endpoint; return its columns."""
+        base = root(workspace)
+        folder = base / kind / f"endpoint={self.endpoint}"
+        parts = []
+        if any(folder.glob("hour=*/*.parquet")):
+            pattern = quoted(str(folder / "hour=*" / "*.parquet"))
+            parts.append(
+                f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = true, "
+                "union_by_name = true)"
+            )
+        pending = unsealed(base, kind)
+        if len(pending):
+            pending = pending[pending["endpoint"] == self.endpoint].drop(columns="endpoint")
+        if len(pending):
+            pending = pending.assign(hour=[hour_of(t) for t in pending["time"]])
+            self.connection.register(f"{kind}_open", pa.Table.from_pandas(pending))
+            parts.append(f"SELECT * FROM {kind}_open")
+        if not parts:
+            self.connection.execute(
+                f"CREATE VIEW {kind} AS SELECT NULL::VARCHAR AS id, NULL::DOUBLE AS time, "
+                "NULL::VARCHAR AS status, NULL::VARCHAR AS role, NULL::VARCHAR AS hour LIMIT 0"
+            )
+        else:
+            self.connection.execute(f"CREATE VIEW {kind} AS " + " UNION ALL BY NAME ".join(parts))
+        described = self.connection.execute(f"DESCRIBE {kind}").fetchall()
+        return [row[0] for row in described]
+
+    def has(self, kind: str, column: str) -> bool:
+        return column in self.columns[kind]
+
+    def bounds(self, alias: str = "") -> str:
+        """The SQL condition of the window: its hour partitions, then its exact times."""
+        at = f"{alias}." if alias else ""
+        return (
+            f"{at}hour >= '{hour_of(self.start)}' AND {at}hour <= '{hour_of(self.end)}' AND "
+            f"{at}time >= {float(self.start)!r} AND {at}time < {float(self.end)!r}"
+        )
+
+    def answered(self, alias: str = "") -> str:
+        """The SQL condition of rows answered to callers (not shadow copies)."""
+        at = f"{alias}." if alias else ""
+        return f"{at}status = 'ok' AND coalesce({at}role, 'champion') <> 'shadow'"
+
+    def scalar(self, query: str) -> Any:
+        return self.connection.execute(query).fetchone()
+
+    def rows(self, query: str) -> list[tuple]:
+        return self.connection.execute(query).fetchall()
+
+    def batches(self, query: str) -> Iterator[pa.RecordBatch]:
+        """The query's rows as record batches of at most ``BATCH_ROWS`` rows."""
+        yield from self.connection.sql(query).to_arrow_reader(BATCH_ROWS)
+
+
+def seal_all(workspace: Workspace) -> None:
+    """Seal every closed segment, so the scan reads Parquet rather than JSON lines."""
+    for kind in ("predictions", "feedback"):
+        seal(kind, workspace=workspace)
+
+
+def quoted_column(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,184 @@
+"""Repository functions of monitoring: the reference data stored with a model version, and
+the windows a monitor judged with the time series of every value it measured in them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from loopml.store.schema import loop_decisions, model_references, monitor_points, monitor_windows
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One value measured in a window: a metric, for a key (a feature, a percentile, a
+    version; empty when the metric has one value), with its interval when it has one."""
+
+    metric: str
+    key: str = ""
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRecord:
+    """One monitored window of an endpoint's traffic."""
+
+    id: str
+    endpoint: str
+    start: float
+    end: float
+    at: float
+    label: str | None
+    versions: list[int]
+    rows: int
+    status: str
+    message: str | None = None
+    report_digest: str | None = None
+    points: list[Point] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        found = {name: getattr(self, name) for name in self.__slots__ if name != "points"}
+        return found
+
+
+def set_reference(
+    connection: Connection, model_id: str, version: int, digest: str, rows: int, now: float
+) -> None:
+    """Store (or replace) the reference data of a model version."""
+    c = model_references.c
+    connection.execute(
+        model_references.delete().where(c.model_id == model_id, c.version == version)
+    )
+    connection.execute(
+        model_references.insert().values(
+            model_id=model_id, version=version, digest=digest, rows=rows, created_at=now
+        )
+    )
+
+
+def reference(connection: Connection, model_id: str, version: int) -> tuple[str, int] | None:
+    """The digest and row count of a version's reference data, if it has one."""
+    c = model_references.c
+    row = connection.execute(
+        sa.select(c.digest, c.rows).where(c.model_id == model_id, c.version == version)
+    ).first()
+    return (row.digest, row.rows) if row else None
+
+
+def add_window(connection: Connection, window: WindowRecord) -> None:
+    """Record a window and its points in one transaction."""
+    values = window.to_dict()
+    values["versions"] = json.dumps(window.versions)
+    connection.execute(monitor_windows.insert().values(**values))
+    rows = [
+        {
+            "window_id": window.id,
+            "endpoint": window.endpoint,
+            "end": window.end,
+            "metric": point.metric,
+            "key": point.key,
+            "value": point.value,
+            "low": point.low,
+            "high": point.high,
+        }
+        for point in window.points
+    ]
+    if rows:
+        connection.execute(monitor_points.insert(), rows)
+
+
+def windows(
+    connection: Connection, endpoint: str, *, since: float | None = None
+) -> list[WindowRecord]:
+    """An endpoint's monitored windows, oldest first (without their points)."""
+    c = monitor_windows.c
+    query = sa.select(monitor_windows).where(c.endpoint == endpoint).order_by(c.end, c.at)
+    if since is not None:
+        query = query.where(c.end > since)
+    return [
+        WindowRecord(
+            row.id,
+            row.endpoint,
+            row.start,
+            row.end,
+            row.at,
+            row.label,
+            json.loads(row.versions),
+            row.rows,
+            row.status,
+            row.message,
+            row.report_digest,
+        )
+        for row in connection.execute(query)
+    ]
+
+
+def points(
+    connection: Connection,
+    endpoint: str,
+    *,
+    metrics: Iterable[str] | None = None,
+    since: float | None = None,
+) -> list[tuple[str, float, str, str, float | None, float | None, float | None]]:
+    """An endpoint's points as (window id, end, metric, key, value, low, high), oldest first."""
+    c = monitor_points.c
+    query = (
+        sa.select(c.window_id, c.end, c.metric, c.key, c.value, c.low, c.high)
+        .where(c.endpoint == endpoint)
+        .order_by(c.end, c.metric, c.key)
+    )
+    if metrics is not None:
+        query = query.where(c.metric.in_(list(metrics)))
+    if since is not None:
+        query = query.where(c.end > since)
+    return [tuple(row) for row in connection.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One decision of the retraining loop, with the evidence it was taken on."""
+
+    id: str
+    endpoint: str
+    at: float
+    as_of: float | None
+    action: str
+    version: int | None
+    message: str
+    evidence: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def add_decision(connection: Connection, decision: DecisionRecord) -> None:
+    """Record a decision of the loop."""
+    values = decision.to_dict()
+    values["evidence"] = json.dumps(decision.evidence, sort_keys=True, default=str)
+    connection.execute(loop_decisions.insert().values(**values))
+
+
+def decisions(connection: Connection, endpoint: str) -> list[DecisionRecord]:
+    """An endpoint's loop decisions, oldest first."""
+    c = loop_decisions.c
+    query = sa.select(loop_decisions).where(c.endpoint == endpoint).order_by(c.at, c.id)
+    return [
+        DecisionRecord(
+            row.id,
+            row.endpoint,
+            row.at,
+            row.as_of,
+            row.action,
+            row.version,
+            row.message,
+            json.loads(row.evidence),
+        )
+        for row in connection.execute(query)
+    ]
