@@ -6,8 +6,11 @@
    cached pipeline (load → validate → features → temporal split → baseline and model →
    evaluation), run twice (the second time from the cache), then swept with Optuna; the
    first run's model is registered with its card and promoted through the gate.
-3. Serving (demo_serving.py): the champion served over HTTP, a few thousand flights of
-   April-June sent to it, their outcomes posted back as feedback; June scored in batch.
+3. The loop (demo_loop.py): the champion served over HTTP, March to December replayed month
+   by month with their outcomes arriving at each month's end; every month monitored with
+   alert rules, and a retraining policy left to retrain, gate, shadow, canary and promote by
+   itself. Prints the monthly AUC of the static model, the looped system and a monthly
+   oracle, and writes the HTML monitoring report.
 
 Run it with `make demo`, or `python examples/demo.py` inside the project's environment.
 Everything it stores stays in ./.loopml/.
@@ -18,8 +21,8 @@ from __future__ import annotations
 import time
 
 import demo_data
+import demo_loop
 import demo_pipeline
-import demo_serving
 
 
 def banner(text: str) -> None:
@@ -32,8 +35,8 @@ def main() -> None:
     demo_data.main(demo_pipeline.show)
     banner("Pipeline: tracked steps, cache, sweep")
     demo_pipeline.main()
-    banner("Serving: online, feedback, batch")
-    demo_serving.main()
+    banner("The loop: serve, monitor, alert, retrain, gate, shadow, canary, promote")
+    demo_loop.main()
     print(f"\nThe demo took {time.perf_counter() - started:.0f}s.")
 
 

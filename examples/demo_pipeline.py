@@ -69,6 +69,10 @@ def register_and_promote() -> None:
         USE,
         "--contract",
         str(CONTRACT),
+        "--reference",
+        "train_rows",
+        "--target",
+        "delayed",
     )
     split = next(run for run in loopml.child_runs(first.id) if run.name == "split")
     march = loopml.load_artifact(split.id, "valid_rows")

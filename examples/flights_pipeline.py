@@ -78,13 +78,18 @@ def features(validated: pd.DataFrame, contract: Path = CONTRACT) -> pd.DataFrame
 
 @step(outputs=("train_rows", "valid_rows"))
 def split(
-    features: pd.DataFrame, split_at: str = "2013-03-01", valid_months: int = 1
+    features: pd.DataFrame,
+    split_at: str = "2013-03-01",
+    valid_months: int = 1,
+    train_from: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train on what came before split_at; validate on the valid_months after it."""
+    """Train on what came before split_at (from train_from, when given); validate on the
+    valid_months after it."""
     start = pd.Timestamp(split_at, tz="UTC")
     end = start + pd.DateOffset(months=valid_months)
     when = features["time_hour"]
-    return features[when < start], features[(when >= start) & (when < end)]
+    first = pd.Timestamp(train_from, tz="UTC") if train_from else when.min()
+    return features[(when >= first) & (when < start)], features[(when >= start) & (when < end)]
 
 
 def _xy(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

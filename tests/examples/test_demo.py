@@ -57,20 +57,37 @@ def test_the_demo_tracks_runs_and_prints_the_table(tmp_path: Path) -> None:
     sweep = loopml.search_runs(where="name = 'sweep:flights'")[0]
     assert sweep.params["trials"] == 8 and len(loopml.child_runs(sweep.id)) == 8
     assert "Run it again: loopml run flights_pipeline:train --param max_depth=" in done.stdout
-    champion = loopml.models.get_version("flights@champion")
-    assert champion.version == 1 and champion.card["owner"] == "ops analytics"
-    assert [e.action for e in loopml.models.history("flights")] == ["register", "promote"]
+    first_version = loopml.models.get_version("flights@1")
+    assert first_version.card["owner"] == "ops analytics"
+    assert [e.action for e in loopml.models.history("flights")][:2] == ["register", "promote"]
     assert "flights@1 is now champion." in done.stdout
     assert (tmp_path / ".loopml" / "reports" / "model-card-flights.html").is_file()
     card = loopml.models.read_card("flights@1")
     assert "slices" in card.lower() and "carrier=" in card
+    _the_loop_ran_by_itself(done.stdout, tmp_path)
+
+
+def _the_loop_ran_by_itself(stdout: str, home: Path) -> None:
     served = read_events("predictions", endpoint="flights")
-    online = served[served["role"] == "champion"]
-    assert len(online) == 3000 and set(online["status"]) == {"ok"}
-    assert set(online["input.month"]) <= {4, 5, 6}
-    assert "3,000 accepted, 0 unknown ids" in done.stdout
-    assert len(loopml.serving.labelled("flights")) == 3000
-    assert "Live AUC on April-June" in done.stdout
+    online = served[served["role"].isin(["champion", "canary"])]
+    assert len(online) == 40_000 and set(online["status"]) == {"ok"}
+    assert set(online["input.month"]) == set(range(3, 13))
+    assert len(loopml.serving.labelled("flights").query("role != 'shadow'")) == 40_000
+    windows = loopml.monitoring.windows("flights")
+    assert [w.label for w in windows] == [f"2013-{m:02d}" for m in range(3, 13)]
+    assert all(w.status == "ok" and w.rows == 4000 for w in windows[1:])
+    drift = loopml.monitoring.series("flights", ["drifted_share"])
+    assert (drift["value"] > 0).all()  # the seasons move the weather features
+    actions = [d.action for d in loopml.loop.decisions("flights")]
+    for action in ("retrain", "gate_passed", "shadow", "canary", "promote"):
+        assert action in actions, actions
+    assert actions.index("shadow") < actions.index("canary") < actions.index("promote")
+    assert loopml.models.get_version("flights@champion").version > 1
+    rows = [line for line in stdout.splitlines() if line.startswith("2013-")]
+    table = [line.split() for line in rows if len(line.split()) == 4]
+    assert [line[0] for line in table] == [f"2013-{m:02d}" for m in range(3, 13)]
+    assert all(0.55 < float(value) < 0.85 for line in table for value in line[1:])
+    assert (home / ".loopml" / "reports" / "monitoring-flights.html").is_file()
     batch = served[served["role"] == "batch"]
-    scored = tmp_path / ".loopml" / "tmp" / "june-scored.parquet"
+    scored = home / ".loopml" / "tmp" / "december-scored.parquet"
     assert len(batch) == len(pd.read_parquet(scored)) > 20_000
