@@ -2,12 +2,13 @@
 through the served model, the loop left to run by itself.
 
 Each month, a sample of its flights is sent to `loopml serve flights` in requests of 50 rows,
-in four parts; after each part the loop takes a step (`loopml loop run`), which moves a
-candidate from shadow to canary to champion. At the month's end the flights' outcomes arrive
-as feedback, the month is monitored (`loopml monitor --rules`), and the loop takes its
-monthly step: when an alert rule fires it retrains the pipeline on the newest three months,
-judges the candidate against the champion on the newest one with the gate, and starts the
-rollout. Nobody intervenes.
+in four parts. At the month's end the flights' outcomes arrive as feedback and the month is
+monitored (`loopml monitor --rules`). After each part and at the month's end the loop takes a
+step (`loopml loop run`): while an alert rule fires and the cooldown has passed, it retrains
+the pipeline on the newest three months of labelled data, judges the candidate against the
+champion on the newest one with the gate, and starts the rollout; later steps move the
+candidate from shadow to canary to champion. The loop's clock is the replay's: the first day
+of the month whose data is complete. Nobody intervenes.
 
 At the end: the monthly AUC of (a) the static January-February model, (b) the looped system
 (what the server actually answered) and (c) an oracle retrained every month on the two months
@@ -115,6 +116,20 @@ def send_part(port: int, rows: pd.DataFrame) -> list[dict]:
         return [prediction for answer in answers for prediction in answer]
 
 
+def step(port: int, as_of: float):
+    """One step of the loop; when it changed the deployment, wait until the server follows
+    (it rereads the deployment every two seconds), so the next requests meet the change."""
+    taken = run_loop("flights", POLICY, as_of=as_of)
+    if taken.decisions:
+        wanted = loopml.serving.deployment("flights")[1]
+        deadline = time.monotonic() + 30
+        while httpx.get(f"http://127.0.0.1:{port}/deployment").json()["revision"] < wanted:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not follow the deployment")
+            time.sleep(0.1)
+    return taken
+
+
 def replay(port: int, flights: pd.DataFrame) -> pd.DataFrame:
     """Every month through the server and the loop; returns each sent flight's month, label
     and the score the server answered."""
@@ -123,10 +138,10 @@ def replay(port: int, flights: pd.DataFrame) -> pd.DataFrame:
         # in random order, so each request, and the canary's share of them, is a fair sample
         rows = flights[flights["month"] == month].sample(PER_MONTH, random_state=SEED + month)
         rows = rows.reset_index(drop=True)
-        answered = []
+        answered, steps = [], []
         for part in np.array_split(np.arange(len(rows)), PARTS):
             answered += send_part(port, rows.iloc[part])
-            run_loop("flights", POLICY, as_of=month_start(month))  # the rollout moves on
+            steps.append(step(port, month_start(month)))
         ids = [answer["id"] for answer in answered]
         feedback(port, ids, rows[flights_pipeline.TARGET].tolist())  # the month's outcomes
         sent.append(
@@ -138,14 +153,15 @@ def replay(port: int, flights: pd.DataFrame) -> pd.DataFrame:
                 }
             )
         )
-        watch(month)
+        watch(port, month, steps)
     return pd.concat(sent, ignore_index=True)
 
 
-def watch(month: int) -> None:
-    """Monitor the month, judge the alert rules, and let the loop take its monthly step."""
+def watch(port: int, month: int, steps: list) -> None:
+    """Monitor the month, judge the alert rules, and let the loop take its monthly step;
+    print the month and what the loop decided during it and at its end."""
     found = monitor("flights", label=f"2013-{month:02d}", rules=RULES)
-    step = run_loop("flights", POLICY, as_of=month_start(month + 1))
+    steps.append(step(port, month_start(month + 1)))
     champion = loopml.models.get_version("flights@champion").version
     auc = found.check("performance").details.get("roc_auc") or {}
     alerts = ", ".join(alert["rule"] for alert in found.fired) or "-"
@@ -153,7 +169,7 @@ def watch(month: int) -> None:
         f"2013-{month:02d}  champion v{champion}  drifted {found.value('drifted_share'):.0%} "
         f"of features  live AUC {auc.get('value', float('nan')):.3f}  new alerts: {alerts}"
     )
-    for decision in step.decisions:
+    for decision in (decision for step in steps for decision in step.decisions):
         print(f"          loop: {decision.action}: {decision.message}")
 
 
