@@ -17,6 +17,7 @@ test: $(STAMP)  ## run the test suite
 bench: $(BENCH_STAMP)  ## run the benchmarks against the tools users would pick instead
 	$(BENCH_VENV)/bin/python benchmarks/tracking.py
 	$(BENCH_VENV)/bin/python benchmarks/data.py
+	$(BENCH_VENV)/bin/python benchmarks/drift.py
 	$(BENCH_VENV)/bin/python benchmarks/pipeline.py
 	$(BENCH_VENV)/bin/python benchmarks/evaluation.py
 	$(BENCH_VENV)/bin/python benchmarks/serving.py
