@@ -686,7 +686,9 @@ def markdown(
     parts += ["", "## Results", ""]
     for result in results:
         parts += size_table(result)
-    parts += features_table(results[-1])
+    parts += shifts_list()
+    for result in results:
+        parts += features_table(result)
     parts += method(results)
     return "\n".join(parts) + "\n"
 
@@ -741,38 +743,42 @@ def size_table(result: SizeResult) -> list[str]:
     return out
 
 
+def shifts_list() -> list[str]:
+    out = ["### The shifted columns", ""]
+    out += [f"- {shift.column}: {shift.what}" for shift in SHIFTS]
+    return [*out, ""]
+
+
 def features_table(result: SizeResult) -> list[str]:
-    """Each column's verdict and measures at the largest size, line by line."""
+    """Each column's verdict and measures at one size, line by line."""
     ours, floor = result.found["loopml"]["features"], result.found["floor"]["features"]
-    theirs = result.found.get("evidently", {}).get("features", {})
+    theirs = result.found.get("evidently", {}).get("features")
+    header = "| column | loopml statistic | loopml p | loopml PSI | floor statistic | floor p | "
+    header += "floor PSI |" + (" Evidently |" if theirs else "")
     out = [
         f"### Each column at {result.rows:,} rows",
         "",
-        "Statistic: KS (numbers) or chi-square (categories); p: adjusted by Benjamini-Hochberg; "
-        "Evidently: its method's score against its threshold. A drifted column is in bold.",
+        "Statistic: KS (numbers) or chi-square (categories); p: adjusted by Benjamini-Hochberg"
+        + ("; Evidently: its method's score against its threshold" if theirs else "")
+        + ". Shifted columns are in bold.",
         "",
-        "| column | shift | loopml statistic | loopml p | loopml PSI | floor statistic | "
-        "floor p | floor PSI | Evidently |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        header,
+        "|" + " --- |" * (header.count("|") - 1),
     ]
     for name in [*NUMERIC_NAMES, *CATEGORICAL_NAMES]:
         mine, exact = ours[name], floor[name]
-        shift = SHIFT_BY_COLUMN.get(name)
-        label = f"**{name}**" if mine["drifted"] else name
-        other = theirs.get(name)
-        evidently = (
-            f"{other['method']} {other['score']:.3f} vs {other['threshold']:g}"
-            + (" (drift)" if other["drifted"] else "")
-            if other
-            else "not run"
+        label = f"**{name}**" if name in SHIFT_BY_COLUMN else name
+        row = (
+            f"| {label} | {mine['statistic']:.4g} | {mine['adjusted_p_value']:.3g} | "
+            f"{mine['psi']:.3g} | {exact['statistic']:.4g} | {exact['adjusted_p_value']:.3g} | "
+            f"{exact['psi']:.3g} |"
         )
-        out.append(
-            f"| {label} | {shift.what if shift else ''} | {mine['statistic']:.4g} | "
-            f"{mine['adjusted_p_value']:.3g} | {mine['psi']:.3g} | {exact['statistic']:.4g} | "
-            f"{exact['adjusted_p_value']:.3g} | {exact['psi']:.3g} | {evidently} |"
-        )
-    out.append("")
-    return out
+        if theirs:
+            other = theirs[name]
+            drifted = " (drift)" if other["drifted"] else ""
+            row += f" {other['method']} {other['score']:.3f} vs {other['threshold']:g}{drifted} |"
+        out.append(row)
+    return [*out, ""]
 
 
 def method(results: list[SizeResult]) -> list[str]:
