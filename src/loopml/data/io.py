@@ -3,10 +3,11 @@
 Sources: a pandas DataFrame, an Arrow table or record batch reader, an iterable of record
 batches, or a path to a Parquet or CSV file (``.csv``, ``.tsv``, optionally ``.gz``, ``.bz2``
 or ``.zip``). Files are streamed: memory stays bounded however large they are. Batches hold
-up to ``BATCH_ROWS`` rows (half a million; Parquet row groups are split into pieces of about
-that size, small batches are joined), with string columns dictionary-encoded where the file
-allows it, which makes counting categories cheap. Snapshots are written in row groups of
-exactly ``ROW_GROUP_ROWS`` (``rebatch``), so the same content always gives the same bytes.
+up to ``BATCH_ROWS`` rows (131,072; Parquet row groups are split into pieces of about that
+size, read from the file a megabyte at a time, and small batches are joined), with string
+columns dictionary-encoded where the file allows it, which makes counting categories cheap.
+Snapshots are written in row groups of exactly ``ROW_GROUP_ROWS`` (``rebatch``), so the same
+content always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import pyarrow.parquet as pq
 
 from loopml.errors import DataError
 
-BATCH_ROWS = 1 << 19
+BATCH_ROWS = 1 << 17
+READ_BUFFER = 1 << 20  # bytes read from a Parquet file at a time, not whole column chunks
 ROW_GROUP_ROWS = 1 << 20
 CSV_BLOCK_BYTES = 16 << 20  # CSV column types are inferred from the first block
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
@@ -166,7 +168,9 @@ def _open_parquet(path: Path, batch_rows: int) -> Stream:
             f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
         ]
         # pre_buffer=False: pyarrow would otherwise keep every row group it read in memory
-        parquet = pq.ParquetFile(path, read_dictionary=strings, pre_buffer=False)
+        parquet = pq.ParquetFile(
+            path, read_dictionary=strings, pre_buffer=False, buffer_size=READ_BUFFER
+        )
     except (pa.ArrowInvalid, OSError) as error:
         raise DataError(f"Cannot read {path} as Parquet: {error}.") from None
     size = _batch_size(parquet.metadata, batch_rows)
