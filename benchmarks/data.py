@@ -46,7 +46,6 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 import argparse
 import json
 import math
-import platform
 import statistics
 import subprocess
 import sys
@@ -54,13 +53,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
-from machine import cpu_model, loopml_source, memory_gib
+from machine import describe
 
 SEED = 20_251_122
 ROW_GROUP = 1_000_000
@@ -1111,19 +1108,7 @@ def describe_source(info: dict[str, Any]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu_model(),
-        "memory_gib": memory_gib(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        **{
-            name: metadata.version(name)
-            for name in ("loopml", "pandas", "pyarrow", "numpy", "pandera", "evidently")
-        },
-        **loopml_source(),
-    }
+    return describe(("loopml", "pandas", "pyarrow", "numpy", "pandera", "evidently"))
 
 
 def results_json(

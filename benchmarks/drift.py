@@ -52,7 +52,6 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 import argparse
 import json
 import math
-import platform
 import statistics
 import subprocess
 import sys
@@ -60,8 +59,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +75,7 @@ from data import (
     format_seconds,
     resident_mib,
 )
-from machine import cpu_model, loopml_source, memory_gib
+from machine import describe
 
 SEED = 20_251_202  # see SEED_NOTE
 ROW_GROUP = 1_000_000
@@ -832,19 +829,7 @@ def method(results: list[SizeResult]) -> list[str]:
 
 
 def machine() -> dict[str, Any]:
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu_model(),
-        "memory_gib": memory_gib(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        **{
-            name: metadata.version(name)
-            for name in ("loopml", "pandas", "pyarrow", "numpy", "scipy", "evidently")
-        },
-        **loopml_source(),
-    }
+    return describe(("loopml", "pandas", "pyarrow", "numpy", "scipy", "evidently"))
 
 
 def results_json(

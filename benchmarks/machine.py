@@ -4,12 +4,29 @@ loopml checkout measured (and whether its sources had uncommitted changes)."""
 from __future__ import annotations
 
 import math
+import os
 import platform
 import subprocess
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def describe(libraries: tuple[str, ...]) -> dict[str, Any]:
+    """The machine, the time, the loopml commit and the versions of the libraries measured."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "cpu": cpu_model(),
+        "memory_gib": memory_gib(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **{name: metadata.version(name) for name in libraries},
+        **loopml_source(),
+    }
 
 
 def loopml_source() -> dict[str, Any]:

@@ -30,20 +30,18 @@ import argparse
 import json
 import os
 import pickle
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from machine import cpu_model, loopml_source, memory_gib
+from machine import describe
 from serving import NAME, SEED, fit, flights_features
 
 HERE = Path(__file__).resolve().parent
@@ -171,17 +169,7 @@ def measure(folder: Path, sizes: list[int]) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    from importlib import metadata
-
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu_model(),
-        "memory_gib": memory_gib(),
-        "python": platform.python_version(),
-        **loopml_source(),
-        **{name: metadata.version(name) for name in ("scikit-learn", "pandas", "pyarrow")},
-    }
+    return describe(("scikit-learn", "pandas", "pyarrow"))
 
 
 def markdown(found: dict[str, Any]) -> str:
