@@ -400,18 +400,11 @@ def _answered(
     from loopml.monitoring.traffic import Traffic
 
     with Traffic(name, since, time.time() + 1, workspace) as traffic:
-        if not all(traffic.has("predictions", c) for c in ("role", "version", "latency_ms")):
-            return {"requests": 0}
-        request = "request_id" if traffic.has("predictions", "request_id") else "id"
-        requests, errors, p99 = traffic.scalar(
-            f"WITH r AS (SELECT {request}, any_value(status) AS status, sum(latency_ms) AS ms "
-            f"FROM predictions WHERE {traffic.bounds()} AND role = '{role}' AND "
-            f"version = {int(version)} "
-            f"GROUP BY {request}) SELECT count(*), count(*) FILTER (WHERE status = 'error'), "
-            "quantile_cont(ms, 0.99) FROM r"
+        requests, errors, quantiles = traffic.requests(
+            f"role = '{role}' AND version = {int(version)}"
         )
     return {
-        "requests": int(requests),
+        "requests": requests,
         "error_rate": errors / requests if requests else None,
-        "latency_p99_ms": p99,
+        "latency_p99_ms": quantiles[2] if quantiles else None,
     }

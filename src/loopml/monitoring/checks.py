@@ -29,7 +29,7 @@ from scipy import stats
 from loopml.data.profile import CategoricalSummary, Profile
 from loopml.monitoring.drift import drift
 from loopml.monitoring.reference import Reference
-from loopml.monitoring.traffic import Traffic, quoted_column
+from loopml.monitoring.traffic import Traffic
 from loopml.store.monitoring import Point
 
 SCORE = "__score__"
@@ -301,10 +301,9 @@ def quality(traffic: Traffic, seen: Seen, reference: Reference | None, alpha: fl
 def _requests_by_status(traffic: Traffic) -> dict[str, int]:
     if not traffic.has("predictions", "status"):
         return {}
-    request = "request_id" if traffic.has("predictions", "request_id") else "id"
     rows = traffic.rows(
-        f"SELECT status, count(DISTINCT {request}) FROM predictions WHERE {traffic.bounds()} "
-        "AND coalesce(role, 'champion') <> 'shadow' GROUP BY status"
+        f"SELECT status, count(DISTINCT {traffic.request_key}) FROM predictions "
+        f"WHERE {traffic.bounds()} AND coalesce(role, 'champion') <> 'shadow' GROUP BY status"
     )
     return {str(status): int(count) for status, count in rows}
 
@@ -465,17 +464,11 @@ def operations(traffic: Traffic, slos: dict[str, float | None], price: float) ->
 
 
 def _latency(traffic: Traffic) -> tuple[int, int, float | None, float | None, float | None]:
-    if not traffic.has("predictions", "latency_ms"):
-        return 0, 0, None, None, None
-    request = "request_id" if traffic.has("predictions", "request_id") else "id"
-    requests, errors, quantiles = traffic.scalar(
-        f"WITH r AS (SELECT {request}, sum(latency_ms) AS ms, any_value(status) AS status "
-        f"FROM predictions WHERE {traffic.bounds()} AND coalesce(role, 'champion') IN "
-        f"('champion', 'canary') GROUP BY {request}) SELECT count(*), "
-        "count(*) FILTER (WHERE status = 'error'), quantile_cont(ms, [0.5, 0.95, 0.99]) FROM r"
+    requests, errors, quantiles = traffic.requests(
+        "coalesce(role, 'champion') IN ('champion', 'canary')"
     )
     p50, p95, p99 = quantiles if quantiles else (None, None, None)
-    return int(requests), int(errors), p50, p95, p99
+    return requests, errors, p50, p95, p99
 
 
 SLO_LIMITS = {
@@ -509,10 +502,6 @@ def _percent(value: float | None) -> str:
 
 def _money(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
-
-
-def quoted_inputs(names: list[str]) -> str:
-    return ", ".join(f"{quoted_column('input.' + n)} AS {quoted_column(n)}" for n in names)
 
 
 # Every metric a window can hold, and what its key is ("" when it has one value).

@@ -104,7 +104,7 @@ def make_reference(
 
     stream = stream_of(data, workspace)
     columns = _features(model, stream.schema.names, features, target)
-    profile, rows, sample = Profile(), 0, _Reservoir(SCORED, seed)
+    profile, rows, sample = Profile(), 0, Reservoir(SCORED, seed)
     for batch in stream.batches:
         batch = _select(batch, columns + ([target] if target else []))
         profile.partial_fit(batch.select(columns))
@@ -152,7 +152,7 @@ def _select(batch: pa.RecordBatch | pa.Table, names: list[str]) -> pa.Table:
     return table.select(names)
 
 
-class _Reservoir:
+class Reservoir:
     """A uniform random sample of at most ``size`` rows of a stream (Algorithm R by blocks:
     each batch's rows get random keys; the ``size`` smallest keys are kept)."""
 

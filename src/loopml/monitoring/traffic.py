@@ -83,6 +83,25 @@ class Traffic:
         at = f"{alias}." if alias else ""
         return f"{at}status = 'ok' AND coalesce({at}role, 'champion') <> 'shadow'"
 
+    @property
+    def request_key(self) -> str:
+        """The column that groups a request's rows (each row is its own request in old logs)."""
+        return "request_id" if self.has("predictions", "request_id") else "id"
+
+    def requests(self, where: str) -> tuple[int, int, list[float] | None]:
+        """The window's requests whose rows match ``where``: how many, how many failed, and
+        their latency's 50th, 95th and 99th percentiles (a request's rows' latencies summed)."""
+        if not all(self.has("predictions", c) for c in ("role", "version", "latency_ms")):
+            return 0, 0, None
+        key = self.request_key
+        requests, errors, quantiles = self.scalar(
+            f"WITH r AS (SELECT {key}, sum(latency_ms) AS ms, any_value(status) AS status "
+            f"FROM predictions WHERE {self.bounds()} AND {where} GROUP BY {key}) "
+            "SELECT count(*), count(*) FILTER (WHERE status = 'error'), "
+            "quantile_cont(ms, [0.5, 0.95, 0.99]) FROM r"
+        )
+        return int(requests), int(errors), quantiles
+
     def scalar(self, query: str) -> Any:
         return self.connection.execute(query).fetchone()
 

@@ -28,7 +28,7 @@ from loopml.errors import InvalidValueError, LoopmlError
 from loopml.ids import new_id
 from loopml.monitoring import checks
 from loopml.monitoring.checks import SCORE, Check, Seen
-from loopml.monitoring.reference import SAMPLE, Reference, _Reservoir, get_reference
+from loopml.monitoring.reference import SAMPLE, Reference, Reservoir, get_reference
 from loopml.monitoring.traffic import Traffic, quoted_column, seal_all
 from loopml.store import monitoring as repo
 from loopml.store.monitoring import WindowRecord
@@ -247,7 +247,7 @@ def _scan(traffic: Traffic, reference: Reference | None, versions: list[int], se
     wanted = reference.features if reference is not None else logged
     present = [n for n in wanted if n in logged]
     missing = [n for n in wanted if n not in logged]
-    inputs, scores, sample, rows = Profile(), {}, _Reservoir(SAMPLE, seed), 0
+    inputs, scores, sample, rows = Profile(), {}, Reservoir(SAMPLE, seed), 0
     if not versions or not traffic.has("predictions", "output.score"):
         return Seen(0, inputs, scores, sample.frame(), missing)
     columns = ", ".join(
