@@ -6,7 +6,7 @@ recorded metrics and tags, timings, or the error) and the driving process stores
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.machinery
 import pickle
 import sys
 import time
@@ -14,8 +14,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-import cloudpickle
-
+from loopml import pickling
 from loopml.pipeline.context import MetricRecord, PruneRule, Report, StepContext
 from loopml.pipeline.step import Step
 from loopml.pipeline.types import conforms, describe
@@ -69,30 +68,31 @@ def pack(task: Task) -> bytes:
     """Pickle a task for another process; steps from modules a worker cannot import (scripts,
     notebooks, test files) travel by value."""
     module = sys.modules.get(task.step.func.__module__)
-    by_value = module is not None and not _importable(module)
-    if by_value:
-        cloudpickle.register_pickle_by_value(module)
-    try:
-        return cloudpickle.dumps(task, protocol=PICKLE_PROTOCOL)
-    finally:
-        if by_value:
-            cloudpickle.unregister_pickle_by_value(module)
+    by_value = [module] if module is not None and not _importable(module) else []
+    return pickling.dumps(task, by_value=by_value)
 
 
 def _importable(module: Any) -> bool:
-    name = module.__name__
-    if name == "__main__" or getattr(module, "__file__", None) is None:
-        return name != "__main__"
-    try:
-        spec = importlib.util.find_spec(name)
+    """Whether a worker finds this module by its name on sys.path, as the same file."""
+    spec = getattr(module, "__spec__", None)
+    if module.__name__ == "__main__" or spec is None:  # scripts, notebooks, exec'd code
+        return False
+    if not spec.has_location:  # built in or frozen
+        return True
+    parent, _, leaf = module.__name__.rpartition(".")
+    path = getattr(sys.modules.get(parent), "__path__", None) if parent else None
+    if parent and path is None:
+        return False
+    try:  # the path finder, since importlib.util.find_spec answers from sys.modules
+        found = importlib.machinery.PathFinder.find_spec(leaf, path)
     except (ImportError, ValueError):
         return False
-    return spec is not None and spec.origin == module.__file__
+    return found is not None and found.origin == spec.origin
 
 
 def run_packed(payload: bytes) -> Outcome:
     """Run a packed task in a worker; outputs come back as bytes only."""
-    task = cloudpickle.loads(payload)
+    task = pickle.loads(payload)
     task.keep_values = False
     return run_task(task)
 

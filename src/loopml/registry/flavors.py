@@ -13,8 +13,7 @@ import pickle
 from pathlib import Path
 from typing import Any, Protocol
 
-import cloudpickle
-
+from loopml import pickling
 from loopml.errors import InvalidValueError, missing_dependency
 
 PICKLE_PROTOCOL = 5
@@ -102,7 +101,7 @@ class XGBoostFlavor:
 
 class GenericFlavor:
     """Any object with predict or predict_proba, pickled with cloudpickle (so classes defined
-    in a script travel too)."""
+    in a script travel too, with their file names and lines for tracebacks)."""
 
     name = "generic"
     libraries = ("cloudpickle", "numpy")
@@ -115,7 +114,7 @@ class GenericFlavor:
 
     def save(self, model: Any, folder: Path) -> None:
         try:
-            data = cloudpickle.dumps(model, protocol=PICKLE_PROTOCOL)
+            data = pickling.dumps(model)
         except Exception as error:
             raise InvalidValueError(
                 f"The model, a {type(model).__name__}, cannot be pickled ({error}); it cannot "
