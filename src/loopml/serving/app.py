@@ -333,7 +333,7 @@ class Server:
         try:
             started, cpu = time.perf_counter(), time.process_time()
             try:
-                scores, labels = shadow.predict(table.to_pandas())
+                scores, labels = shadow.predict(table)
                 labels, status = labels.tolist(), "ok"
             except Exception as error:
                 log.warning("shadow %s failed: %r", shadow.record.ref, error)

@@ -149,7 +149,7 @@ class _Scorer:
                 batch = batch.filter(pa.array(~bad))
         if batch.num_rows == 0:
             return None, aside
-        scores, labels = self.served.predict(batch.to_pandas())
+        scores, labels = self.served.predict(batch)
         ids = _ids(self.job.id, first, batch.num_rows)
         table = pa.table(
             {

@@ -85,7 +85,7 @@ def _score(batch: list[_Item]) -> None:
         return
     for item in batch:
         try:
-            item.result = item.served.predict(item.rows.to_pandas())
+            item.result = item.served.predict(item.rows)
         except Exception as error:
             item.error = error
 
@@ -94,7 +94,7 @@ def _score_together(batch: list[_Item]) -> bool:
     """Score every request of a batch in one call of the model; False if it failed."""
     try:
         rows = pa.concat_tables([item.rows for item in batch], promote_options="permissive")
-        scores, labels = batch[0].served.predict(rows.to_pandas())
+        scores, labels = batch[0].served.predict(rows)
     except Exception:  # a request the model cannot score: the caller scores them one by one
         return False
     start = 0

@@ -85,7 +85,7 @@ class Live:
         try:
             served = load_served(ref, self.workspace)
             if self.sample is not None:
-                served.predict(self.sample.to_pandas())
+                served.predict(self.sample)
         except Exception as error:  # any failure of a model's own code: keep the old one
             if required:
                 raise

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loopml.data.contract import ColumnRule, Contract, load_contract
 from loopml.data.validate import Validator
@@ -93,6 +93,30 @@ class ServedModel:
         rule = self.contract.columns.get(feature) if self.contract else None
         return V2_DATATYPES.get(rule.type, "BYTES") if rule else "BYTES"
 
+    def model_rows(self, rows: pa.Table | pa.RecordBatch) -> pa.Table | pa.RecordBatch:
+        """The rows as the model reads them: its features in its order, every column the
+        contract declares float as 64-bit floats.
+
+        Requests name columns in any order, and a float column may arrive as integers (``3``
+        in JSON, an INT64 tensor). So the model gets the same numbers in the same memory
+        layout whichever dialect sent them, and gives the same scores to the last bit.
+        """
+        names = getattr(self.model, "feature_names_in_", None)
+        if names is not None and set(names) <= set(rows.schema.names):
+            rows = rows.select(list(names))
+        if self.contract is None:
+            return rows
+        for index, field in enumerate(rows.schema):
+            rule = self.contract.columns.get(field.name)
+            numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
+            if rule is None or rule.type != "float" or not numeric or field.type == pa.float64():
+                continue
+            if isinstance(rows, pa.RecordBatch):
+                rows = pa.Table.from_batches([rows])
+            column = pc.cast(rows.column(index), pa.float64(), safe=False)  # rounds past 2**53
+            rows = rows.set_column(index, field.name, column)
+        return rows
+
     def check(self, rows: pa.Table) -> None:
         """Raise PayloadError listing every field-level problem the contract finds; without a
         contract, the features the model reads that the request lacks."""
@@ -128,10 +152,10 @@ class ServedModel:
             ]
         )
 
-    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, rows: pa.Table | pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
         """(scores, labels): the positive class's probability and the predicted class, or for
         a regression model the prediction twice."""
-        features = feature_frame(self.model, frame, [])
+        features = feature_frame(self.model, self.model_rows(rows).to_pandas(), [])
         if hasattr(self.model, "predict_proba"):
             probabilities = np.asarray(self.model.predict_proba(features))
             classes = getattr(self.model, "classes_", None)

@@ -220,6 +220,8 @@ def _column(name: str, values: list[Any], problems: list[dict[str, Any]]) -> lis
         rows = sorted(row for rows in kinds.values() for row in rows[:MAX_LISTED])
         message = f"{name}: mixes {found}; a column holds one kind of value"
         problems.append(problem(where, message, column=name, rows=rows[:MAX_LISTED]))
+    if any(isinstance(value, float) for value in cleaned):  # integers among floats are floats
+        return [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in cleaned]
     return cleaned
 
 
