@@ -1,12 +1,20 @@
 # Set-up and entry points. Each target creates the virtual environment it needs.
+#
+# The test and demo environment (.venv) is installed from uv.lock: exact versions with their
+# hashes, so a clone installs the same packages next year as today. uv itself is pinned with
+# its hashes in tools/uv.txt and installed with pip into .venv-uv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UV_VENV := .venv-uv
+UV := $(UV_VENV)/bin/uv
+EXTRAS := --extra test --extra examples
 BENCH_VENV := benchmarks/.venv
 BENCH_STAMP := $(BENCH_VENV)/.installed
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test bench clean
+.PHONY: demo test lock test-latest test-lowest bench clean
 
 demo: $(STAMP)  ## run the end-to-end example
 	$(BIN)/python examples/demo.py
@@ -14,19 +22,26 @@ demo: $(STAMP)  ## run the end-to-end example
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest
 
-bench: $(BENCH_STAMP)  ## run the benchmarks against the tools users would pick instead
-	$(BENCH_VENV)/bin/python benchmarks/tracking.py
-	$(BENCH_VENV)/bin/python benchmarks/data.py
-	$(BENCH_VENV)/bin/python benchmarks/drift.py
-	$(BENCH_VENV)/bin/python benchmarks/pipeline.py
-	$(BENCH_VENV)/bin/python benchmarks/evaluation.py
-	$(BENCH_VENV)/bin/python benchmarks/serving.py
-	$(BENCH_VENV)/bin/python benchmarks/serving_batch.py
+lock: $(UV)  ## refresh uv.lock to the newest releases pyproject.toml allows
+	$(UV) lock --upgrade --python $(PYTHON)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,examples]'
+test-latest: $(UV)  ## run the suite on the newest releases, not the lock's
+	$(UV) venv --quiet --clear --python $(PYTHON) .venv-latest
+	$(UV) pip install --quiet --python .venv-latest/bin/python --refresh --upgrade -e '.[test,examples]'
+	.venv-latest/bin/python -m pytest
+
+test-lowest: $(UV)  ## run the suite on the lowest versions pyproject.toml allows
+	$(UV) venv --quiet --clear --python $(PYTHON) .venv-lowest
+	$(UV) pip install --quiet --python .venv-lowest/bin/python --resolution lowest-direct -e '.[test,examples]'
+	.venv-lowest/bin/python -m pytest
+
+$(UV): tools/uv.txt
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --require-hashes -r tools/uv.txt
+	touch $(UV)
+
+$(STAMP): pyproject.toml uv.lock $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked $(EXTRAS) --python $(PYTHON)
 	touch $(STAMP)
 
 $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
@@ -36,4 +51,4 @@ $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
 	touch $(BENCH_STAMP)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(UV_VENV) .venv-latest .venv-lowest $(BENCH_VENV) .pytest_cache .hypothesis
