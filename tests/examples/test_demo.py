@@ -13,7 +13,9 @@ import pytest
 import loopml
 from loopml.events import read_events
 
-pytestmark = pytest.mark.slow
+# The demo replays a year through a live server in about five minutes on two cores: the
+# subprocess has a timeout of its own, so the suite's 300 s per test does not apply.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 DEMO = Path(__file__).parents[2] / "examples" / "demo.py"
 
 
