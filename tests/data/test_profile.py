@@ -224,3 +224,16 @@ def test_pandas_categoricals_of_booleans_times_and_numbers() -> None:
     assert profile["day"].kind == "datetime" and profile["day"].distinct == 2
     assert profile["day"].min == days.min().timestamp()
     assert (profile["size"].kind, profile["size"].mean) == ("numeric", pytest.approx(5 / 3))
+
+
+def test_a_part_where_a_column_holds_only_nulls_merges_with_the_rest() -> None:
+    labelled = pd.DataFrame({"c": pd.array(["a", "b", None], dtype=object)})
+    empty = pd.DataFrame({"c": pd.array([None, None], dtype=object)})
+    whole = Profile().fit(pd.concat([labelled, empty], ignore_index=True))
+    for merged in (
+        Profile().fit(labelled).merge(Profile().fit(empty)),
+        Profile().fit(empty).merge(Profile().fit(labelled)),
+    ):
+        assert merged["c"].kind == "categorical"
+        assert merged["c"].nulls == whole["c"].nulls == 3
+        assert merged.rows_ == 5

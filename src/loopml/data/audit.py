@@ -359,7 +359,8 @@ def _seconds(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         values = values.cast(pa.timestamp("s"))
     scale = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[values.type.unit]
     ints = values.cast(pa.timestamp(values.type.unit)).cast(pa.int64())
-    return ints.cast(pa.float64()).fill_null(math.nan).to_numpy(zero_copy_only=False) / scale
+    floats = pc.cast(ints, pa.float64(), safe=False)  # nanoseconds lie beyond 2**53
+    return floats.fill_null(math.nan).to_numpy(zero_copy_only=False) / scale
 
 
 class _Checks:

@@ -483,9 +483,13 @@ class Profile:
         merged.rows_ += other.rows_
         for name, summary in other.columns_.items():
             mine = merged.columns_.get(name)
-            if mine is None:
+            if mine is not None and mine.kind != summary.kind and summary.type == "null":
+                mine.nulls += summary.nulls  # a part where the column holds nulls alone
+                continue
+            if mine is None or (mine.kind != summary.kind and mine.type == "null"):
+                nulls = self.rows_ if mine is None else mine.nulls
                 mine = merged.columns_[name] = SUMMARIES[summary.kind](name, summary.type)
-                mine.nulls = self.rows_
+                mine.nulls = nulls
             elif mine.kind != summary.kind:
                 raise DataError(
                     f"Cannot merge profiles: column {name!r} is {mine.kind} in one and "
