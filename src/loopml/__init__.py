@@ -44,10 +44,12 @@ _EXPORTS: dict[str, str] = {
     "metric_history": "loopml.tracking.api",
     "metric_summaries": "loopml.tracking.api",
     "open_workspace": "loopml.workspace",
+    "register_metric": "loopml.evaluation.catalog",
     "run_environment": "loopml.tracking.api",
     "search_runs": "loopml.tracking.api",
     "start_run": "loopml.tracking.api",
     "step": "loopml.pipeline.step",
+    "unregister_metric": "loopml.evaluation.catalog",
     "use_workspace": "loopml.workspace",
 }
 
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
     from loopml import data, loop, monitoring, serving
     from loopml import registry as models
     from loopml.errors import LoopmlError
+    from loopml.evaluation.catalog import register_metric, unregister_metric
     from loopml.evaluation.evaluate import Estimate, Evaluation, evaluate
     from loopml.pipeline.context import StepContext
     from loopml.pipeline.graph import Pipeline

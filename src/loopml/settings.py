@@ -102,6 +102,13 @@ class Settings(BaseModel):
         "dask (a local cluster) or dask://host:8786.",
     )
 
+    metric_modules: str = Field(
+        "",
+        description="Comma-separated Python modules imported before a metric is looked up, "
+        "so the metrics they register with loopml.register_metric are known to monitors, "
+        "gates and servers of this workspace.",
+    )
+
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")

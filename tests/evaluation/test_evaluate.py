@@ -221,3 +221,45 @@ def test_a_chosen_subset_of_metrics() -> None:
     assert list(found.metrics) == ["brier", "accuracy"] and found.primary == "brier"
     with pytest.raises(UsageError, match="Unknown classification metrics: 'rmse'"):
         evaluate("score", frame, target="y", metrics=["rmse"])
+
+
+def test_slices_mix_category_columns_and_binned_numbers() -> None:
+    rng = np.random.default_rng(11)
+    frame = binormal(rng, 2000, 1.0).assign(c=rng.choice(["a", "b"], 2000), x=rng.normal(size=2000))
+    found = evaluate("score", frame, target="y", slices=["c", {"x": 4}], resamples=20)
+    assert {(s.column) for s in found.slices} == {"c", "x"}
+    assert sum(s.column == "x" for s in found.slices) == 4
+    same = evaluate("score", frame, target="y", slices={"c": None, "x": 4}, resamples=20)
+    assert [s.value for s in same.slices] == [s.value for s in found.slices]
+    with pytest.raises(UsageError, match="a whole number of at least 2"):
+        evaluate("score", frame, target="y", slices=[{"x": 1.5}], resamples=20)
+
+
+def test_the_task_is_inferred_from_a_numeric_target() -> None:
+    rng = np.random.default_rng(12)
+    frame = pd.DataFrame({"x": rng.normal(size=500)})
+    frame["y"] = 200 + 30 * frame["x"] + rng.normal(size=500)
+    frame["y"] = frame["y"].round()  # whole numbers, but hundreds of them
+    model = LinearRegression().fit(frame[["x"]], frame["y"])
+    found = evaluate(model, frame, target="y", resamples=20)
+    assert found.task == "regression" and found.primary == "rmse"
+    with pytest.raises(InvalidValueError, match="task='regression'"):
+        evaluate(model, frame, target="y", task="classification", resamples=20)
+
+
+def test_fairness_for_regression_compares_errors_and_mean_predictions() -> None:
+    rng = np.random.default_rng(13)
+    n = 6000
+    region = rng.choice(["east", "west"], n)
+    y = rng.normal(50, 10, n)
+    noise = np.where(region == "east", 2.0, 8.0)
+    frame = pd.DataFrame({"y": y, "score": y + rng.normal(0, 1, n) * noise, "region": region})
+    found = evaluate("score", frame, target="y", sensitive=["region"], resamples=200)
+    fairness = found.fairness[0]
+    east, west = fairness.groups["east"], fairness.groups["west"]
+    assert east["mae"].value == pytest.approx(2.0 * math.sqrt(2 / math.pi), rel=0.1)
+    assert west["mae"].value == pytest.approx(8.0 * math.sqrt(2 / math.pi), rel=0.1)
+    assert west["mean_prediction"].value == pytest.approx(50, abs=1)
+    gap = fairness.differences["mae"]
+    assert gap.low > 3 and gap.value == pytest.approx(west["mae"].value - east["mae"].value)
+    assert fairness.ratios == {}  # ratios of errors say little; gaps are reported

@@ -227,3 +227,26 @@ def test_rules_become_a_prometheus_rule_group() -> None:
     )
     assert auc["for"] == "540s" and auc["labels"]["severity"] == "critical"
     assert errors["for"] == "0s"
+
+
+def test_every_evaluation_metric_and_a_registered_one_can_be_alerted_on(churn, add) -> None:
+    loopml.register_metric(
+        "within_10", lambda y, s, w: 0.0, task="regression", higher_is_better=True
+    )
+    try:
+        rules = _rules(
+            "  - name: mae_high",
+            "    metric: mae",
+            "    bound: low",
+            "    above: 10",
+            "  - name: near",
+            "    metric: within_10",
+            "    below: 0.5",
+        )
+        add(Point("mae", "", 12.0, 11.0, 13.0), Point("within_10", "", 0.4))
+        fired, _ = judge(churn, rules, [Collected()])
+        assert {alert["rule"] for alert in fired} == {"mae_high", "near"}
+    finally:
+        loopml.unregister_metric("within_10")
+    with pytest.raises(AlertRuleError, match="unknown metric 'within_10'.*register_metric"):
+        read_rules(_rules("  - name: gone", "    metric: within_10", "    below: 0.5"))

@@ -128,7 +128,7 @@ def test_promotion_moves_the_alias_only_through_the_gate(sqlite_workspace) -> No
     assert loopml.models.get_version("churn@champion").version == strong
     again = loopml.models.promote("churn", weak, policy=GATE, data=valid)
     assert not again.moved and again.compared == f"churn@{strong}"
-    assert {c.check for c in again.checks if not c.passed} >= {"difference roc_auc vs champion"}
+    assert {c.check for c in again.checks if not c.passed} >= {"improvement roc_auc vs champion"}
     with pytest.raises(UsageError, match="needs a reason"):
         loopml.models.promote("churn", weak, policy=GATE, data=valid, force=True)
     forced = loopml.models.promote(
@@ -148,3 +148,78 @@ def test_a_model_without_a_contract_fails_the_contract_check(sqlite_workspace) -
     gate = {"target": "y", "resamples": 50, "checks": [{"check": "contract"}]}
     outcome = loopml.models.promote("churn", version, policy=gate, data=frame)
     assert not outcome.passed and "without an input contract" in outcome.checks[0].detail
+
+
+def regression_pair(seed: int = 0, n: int = 3000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(100, 20, n)
+    return pd.DataFrame(
+        {
+            "y": y,
+            "good": y + rng.normal(0, 5, n),
+            "poor": y + rng.normal(0, 9, n),
+            "region": rng.choice(["east", "west"], n),
+        }
+    )
+
+
+def judged(checks: list, candidate: str, champion: str, **options) -> list:
+    policy = load_policy({"target": "y", "resamples": 200, "checks": checks, **options})
+    frame = regression_pair()
+    found = evaluate(
+        candidate,
+        frame,
+        target="y",
+        baselines={"champion": champion},
+        sensitive=policy.sensitive or None,
+        resamples=200,
+    )
+    return judge(policy, found, None)
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        {"check": "improvement", "metric": "mae", "at_least": 0},
+        {"improvement": {"metric": "mae", "at_least": 0}},
+        {"check": "difference", "metric": "mae", "lower_bound_above": 0},
+    ],
+)
+def test_an_improvement_in_mae_is_read_in_maes_direction(check) -> None:
+    better = judged([check], "good", "poor")[0]
+    assert better.passed, better.detail
+    assert "mae improves by" in better.detail and "lower is better" in better.detail
+    worse = judged([check], "poor", "good")[0]
+    assert not worse.passed and "mae loses" in worse.detail
+    assert "-0" not in better.detail + worse.detail
+
+
+def test_no_worse_than_lets_a_candidate_lose_at_most_so_much() -> None:
+    # poor's MAE is about 7.2 against good's 4.0: it loses about 3.2
+    assert judged([{"improvement": {"metric": "mae", "no_worse_than": 5}}], "poor", "good")[
+        0
+    ].passed
+    assert not judged([{"improvement": {"metric": "mae", "no_worse_than": 2}}], "poor", "good")[
+        0
+    ].passed
+
+
+def test_identical_models_do_not_print_minus_zero() -> None:
+    result = judged([{"check": "improvement", "metric": "mae"}], "good", "good")[0]
+    assert not result.passed
+    assert "-0" not in result.detail and "improves by 0 [0, 0]" in result.detail
+
+
+def test_regression_fairness_judges_the_gap_between_groups_errors() -> None:
+    check = {"check": "fairness", "column": "region", "rate": "mae", "gap_below": 2}
+    result = judged([check], "good", "poor", sensitive=["region"])[0]
+    assert result.passed and "largest gap" in result.detail
+    tight = {**check, "gap_below": 0.01}
+    assert not judged([tight], "good", "poor", sensitive=["region"])[0].passed
+    with pytest.raises(PolicyError, match="gap_below"):
+        load_policy({"target": "y", "checks": [{**check, "gap_below": None}]})
+
+
+def test_an_unknown_metric_in_a_gate_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(PolicyError, match="Unknown metric 'maee'.*Did you mean mae"):
+        load_policy({"target": "y", "checks": [{"check": "improvement", "metric": "maee"}]})

@@ -19,15 +19,13 @@ import pandas as pd
 
 from loopml.errors import ColumnNotFoundError, UsageError
 from loopml.evaluation import bootstrap
+from loopml.evaluation.catalog import get_metric, higher_is_better, metric_names
 from loopml.evaluation.fairness import Fairness, GroupRates, group_rates
 from loopml.evaluation.metrics import (
-    CLASSIFICATION,
-    REGRESSION,
     RankedScores,
     check_scores,
     classification_sums,
     classification_values,
-    higher_is_better,
     regression_sums,
     regression_values,
 )
@@ -47,7 +45,9 @@ class Estimate:
     high: float
 
     def __str__(self) -> str:
-        return f"{self.value:.4g} [{self.low:.4g}, {self.high:.4g}]"
+        from loopml.evaluation.wording import interval
+
+        return interval(self.value, self.low, self.high)
 
     def to_dict(self) -> dict[str, float | None]:
         return {"value": _plain(self.value), "low": _plain(self.low), "high": _plain(self.high)}
@@ -115,9 +115,9 @@ def evaluate(
     data: Any,
     *,
     target: str,
-    task: str = "classification",
+    task: str | None = None,
     baselines: Mapping[str, Any] | None = None,
-    slices: Iterable[str] | Mapping[str, int] | None = None,
+    slices: Iterable[str | Mapping[str, int | None]] | Mapping[str, int | None] | None = None,
     sensitive: Iterable[str] | None = None,
     threshold: float = 0.5,
     positive: Any = None,
@@ -132,17 +132,20 @@ def evaluate(
 
     model and each baseline: a fitted model (predict_proba / predict), a function of the rows
     (a one-line rule), or the name of a column of scores. data: a DataFrame, a file, or a
-    snapshot reference. slices: category columns, or {numeric column: number of quantile
-    bins}. sensitive: columns whose groups are compared for fairness (classification).
-    metrics: compute only these (default: every metric of the task).
+    snapshot reference. task: classification or regression; by default, regression for a
+    numeric target with more than 20 distinct values or any fractional one. slices: category
+    columns, {numeric column: number of quantile bins}, or a list mixing both. sensitive:
+    columns whose groups are compared for fairness. metrics: compute only these (default:
+    every metric of the task, registered ones included).
     """
-    _check_options(task, threshold, resamples, level)
-    names = _metric_names(task, metrics)
     frame = frame_of(data, workspace)
     if target not in frame.columns:
         raise ColumnNotFoundError(
             f"The data has no target column {target!r}. Its columns: {', '.join(frame.columns)}."
         )
+    task = task or infer_task(frame[target])
+    _check_options(task, threshold, resamples, level)
+    names = _metric_names(task, metrics)
     plan = _Plan(frame, target, task, threshold, positive, names)
     plan.add("model", model)
     for name, baseline in (baselines or {}).items():
@@ -151,9 +154,7 @@ def evaluate(
     for spec in specs:
         for value, rows in slice_rows(frame, spec):
             plan.add_slice(spec, value, rows)
-    groups = [group_rates(frame, column, plan.target) for column in sensitive or ()]
-    if groups and task != "classification":
-        raise UsageError("Fairness across sensitive groups is measured for classification.")
+    groups = [group_rates(frame, column, plan.target, task) for column in sensitive or ()]
     found = plan.run(resamples, seed, groups)
     return plan.report(found, level, resamples, seed, groups, min_slice_rows)
 
@@ -169,8 +170,18 @@ def _check_options(task: str, threshold: float, resamples: int, level: float) ->
         raise UsageError(f"level must be at least 0.5 and below 1 (0.95), not {level}.")
 
 
+def infer_task(values: pd.Series) -> str:
+    """Regression for a numeric target with a fractional value or more than 20 distinct
+    values (as the audit decides); classification otherwise."""
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return "classification"
+    present = values.dropna().to_numpy(dtype=np.float64)
+    integral = bool(np.all(np.mod(present, 1.0) == 0))
+    return "classification" if integral and len(np.unique(present)) <= 20 else "regression"
+
+
 def _metric_names(task: str, metrics: Sequence[str] | None) -> tuple[str, ...]:
-    known = CLASSIFICATION if task == "classification" else REGRESSION
+    known = metric_names(task)
     if metrics is None:
         return known
     chosen = tuple(dict.fromkeys(metrics))
@@ -178,7 +189,7 @@ def _metric_names(task: str, metrics: Sequence[str] | None) -> tuple[str, ...]:
     if unknown or not chosen:
         raise UsageError(
             f"Unknown {task} metrics: {', '.join(map(repr, unknown)) or 'none chosen'}. "
-            f"Known: {', '.join(known)}."
+            f"Known: {', '.join(known)}. Register your own with loopml.register_metric."
         )
     return chosen
 
@@ -198,15 +209,33 @@ def frame_of(data: Any, workspace: Any = None) -> pd.DataFrame:
 
 
 def _slice_specs(
-    slices: Iterable[str] | Mapping[str, int] | None, frame: pd.DataFrame
-) -> Iterable[SliceSpec]:
+    slices: Iterable[str | Mapping[str, int | None]] | Mapping[str, int | None] | None,
+    frame: pd.DataFrame,
+) -> list[SliceSpec]:
+    """Slices as given: a list of column names and {numeric column: bins} mappings, mixed
+    freely, or one mapping (None bins: a category column)."""
     if slices is None:
         return []
-    items = slices.items() if isinstance(slices, Mapping) else ((name, None) for name in slices)
+    if isinstance(slices, str):
+        slices = [slices]
+    items: list[tuple[Any, Any]] = []
+    for item in [slices] if isinstance(slices, Mapping) else slices:
+        if isinstance(item, Mapping):
+            items.extend(item.items())
+        elif isinstance(item, str):
+            items.append((item, None))
+        else:
+            raise UsageError(
+                f"A slice is a column name or {{column: number of bins}}, not {item!r}."
+            )
     specs = []
     for column, bins in items:
         if column not in frame.columns:
             raise ColumnNotFoundError(f"There is no column {column!r} to slice by.")
+        if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or bins < 2):
+            raise UsageError(
+                f"Slice {column!r} asks for {bins!r} bins; give a whole number of at least 2."
+            )
         specs.append(SliceSpec(column, bins))
     return specs
 
@@ -223,6 +252,8 @@ class _Subject:
         names: Sequence[str],
     ) -> None:
         self.task, self.names = task, names
+        self.truth, self.score = truth.astype(np.float64), score
+        self.custom = [m for m in map(get_metric, names) if m.function is not None]
         self.ranked, self.sums = None, None
         ranked = task == "classification" and "roc_auc" in names
         if ranked and truth.any() and not truth.all():
@@ -233,6 +264,12 @@ class _Subject:
             self.sums = classification_sums(truth, score, threshold)
 
     def values(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        found = self._builtin(weights)
+        for metric in self.custom:
+            found[metric.name] = metric.of(self.truth, self.score, weights)
+        return found
+
+    def _builtin(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         if self.task == "regression":
             return regression_values(self.sums.of(weights))
         found = classification_values(self.sums.of(weights)) if self.sums is not None else {}
@@ -286,7 +323,7 @@ class _Plan:
     def run(self, resamples: int, seed: int, groups: list[GroupRates]) -> dict[str, Any]:
         n = len(self.frame)
         for group in groups:
-            group.prepare(self.model_scores >= self.threshold)
+            group.prepare(self.model_scores, self.threshold)
         point = self._measure(np.ones((1, n), dtype=np.uint8), groups)
 
         def resampled(start: int) -> dict[str, dict[str, np.ndarray]]:
@@ -413,16 +450,31 @@ def score_estimate(
 ) -> Estimate | None:
     """One metric of logged predictions (a frame with ``score`` and ``label`` columns) with
     its bootstrap interval; None when a classification's labels hold one class only."""
-    if task == "classification" and rows["label"].nunique() < 2:
+    found = score_estimates(rows, [metric], task=task, level=level, resamples=resamples, seed=seed)
+    return None if found is None else found[metric]
+
+
+def score_estimates(
+    rows: pd.DataFrame,
+    metrics: Sequence[str] | None = None,
+    *,
+    task: str = "classification",
+    level: float = 0.95,
+    resamples: int = 500,
+    seed: int = 0,
+) -> dict[str, Estimate] | None:
+    """Metrics of logged predictions (every metric of the task by default), on one
+    bootstrap; None when there are no rows, or a classification's labels hold one class."""
+    if rows.empty or (task == "classification" and rows["label"].nunique() < 2):
         return None
     found = evaluate(
         "score",
         rows[["score", "label"]],
         target="label",
         task=task,
-        metrics=[metric],
+        metrics=metrics,
         resamples=resamples,
         level=level,
         seed=seed,
     )
-    return found.metrics[metric]
+    return found.metrics

@@ -16,14 +16,6 @@ from loopml.errors import InvalidValueError
 
 EPS = np.finfo(np.float64).eps
 CALIBRATION_BINS = 10
-CLASSIFICATION = ("roc_auc", "log_loss", "brier", "accuracy", "precision", "recall", "f1", "ece")
-REGRESSION = ("mae", "rmse", "r2", "mape")
-LOWER_IS_BETTER = {"log_loss", "brier", "ece", "mae", "rmse", "mape"}
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether larger values of a metric are better."""
-    return metric not in LOWER_IS_BETTER
 
 
 class RankedScores:

@@ -97,7 +97,8 @@ def binary_target(values: pd.Series, positive: Any | None) -> np.ndarray:
         if len(classes) > 2:
             raise InvalidValueError(
                 f"The target {values.name!r} has {len(classes)} classes ({classes[:5]}...); "
-                "classification is evaluated for two. Pass positive= to pick one against the rest."
+                "classification is evaluated for two. Pass positive= to pick one against the "
+                "rest, or task='regression' if it is a quantity to predict."
             )
         positive = classes[-1]
     return (values == positive).to_numpy()

@@ -376,19 +376,22 @@ def performance(traffic: Traffic, task: str, level: float, seed: int) -> Check:
         "labelled": len(labelled),
         "coverage": covered / made if made else None,
     }
-    metric, estimate = _metric(labelled, task, level, seed)
-    if estimate is not None:
-        check.points.append(point(metric, estimate.value, "", estimate.low, estimate.high))
-        details[metric] = estimate.to_dict()
-        for version, rows in labelled.groupby("version"):
-            _, own = _metric(rows, task, level, seed)
-            if own is not None:
-                check.points.append(point(metric, own.value, f"v{version}", own.low, own.high))
-                details[f"{metric}_v{version}"] = own.to_dict()
-    check.details = details | {"metric": metric}
+    metric, found = _metrics(labelled, task, level, seed)
+    details |= {"metric": metric, "metrics": {}}
+    for name, estimate in (found or {}).items():
+        check.points.append(point(name, estimate.value, "", estimate.low, estimate.high))
+        details["metrics"][name] = details[name] = estimate.to_dict()
+    for version, rows in labelled.groupby("version") if found else ():
+        _, own = _metrics(rows, task, level, seed)
+        for name, estimate in (own or {}).items():
+            check.points.append(
+                point(name, estimate.value, f"v{version}", estimate.low, estimate.high)
+            )
+            details[f"{name}_v{version}"] = estimate.to_dict()
+    check.details = details
     check.message = (
-        f"{metric} {estimate} on {len(labelled)} labelled predictions"
-        if estimate is not None
+        f"{metric} {found[metric]} on {len(labelled)} labelled predictions"
+        if found
         else f"{len(labelled)} labels, too few of each class for {metric}"
     )
     return check
@@ -416,11 +419,12 @@ def _coverage(traffic: Traffic) -> tuple[int, int]:
     return int(made), int(covered)
 
 
-def _metric(rows: pd.DataFrame, task: str, level: float, seed: int) -> tuple[str, Any]:
-    from loopml.evaluation.evaluate import PRIMARY, score_estimate
+def _metrics(rows: pd.DataFrame, task: str, level: float, seed: int) -> tuple[str, Any]:
+    """The task's primary metric, and every metric of the task (registered ones too) with
+    its interval, or None when the rows cannot measure them."""
+    from loopml.evaluation.evaluate import PRIMARY, score_estimates
 
-    metric = PRIMARY[task]
-    return metric, score_estimate(rows, metric, task=task, level=level, seed=seed)
+    return PRIMARY[task], score_estimates(rows, task=task, level=level, seed=seed)
 
 
 def operations(traffic: Traffic, slos: dict[str, float | None], price: float) -> Check:
@@ -517,7 +521,6 @@ METRICS: dict[str, str] = {
     "violations": "rule",
     **dict.fromkeys(["new_category_share", "null_rate"], "feature"),
     **dict.fromkeys(["labelled_rows", "label_coverage", "label_delay_p50", "label_delay_p90"], ""),
-    **dict.fromkeys(["roc_auc", "rmse"], "version (v<N>), or none for all"),
     **dict.fromkeys(
         [
             "requests",
@@ -535,3 +538,22 @@ METRICS: dict[str, str] = {
     ),
     "slo_met": "slo",
 }
+FEEDBACK_KEY = "version (v<N>), or none for all"
+
+
+def metric_key(metric: str) -> str | None:
+    """What a window's metric is keyed by ("" for one value per window), or None for a name
+    no check measures. Every evaluation metric, registered ones included, is measured on the
+    feedback of each window."""
+    from loopml.evaluation.catalog import find_metric
+
+    if metric in METRICS:
+        return METRICS[metric]
+    return FEEDBACK_KEY if find_metric(metric) is not None else None
+
+
+def monitored_metrics() -> list[str]:
+    """Every metric a window can hold."""
+    from loopml.evaluation.catalog import metric_names
+
+    return [*METRICS, *metric_names()]

@@ -35,7 +35,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from loopml.durations import seconds
 from loopml.errors import AlertRuleError, LoopmlError
 from loopml.ids import new_id
-from loopml.monitoring.checks import METRICS
+from loopml.monitoring.checks import metric_key, monitored_metrics
 from loopml.monitoring.notifiers import Alert, LogNotifier, Notifier, notifier_from
 from loopml.store import deployments as alerts_repo
 from loopml.store.deployments import AlertRecord
@@ -64,15 +64,19 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Rule:
-        if self.metric not in METRICS:
-            close = difflib.get_close_matches(self.metric, METRICS, n=3)
+        if metric_key(self.metric) is None:
+            known = monitored_metrics()
+            close = difflib.get_close_matches(self.metric, known, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"unknown metric {self.metric!r}.{hint} Known: {', '.join(METRICS)}")
+            raise ValueError(
+                f"unknown metric {self.metric!r}.{hint} Known: {', '.join(known)}; register "
+                "your own with loopml.register_metric"
+            )
         if (self.above is None) == (self.below is None):
             raise ValueError("give exactly one of 'above' and 'below'")
         if isinstance(self.keys, str) and self.keys != "any" and not TOP.match(self.keys):
             self.keys = [self.keys]
-        if self.keys != "any" and not METRICS[self.metric]:
+        if self.keys != "any" and not metric_key(self.metric):
             raise ValueError(f"{self.metric} has one value per window; it takes no keys")
         self.span  # noqa: B018 - checks 'for' now, with the rule's line
         return self
@@ -184,7 +188,7 @@ def _windows(rule: Rule, windows: list[Any]) -> list[Any] | None:
 
 
 def _keys(rule: Rule, points: pd.DataFrame, top: list[str]) -> list[str]:
-    if not METRICS[rule.metric]:
+    if not metric_key(rule.metric):
         return [""]
     if rule.keys == "any":
         return sorted(points["key"].unique())
@@ -314,7 +318,7 @@ def _promql(text: str) -> str:
 
 
 def _prometheus_keys(rule: Rule, top: list[str]) -> list[str] | None:
-    if not METRICS[rule.metric] or rule.keys == "any":
+    if not metric_key(rule.metric) or rule.keys == "any":
         return None
     match = TOP.match(rule.keys) if isinstance(rule.keys, str) else None
     if match and not top:

@@ -86,11 +86,12 @@ def promote(
     candidate = load(candidate_record.ref, workspace=workspace)
     compared_record = _compared(name, rules.against, version, workspace)
     compared = load(compared_record.ref, workspace=workspace) if compared_record else None
-    found = _evaluate(rules, candidate, frame, compared, workspace)
+    task = rules.task or candidate_record.info.get("task")
+    found = _evaluate(rules, task, candidate, frame, compared, workspace)
     compared_found = None
     sliced = sorted({c.metric for c in rules.checks if isinstance(c, SlicesCheck)})
     if compared is not None and sliced:  # its slices only, on the metrics the checks read
-        compared_found = _evaluate(rules, compared, frame, None, workspace, sliced)
+        compared_found = _evaluate(rules, task, compared, frame, None, workspace, sliced)
     checks = judge(
         rules, found, compared_found, **_extras(rules, candidate, candidate_record, frame)
     )
@@ -126,6 +127,7 @@ def _compared(name: str, alias: str, version: int, workspace: Workspace) -> Vers
 
 def _evaluate(
     rules: Policy,
+    task: str | None,
     model: Any,
     frame: Any,
     compared: Any,
@@ -136,7 +138,7 @@ def _evaluate(
         model,
         frame,
         target=rules.target,
-        task=rules.task,
+        task=task,
         baselines={rules.against: compared} if compared is not None else None,
         slices=rules.slices or None,
         sensitive=rules.sensitive or None,

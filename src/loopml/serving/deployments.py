@@ -55,11 +55,14 @@ class Guardrails(BaseModel):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, metric: str | None) -> str | None:
-        from loopml.evaluation.metrics import CLASSIFICATION, REGRESSION
+        from loopml.errors import UsageError
+        from loopml.evaluation.catalog import get_metric
 
-        if metric is not None and metric not in CLASSIFICATION + REGRESSION:
-            known = ", ".join(CLASSIFICATION + REGRESSION)
-            raise ValueError(f"unknown metric {metric!r}; known: {known}")
+        if metric is not None:
+            try:
+                get_metric(metric)
+            except UsageError as error:
+                raise ValueError(str(error)) from None
         return metric
 
 

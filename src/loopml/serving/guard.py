@@ -118,8 +118,9 @@ def score_psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> flo
 def metric_breach(rails: Guardrails, labelled: Any, task: str, seed: int = 0) -> str | None:
     """The metric check on labelled traffic (a frame with role, score, label), or None when
     it holds or either side has fewer than ``min_labels`` labelled rows."""
+    from loopml.evaluation.catalog import higher_is_better
     from loopml.evaluation.evaluate import PRIMARY
-    from loopml.evaluation.metrics import higher_is_better
+    from loopml.evaluation.wording import direction, interval, number
 
     metric = rails.metric or PRIMARY[task]
     estimates = {}
@@ -135,12 +136,17 @@ def metric_breach(rails: Guardrails, labelled: Any, task: str, seed: int = 0) ->
     z = stats.norm.ppf(0.5 + rails.level / 2)
     spread = np.hypot((c_high - c_low) / (2 * z), (b_high - b_low) / (2 * z))
     gain = (canary - champion) if higher_is_better(metric) else (champion - canary)
-    high = gain + z * spread
+    low, high = gain - z * spread, gain + z * spread
     if high < -rails.max_metric_loss:
+        allowed = (
+            f"the {number(rails.max_metric_loss)} loss allowed"
+            if rails.max_metric_loss
+            else "no change"
+        )
         return (
-            f"{metric} is worse than the champion's: {canary:.4f} against {champion:.4f}, the "
-            f"gain's {rails.level:.0%} interval [{gain - z * spread:.4f}, {high:.4f}] lies below "
-            f"-{rails.max_metric_loss:g}"
+            f"{metric} is worse than the champion's ({direction(metric)}): {number(canary)} "
+            f"against {number(champion)}; the canary loses {interval(-gain, -high, -low)} "
+            f"({rails.level:.0%} interval), beyond {allowed}"
         )
     return None
 
