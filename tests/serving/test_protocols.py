@@ -310,3 +310,27 @@ def plans(sqlite_workspace) -> str:
     version = loopml.models.register("plans", model, contract=contract, card=False)
     loopml.models.set_alias("plans", "champion", version.version)
     return "plans"
+
+
+def test_a_regressor_answers_scores_without_a_label_in_every_dialect(serve) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame({"a": A * 5, "b": B * 5})
+    model = LinearRegression().fit(frame, 3 * frame["a"] - frame["b"])
+    loopml.models.register("demand", model, card=False)
+    loopml.models.set_alias("demand", "champion", 1)
+    with httpx.Client(base_url=serve("demand"), timeout=10) as client:
+        records = client.post("/predict", json={"records": ROWS}).json()["predictions"]
+        assert all(set(p) == {"id", "score"} for p in records)
+        expected = (3 * np.array(A) - np.array(B)).tolist()
+        assert [p["score"] for p in records] == pytest.approx(expected)
+        mlflow = client.post("/invocations", json={"dataframe_records": ROWS}).json()
+        assert mlflow["predictions"] == pytest.approx(expected)
+        metadata = client.get("/v2/models/demand").json()
+        assert [o["name"] for o in metadata["outputs"]] == ["score"]
+        tritonc = triton.InferenceServerClient(url=client.base_url.netloc.decode())
+        inputs = [tensor("a", np.array(A), "FP64"), tensor("b", np.array(B), "FP64")]
+        result = tritonc.infer("demand", inputs)
+        assert result.as_numpy("score").tolist() == pytest.approx(expected)
+        assert result.as_numpy("label") is None
+        tritonc.close()

@@ -254,7 +254,7 @@ class Server:
                 ],
                 "outputs": [
                     {"name": "score", "datatype": "FP64", "shape": [-1]},
-                    {"name": "label", "datatype": "BYTES", "shape": [-1]},
+                    *([{"name": "label", "datatype": "BYTES", "shape": [-1]}] * served.classifies),
                 ],
             }
         )
@@ -369,6 +369,8 @@ class Server:
             "model": served.record.ref,
             "predictions": [
                 {"id": i, "score": float(s), "label": label}
+                if served.classifies
+                else {"id": i, "score": float(s)}
                 for i, s, label in zip(ids, scores, labels, strict=True)
             ],
         }
@@ -380,7 +382,8 @@ class Server:
         """The request's own id when it gave one (V2's `id`), else the server's."""
         given = body.get("id") if isinstance(body, dict) else None
         answer_id = given if isinstance(given, str) and given else request_id
-        return payloads.v2_answer(self.name, served.record.version, answer_id, scores, labels)
+        shown = labels if served.classifies else None
+        return payloads.v2_answer(self.name, served.record.version, answer_id, scores, shown)
 
     def _log(self, answer: _Answer) -> None:
         """One event per row, written with one system call before the answer leaves; inputs

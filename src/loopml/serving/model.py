@@ -88,6 +88,11 @@ class ServedModel:
     def features(self) -> list[str] | None:
         return self.record.info.get("features")
 
+    @property
+    def classifies(self) -> bool:
+        """Whether it answers classes (and so a label beside the score)."""
+        return hasattr(self.model, "predict_proba")
+
     def datatype(self, feature: str) -> str:
         """The Open Inference Protocol datatype of a feature, from the contract."""
         rule = self.contract.columns.get(feature) if self.contract else None

@@ -498,19 +498,25 @@ _BODY_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-def v2_answer(model: str, version: int, request_id: str, scores: np.ndarray, labels: list) -> dict:
-    """The V2 response: the score and the label as two output tensors."""
-    return {
-        "model_name": model,
-        "model_version": str(version),
-        "id": request_id,
-        "outputs": [
-            {"name": "score", "shape": [len(scores)], "datatype": "FP64", "data": scores.tolist()},
+def v2_answer(
+    model: str, version: int, request_id: str, scores: np.ndarray, labels: list | None
+) -> dict:
+    """The V2 response: the score and (for a classifier) the label as output tensors."""
+    outputs = [
+        {"name": "score", "shape": [len(scores)], "datatype": "FP64", "data": scores.tolist()}
+    ]
+    if labels is not None:
+        outputs.append(
             {
                 "name": "label",
                 "shape": [len(labels)],
                 "datatype": "BYTES",
                 "data": [str(v) for v in labels],
-            },
-        ],
+            }
+        )
+    return {
+        "model_name": model,
+        "model_version": str(version),
+        "id": request_id,
+        "outputs": outputs,
     }
