@@ -84,6 +84,7 @@ def register(
             owner=owner,
             intended_use=intended_use,
             evaluation=evaluation,
+            trained_on=baseline.profile if baseline is not None else None,
             workspace=workspace,
         )
         record = get_version(record.ref, workspace=workspace)

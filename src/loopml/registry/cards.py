@@ -17,12 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loopml.evaluation.evaluate import Evaluation
+from loopml.evaluation.wording import direction, number
 from loopml.registry.api import get_version, lineage
 from loopml.store.registry import VersionRecord
 from loopml.tracking.api import child_runs, list_artifacts
 from loopml.workspace import Workspace
 
 FAIRNESS_RATIO = 0.8
+FAIRNESS_GAP_SHARE = 0.2  # a group's error this share of the overall error from another's
 RANGE_COLUMNS = 30
 
 
@@ -48,8 +50,10 @@ def gather(
     intended_use: str | None = None,
     evaluation: Evaluation | None = None,
     audit: bool = True,
+    trained_on: Any = None,
 ) -> CardFacts:
-    """Collect the facts of a version's card."""
+    """Collect the facts of a version's card. trained_on: the profile of the rows the model
+    was trained on (its monitoring reference's, by default), whose ranges the card shows."""
     record = get_version(ref, workspace=workspace)
     found = lineage(record.ref, workspace=workspace)
     evaluation = evaluation or _pipeline_evaluation(found, workspace)
@@ -59,7 +63,7 @@ def gather(
         intended_use,
         found,
         evaluation.to_dict() if evaluation is not None else None,
-        _training(found, record, workspace),
+        _training(found, record, workspace, trained_on),
         _audit(found, evaluation, record, workspace) if audit else None,
     )
     facts.limitations = limitations(facts)
@@ -90,18 +94,42 @@ def _snapshot(found: dict[str, Any], workspace: Workspace) -> Any:
     return get(refs[0], workspace=workspace) if refs else None
 
 
-def _training(found: dict[str, Any], record: VersionRecord, workspace: Workspace) -> dict | None:
+def _training(
+    found: dict[str, Any], record: VersionRecord, workspace: Workspace, trained_on: Any
+) -> dict | None:
+    """The training snapshot, and the ranges of the rows the model was trained on: the
+    profile given, else the version's reference (its training rows), else the snapshot's."""
     snapshot = _snapshot(found, workspace)
-    if snapshot is None:
+    profile = trained_on if trained_on is not None else _reference_profile(record, workspace)
+    if snapshot is None and profile is None:
         return None
-    columns = {c["name"]: c for c in snapshot.profile().to_dict().get("columns", [])}
+    source = "training rows" if profile is not None else "snapshot"
+    profile = profile if profile is not None else snapshot.profile()
+    columns = {c["name"]: c for c in profile.to_dict().get("columns", [])}
     features = record.info.get("features") or list(columns)
     ranges = {}
     for name in features[:RANGE_COLUMNS]:
         column = columns.get(name) or {}
         if column.get("min") is not None and column.get("max") is not None:
             ranges[name] = [column["min"], column["max"]]
-    return {"snapshot": snapshot.ref, "rows": snapshot.record.rows, "ranges": ranges}
+    return {
+        "snapshot": snapshot.ref if snapshot else None,
+        "rows": snapshot.record.rows if snapshot else None,
+        "trained_rows": profile.rows_ if source == "training rows" else None,
+        "ranges": ranges,
+        "ranges_of": source,
+    }
+
+
+def _reference_profile(record: VersionRecord, workspace: Workspace) -> Any:
+    """The profile of the version's monitoring reference (its training rows), if stored."""
+    from loopml.errors import LoopmlError
+    from loopml.monitoring.reference import get_reference
+
+    try:
+        return get_reference(record.ref, workspace=workspace).profile
+    except LoopmlError:
+        return None
 
 
 def _audit(
@@ -115,12 +143,15 @@ def _audit(
         return None
     from loopml.data.audit import audit
 
-    report = audit(snapshot, target=evaluation.target, workspace=workspace)
+    contract = record.info.get("contract")  # the columns it declares known after prediction
+    report = audit(snapshot, target=evaluation.target, contract=contract, workspace=workspace)
     features = set(record.info.get("features") or [])
     leaks = [
         f.message
         for f in report.findings
-        if "leak" in f.check and f.severity != "info" and (not features or f.column in features)
+        if ("leak" in f.check or f.check == "after_prediction")
+        and f.severity != "info"
+        and (not features or f.column in features)
     ]
     return {"verdict": report.verdict, "reasons": list(report.reasons), "leaks": leaks}
 
@@ -136,8 +167,9 @@ def limitations(facts: CardFacts) -> list[str]:
                 m = item["metrics"][primary]
                 found.append(
                     f"Weak slice {item['column']}={item['value']}: {primary} {_fmt(m['value'])} "
-                    f"[{_fmt(m['low'])}, {_fmt(m['high'])}], below the overall "
-                    f"{_fmt(evaluation['metrics'][primary]['value'])} beyond its interval."
+                    f"[{_fmt(m['low'])}, {_fmt(m['high'])}], worse than the overall "
+                    f"{_fmt(evaluation['metrics'][primary]['value'])} beyond its interval "
+                    f"({direction(primary)})."
                 )
         small = [
             f"{s['column']}={s['value']} ({s['rows']} rows)"
@@ -147,19 +179,19 @@ def limitations(facts: CardFacts) -> list[str]:
         if small:
             found.append(f"Too few rows to judge: {', '.join(small[:8])}.")
         for fairness in evaluation["fairness"]:
-            for rate, ratio in fairness["ratios"].items():
-                if ratio["value"] is not None and ratio["value"] < FAIRNESS_RATIO:
-                    found.append(
-                        f"{rate} differs across {fairness['column']}: smallest/largest ratio "
-                        f"{_fmt(ratio['value'])} (below {FAIRNESS_RATIO})."
-                    )
+            found += _fairness_limitations(fairness, evaluation)
     else:
         found.append("No evaluation was recorded with this version.")
     if facts.audit:
         found += [f"Audit of the training data: {leak}" for leak in facts.audit["leaks"]]
     if facts.training and facts.training["ranges"]:
+        spans = (
+            "The rows the model was trained on span these ranges"
+            if facts.training["ranges_of"] == "training rows"
+            else "The training snapshot spans these ranges"
+        )
         found.append(
-            "The training snapshot spans these ranges; inputs outside them are extrapolation: "
+            f"{spans}; inputs outside them are extrapolation: "
             + ", ".join(
                 f"{k} {_fmt(a)} to {_fmt(b)}" for k, (a, b) in facts.training["ranges"].items()
             )
@@ -170,12 +202,30 @@ def limitations(facts: CardFacts) -> list[str]:
     return found
 
 
+def _fairness_limitations(fairness: dict[str, Any], evaluation: dict[str, Any]) -> list[str]:
+    """Groups far apart: a classifier's rates below the four-fifths ratio; a regressor's
+    error whose gap between groups is beyond chance and a fair share of the overall error."""
+    found = []
+    for rate, ratio in fairness["ratios"].items():
+        if ratio["value"] is not None and ratio["value"] < FAIRNESS_RATIO:
+            found.append(
+                f"{rate} differs across {fairness['column']}: smallest/largest ratio "
+                f"{_fmt(ratio['value'])} (below {FAIRNESS_RATIO})."
+            )
+    gap, overall = fairness["differences"].get("mae"), evaluation["metrics"].get("mae")
+    if gap and overall and gap["low"] is not None and overall["value"]:
+        if gap["low"] > 0 and gap["value"] > FAIRNESS_GAP_SHARE * overall["value"]:
+            found.append(
+                f"mae differs across {fairness['column']}: the largest gap between groups is "
+                f"{_interval(gap)}, against an overall mae of {_fmt(overall['value'])}."
+            )
+    return found
+
+
 def _fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    return number(value)
 
 
 def markdown(facts: CardFacts) -> str:
@@ -201,7 +251,11 @@ def _markdown_training(facts: CardFacts) -> list[str]:
     lines = ["## Training data", ""]
     if facts.training is None:
         return [*lines, "No training snapshot is recorded.", ""]
-    lines.append(f"Snapshot `{facts.training['snapshot']}`, {facts.training['rows']:,} rows.")
+    training = facts.training
+    if training["snapshot"]:
+        lines.append(f"Snapshot `{training['snapshot']}`, {training['rows']:,} rows.")
+    if training["trained_rows"]:
+        lines.append(f"Trained on {training['trained_rows']:,} rows of it.")
     if facts.audit:
         lines.append(f"Audit verdict: **{facts.audit['verdict']}**.")
         lines += [f"- {reason}" for reason in facts.audit["reasons"]]
@@ -250,19 +304,35 @@ def _markdown_evaluation(evaluation: dict[str, Any] | None) -> list[str]:
                 f"{_interval(item['metrics'][primary])} | {flags} |"
             )
     for fairness in evaluation["fairness"]:
-        lines += [
-            "",
-            f"### Fairness across {fairness['column']}",
-            "",
-            "| group | rows | selection rate | TPR | FPR |",
-            "|---|---|---|---|---|",
-        ]
-        for group, rates in fairness["groups"].items():
-            lines.append(
-                f"| {group} | {fairness['rows'][group]:,} | {_interval(rates['selection_rate'])} | "
-                f"{_interval(rates['tpr'])} | {_interval(rates['fpr'])} |"
-            )
+        lines += _markdown_fairness(fairness)
     return [*lines, ""]
+
+
+def _markdown_fairness(fairness: dict[str, Any]) -> list[str]:
+    rates = list(fairness["differences"])
+    lines = [
+        "",
+        f"### Fairness across {fairness['column']}",
+        "",
+        "| group | rows | " + " | ".join(RATE_NAMES.get(r, r) for r in rates) + " |",
+        "|---|---|" + "---|" * len(rates),
+    ]
+    for group, found in fairness["groups"].items():
+        cells = [_interval(found[rate]) for rate in rates]
+        lines.append(f"| {group} | {fairness['rows'][group]:,} | " + " | ".join(cells) + " |")
+    cells = [_interval(fairness["differences"][rate]) for rate in rates]
+    lines.append("| largest − smallest | | " + " | ".join(cells) + " |")
+    return lines
+
+
+RATE_NAMES = {
+    "selection_rate": "selection rate",
+    "tpr": "TPR",
+    "fpr": "FPR",
+    "mae": "MAE",
+    "mean_prediction": "mean prediction",
+    "mean_target": "mean target",
+}
 
 
 def _interval(found: dict[str, Any]) -> str:
@@ -297,6 +367,7 @@ def html(facts: CardFacts) -> str:
         facts=facts,
         e=facts.evaluation,
         registered=_when(facts.record.created_at),
+        rate_names=RATE_NAMES,
         figures=_figures(facts.evaluation),
     )
 
@@ -383,16 +454,23 @@ def write_card(
     intended_use: str | None = None,
     evaluation: Evaluation | None = None,
     audit: bool = True,
+    trained_on: Any = None,
     workspace: Workspace | None = None,
 ) -> dict[str, Any]:
     """Generate a version's card, store it (Markdown and HTML) and record it with the
-    version; returns where it is stored."""
+    version; returns where it is stored. trained_on: the profile of the training rows."""
     from loopml.store import registry as repo
     from loopml.workspace import current_workspace
 
     workspace = workspace or current_workspace()
     facts = gather(
-        ref, workspace, owner=owner, intended_use=intended_use, evaluation=evaluation, audit=audit
+        ref,
+        workspace,
+        owner=owner,
+        intended_use=intended_use,
+        evaluation=evaluation,
+        audit=audit,
+        trained_on=trained_on,
     )
     stored = {
         "markdown": workspace.artifacts.put_bytes(markdown(facts).encode()),

@@ -67,7 +67,9 @@ def _number(value: Any, digits: int = 4) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.{digits}g}"
+        from loopml.evaluation.wording import number
+
+        return number(value, digits)
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
