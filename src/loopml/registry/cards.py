@@ -213,12 +213,12 @@ def _fairness_limitations(fairness: dict[str, Any], evaluation: dict[str, Any]) 
                 f"{_fmt(ratio['value'])} (below {FAIRNESS_RATIO})."
             )
     gap, overall = fairness["differences"].get("mae"), evaluation["metrics"].get("mae")
-    if gap and overall and gap["low"] is not None and overall["value"]:
-        if gap["low"] > 0 and gap["value"] > FAIRNESS_GAP_SHARE * overall["value"]:
-            found.append(
-                f"mae differs across {fairness['column']}: the largest gap between groups is "
-                f"{_interval(gap)}, against an overall mae of {_fmt(overall['value'])}."
-            )
+    measured = gap and overall and gap["low"] is not None and overall["value"]
+    if measured and gap["low"] > 0 and gap["value"] > FAIRNESS_GAP_SHARE * overall["value"]:
+        found.append(
+            f"mae differs across {fairness['column']}: the largest gap between groups is "
+            f"{_interval(gap)}, against an overall mae of {_fmt(overall['value'])}."
+        )
     return found
 
 
