@@ -108,12 +108,12 @@ def _show(found) -> None:
         if measured is not None:
             values.add_row(text, shape.format(measured))
     performance = found.check("performance").details if found.checks else {}
-    metric = performance.get("metric")
-    if metric and performance.get(metric):
-        estimate = performance[metric]
+    from loopml.evaluation.wording import interval
+
+    measured = performance.get("metrics") or {}
+    for metric, estimate in measured.items():  # every metric of the task
         values.add_row(
-            f"{metric} (feedback)",
-            f"{estimate['value']:.4f} [{estimate['low']:.4f}, {estimate['high']:.4f}]",
+            f"{metric} (feedback)", interval(estimate["value"], estimate["low"], estimate["high"])
         )
     out.print(values)
     for alert in found.fired:

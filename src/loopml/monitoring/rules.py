@@ -34,6 +34,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from loopml.durations import seconds
 from loopml.errors import AlertRuleError, LoopmlError
+from loopml.evaluation.wording import number
 from loopml.ids import new_id
 from loopml.monitoring.checks import metric_key, monitored_metrics
 from loopml.monitoring.notifiers import Alert, LogNotifier, Notifier, notifier_from
@@ -106,7 +107,7 @@ class Rule(BaseModel):
         return value > self.above if self.above is not None else value < self.below
 
     def condition(self) -> str:
-        side = f"> {self.above:g}" if self.above is not None else f"< {self.below:g}"
+        side = f"> {number(self.above)}" if self.above is not None else f"< {number(self.below)}"
         what = self.metric if self.bound == "value" else f"{self.metric} ({self.bound} bound)"
         return f"{what} {side} for {self.for_}"
 
@@ -277,7 +278,7 @@ def _act(name: str, rule: Rule, judged: Verdict, workspace: Workspace) -> Alert 
 
 def _message(rule: Rule, judged: Verdict) -> str:
     shown = ", ".join(
-        f"{key}={value:.4g}" if key else f"{value:.4g}"
+        f"{key}={number(value)}" if key else number(value)
         for key, value in list(judged.values.items())[:5]
     )
     return f"{rule.metric} breached: {shown} ({rule.condition()})"
