@@ -269,6 +269,22 @@ def test_a_version_without_reference_skips_data_drift_only(priced) -> None:
     assert found.value("prediction_psi", "1") is None and found.value("requests") == 2
 
 
+def test_a_window_of_a_few_rows_is_not_judged_for_drift(priced) -> None:
+    _register()
+    start = time.time()
+    with TestClient(create_app("churn")) as client:
+        _post(client, _frame(np.random.default_rng(3), 2, shift=5.0))  # far off, but 2 rows
+    rules = "rules:\n  - name: drift\n    metric: psi\n    above: 0.25\n"
+    found = monitor("churn", since=start, rules=rules)
+    assert found.check("data_drift").status == "skipped"
+    assert "only 2 answered rows" in found.check("data_drift").message
+    assert found.value("prediction_psi", "1") is None and found.fired == []
+    judged = monitor("churn", since=start, until=time.time() + 1, rules=rules, min_rows=2)
+    assert judged.check("data_drift").status == "ok" and judged.fired[0]["rule"] == "drift"
+    with pytest.raises(InvalidValueError, match="min_rows"):
+        monitor("churn", since=start, min_rows=0)
+
+
 def test_sealed_and_unsealed_events_are_both_counted(priced) -> None:
     _register()
     start = time.time()

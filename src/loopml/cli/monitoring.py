@@ -66,6 +66,10 @@ def monitor(
     rules: Annotated[
         Path | None, typer.Option("--rules", help="Alert rules (YAML) to judge afterwards.")
     ] = None,
+    min_rows: Annotated[
+        int,
+        typer.Option("--min-rows", min=1, help="Fewer answered rows are not judged for drift."),
+    ] = 100,
     as_json: JsonOption = False,
 ) -> None:
     """Check one window of NAME's logged traffic: data and prediction drift against the
@@ -82,6 +86,7 @@ def monitor(
         label=label,
         exact=exact,
         rules=rules,
+        min_rows=min_rows,
     )
     if as_json:
         render.print_json(found.to_dict())

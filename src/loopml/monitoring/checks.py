@@ -117,6 +117,15 @@ def data_drift(
     return check
 
 
+def too_few(check: Check, seen: Seen, min_rows: int) -> Check | None:
+    """The check skipped when the window answered fewer than min_rows rows (but some)."""
+    if 0 < seen.rows < min_rows:
+        return _skipped(
+            check, f"only {seen.rows} answered rows; drift is judged on at least {min_rows}"
+        )
+    return None
+
+
 def _skipped(check: Check, why: str) -> Check:
     check.status, check.message = "skipped", why
     return check

@@ -36,6 +36,7 @@ from loopml.workspace import Workspace, current_workspace
 
 log = logging.getLogger("loopml.monitoring")
 DEFAULT_WINDOW = 86_400.0
+MIN_ROWS = 100  # drift is not judged on fewer answered rows: PSI of a handful means nothing
 
 
 @dataclass
@@ -83,6 +84,7 @@ def monitor(
     rules: Any = None,
     notifiers: Sequence[Any] | None = None,
     seed: int = 0,
+    min_rows: int = MIN_ROWS,
     workspace: Workspace | None = None,
 ) -> MonitorResult:
     """Monitor one window of the endpoint NAME's traffic and store what was found.
@@ -91,18 +93,22 @@ def monitor(
     (``'15m'``, ``'1d'``, seconds), or where the last monitored window ended (else a day
     before). exact: also run exact two-sample tests on samples. rules: alert rules (a YAML
     file, text or dict, or a list of rules), judged on the stored series; notifiers: where
-    fired and resolved alerts are sent (the log when none are given).
+    fired and resolved alerts are sent (the log when none are given). min_rows: a window
+    with fewer answered rows is not judged for drift (its drift checks are skipped, so drift
+    rules leave their alerts as they are).
     """
     from loopml.serving.deployments import deployment
 
     workspace = workspace or current_workspace()
     if not 0 < alpha < 1:
         raise InvalidValueError(f"alpha is a probability between 0 and 1, not {alpha}.")
+    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+        raise InvalidValueError(f"min_rows is a whole number of at least 1, not {min_rows!r}.")
     spec, _ = deployment(name, workspace=workspace)
     ruleset = _rules(rules)  # bad rules are refused before anything is stored
     end = float(until if until is not None else time.time())
     start = _start(name, since, window, end, workspace)
-    found = _run_checks(name, start, end, spec, exact, alpha, seed, workspace)
+    found = _run_checks(name, start, end, spec, exact, alpha, seed, min_rows, workspace)
     result = _store(name, start, end, label, found, workspace)
     if ruleset is not None:
         from loopml.monitoring.rules import judge
@@ -157,6 +163,7 @@ def _run_checks(
     exact: bool,
     alpha: float,
     seed: int,
+    min_rows: int,
     workspace: Workspace,
 ) -> _Found:
     task, price = _task(name, workspace), workspace.settings.cpu_hour_price
@@ -178,10 +185,19 @@ def _run_checks(
                 [], versions, 0, "failed", f"the traffic could not be read: {_text(error)}"
             )
         top = main.top_features(10) if main is not None else []
+        few = seen.rows < min_rows
         plan: dict[str, Callable[[], Check]] = {
-            "data_drift": lambda: checks.data_drift(seen, main, alpha, exact, top),
-            "correlation": lambda: checks.correlation(seen, main, alpha),
-            "prediction_drift": lambda: checks.prediction_drift(seen, references, alpha),
+            "data_drift": lambda: (
+                checks.too_few(Check("data_drift"), seen, min_rows)
+                or checks.data_drift(seen, main, alpha, exact, top)
+            ),
+            "correlation": lambda: (
+                checks.too_few(Check("correlation"), seen, min_rows)
+                or checks.correlation(seen, main, alpha)
+            ),
+            "prediction_drift": lambda: checks.prediction_drift(
+                seen, {} if few else references, alpha
+            ),
             "quality": lambda: checks.quality(traffic, seen, main, alpha),
             "performance": lambda: checks.performance(traffic, task, 1 - alpha, seed),
             "operations": lambda: checks.operations(traffic, spec.slos.model_dump(), price),
