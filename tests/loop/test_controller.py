@@ -316,3 +316,23 @@ def test_new_labels_count_the_feedback_since_the_last_retrain(endpoint, policy, 
         second = run_loop(endpoint, rules, as_of=JULY).decisions
     assert second[0].evidence["triggers"] == ["12 new labels since the last retrain"]
     assert _versions(endpoint) == [1, 2, 3]
+
+
+def test_a_retrain_that_reproduces_the_champion_is_unchanged_and_not_rolled_out(
+    endpoint, policy
+) -> None:
+    # on April 1st, three months back with one for validation are the champion's own dates
+    rules = policy(retrain={"window": "3 months"})
+    _drift_alert(endpoint)
+    april = pd.Timestamp("2013-04-01", tz="UTC").timestamp()
+    step = run_loop(endpoint, rules, as_of=april)
+    assert [d.action for d in step.decisions] == ["retrain", "unchanged"]
+    unchanged = step.decisions[1]
+    assert unchanged.version == 2 and unchanged.evidence["champion"] == 1
+    assert unchanged.evidence["max_difference"] <= 1e-9
+    assert step.state == "idle" and "scores as the champion does" in step.message
+    spec, _ = deployment(endpoint)
+    assert (spec.shadow, spec.canary) == (None, None) and _champion(endpoint) == 1
+    # a retrain on other months differs, and goes on to the gate
+    later = run_loop(endpoint, policy(), as_of=JULY)
+    assert [d.action for d in later.decisions] == ["retrain", "gate_passed", "shadow"]

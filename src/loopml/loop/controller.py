@@ -5,8 +5,9 @@ What a step does depends on where the endpoint's deployment stands:
 
 - nothing on trial: if a trigger holds (an alert rule firing, the last retrain too old, enough
   new labels) and the cooldown has passed, retrain through the pipeline, register the
-  candidate with its reference, judge it with the gate against the champion on the newest
-  labelled window (the run's validation rows), and if it passes, start it as a shadow;
+  candidate with its reference; if it scores the newest labelled window (the run's validation
+  rows) as the champion does, record it as unchanged and stop; otherwise judge it with the
+  gate against the champion on that window, and if it passes, start it as a shadow;
 - a shadow: once it has answered ``shadow_requests`` copies, make it a canary;
 - a canary: once it has answered ``canary_requests`` with no guardrail breached, make it the
   champion and end the canary. A breach is handled by the servers themselves, which take the
@@ -22,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopml.errors import LoopmlError
 from loopml.loop.history import decisions, record
 from loopml.loop.policy import RetrainingPolicy, read_policy
 from loopml.store.monitoring import DecisionRecord
@@ -117,6 +119,8 @@ class _Step:
         version, run = self._retrain(reasons)
         if version is None:
             return self.result("idle", "the retrain failed; see the decision log")
+        if self._unchanged(version, run):
+            return self.result("idle", f"candidate {version} scores as the champion does")
         if not self._gate(version, run):
             return self.result("idle", f"candidate {version} was refused by the gate")
         return self._start_shadow(version, spec)
@@ -217,6 +221,45 @@ class _Step:
             workspace=self.workspace,
         )
         return record_.version
+
+    def _unchanged(self, version: int, run: Any) -> bool:
+        """Whether the candidate's scores on the gate's rows match the champion's within the
+        rollout's tolerance (relative to the scores' size); if so, it is recorded as
+        unchanged and goes no further."""
+        import numpy as np
+
+        from loopml.evaluation.scoring import scores
+        from loopml.registry.api import get_version, load
+
+        data = run[self.policy.retrain.evaluation]
+        try:
+            champion = get_version(f"{self.name}@champion", workspace=self.workspace)
+        except LoopmlError:
+            return False
+        if champion.version == version or data is None or not len(data):
+            return False
+        task = champion.info.get("task") or "classification"
+        exclude = [self.policy.retrain.target or ""]
+        mine, theirs = (
+            scores(load(ref, workspace=self.workspace), data, task, exclude, "model")
+            for ref in (f"{self.name}@{version}", champion.ref)
+        )
+        difference = float(np.max(np.abs(mine - theirs)))
+        scale = 1.0 + float(np.max(np.abs(theirs)))
+        tolerance = self.policy.rollout.unchanged_tolerance
+        if difference > tolerance * scale:
+            return False
+        self.decide(
+            "unchanged",
+            f"candidate {version} scores the {len(data)} gate rows as champion "
+            f"{champion.version} does (largest difference {difference:.3g}): not rolled out",
+            version,
+            champion=champion.version,
+            max_difference=difference,
+            tolerance=tolerance,
+            rows=len(data),
+        )
+        return True
 
     def _gate(self, version: int, run: Any) -> bool:
         from loopml.registry.promotion import promote

@@ -21,6 +21,8 @@
       canary_fraction: 0.3               # then answers this share of traffic
       canary_requests: 20                # for this many requests, guarded,
       guardrails: {max_error_rate: 0.02} # and becomes champion if none breached
+      unchanged_tolerance: 1e-9          # a candidate scoring the gate's rows as the champion
+                                         # does (relative difference) is not rolled out
 
 ``$as_of``, ``$window_start``, ``$validation_start`` and ``$data_end`` in params are replaced
 by dates of the loop's clock (``as_of``, now unless given): data_end = as_of − label_delay,
@@ -118,6 +120,7 @@ class Rollout(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    unchanged_tolerance: float = Field(1e-9, ge=0)
     shadow_requests: int = Field(100, ge=0)
     canary_fraction: float = Field(0.1, gt=0, lt=1)
     canary_requests: int = Field(100, ge=1)
