@@ -336,3 +336,46 @@ def test_a_retrain_that_reproduces_the_champion_is_unchanged_and_not_rolled_out(
     # a retrain on other months differs, and goes on to the gate
     later = run_loop(endpoint, policy(), as_of=JULY)
     assert [d.action for d in later.decisions] == ["retrain", "gate_passed", "shadow"]
+
+
+def test_a_gated_recipe_is_refit_on_the_whole_window_and_the_refit_rolls_out(
+    endpoint, policy
+) -> None:
+    _drift_alert(endpoint)
+    step = run_loop(endpoint, policy(refit={"enabled": True}), as_of=JULY)
+    assert [d.action for d in step.decisions] == ["retrain", "gate_passed", "refit", "shadow"]
+    retrain, gate, refit, shadow = step.decisions
+    assert gate.version == 2 and refit.version == shadow.version == 3
+    assert refit.evidence["gated"] == 2 and refit.evidence["gated_run"] == retrain.evidence["run"]
+    assert refit.evidence["gate"] == gate.evidence["checks"]
+    # the gated run trained on May and validated on June; the refit trains on both
+    assert refit.evidence["params"] == {**MAY_JUNE, "split_at": "2013-07-01"}
+    assert get_reference("tiny@3").rows == (31 + 30) * 6
+    described = loopml.models.get_version("tiny@3").description
+    assert described.startswith("refit of version 2 (gated in run " + retrain.evidence["run"])
+    assert loopml.models.get_version("tiny@challenger").version == 3
+    assert deployment(endpoint)[0].shadow == "3"
+
+
+def test_a_refit_that_fails_or_is_not_sane_leaves_the_gated_model_to_roll_out(
+    endpoint, policy
+) -> None:
+    _drift_alert(endpoint)
+    failing = policy(refit={"enabled": True, "params": {"fail": True}})
+    step = run_loop(endpoint, failing, as_of=JULY)
+    assert [d.action for d in step.decisions] == [
+        "retrain",
+        "gate_passed",
+        "refit_failed",
+        "shadow",
+    ]
+    assert "the training data is broken today" in step.decisions[2].message
+    assert deployment(endpoint)[0].shadow == "2"
+    deploy(endpoint, {"champion": "champion"})  # take the shadow out, try again
+    constant = policy(refit={"enabled": True, "pipeline": "tiny_pipeline:constant"}, cooldown="0s")
+    again = run_loop(endpoint, constant, as_of=JULY)
+    actions = [d.action for d in again.decisions]
+    assert actions == ["retrain", "gate_passed", "refit_refused", "shadow"], again.decisions
+    refused = again.decisions[2]
+    assert "gives every row the same score" in refused.message
+    assert deployment(endpoint)[0].shadow == str(again.decisions[1].version)

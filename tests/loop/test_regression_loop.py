@@ -136,7 +136,7 @@ def test_a_seasonal_regression_is_monitored_on_mae_and_the_loop_recovers(seasona
 
     assert fired[3] == [] and fired[4] == ["mae_high"]  # the January model errs too much
     actions = [d.action for d in decisions("demand")]
-    assert actions[:5] == ["retrain", "gate_passed", "shadow", "canary", "promote"], actions
+    assert actions[:6] == ["retrain", "gate_passed", "refit", "shadow", "canary", "promote"]
     gate = next(d for d in decisions("demand") if d.action == "gate_passed")
     (check,) = gate.evidence["checks"]
     assert "mae improves by" in check["detail"] and "lower is better" in check["detail"]

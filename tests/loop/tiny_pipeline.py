@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
 import loopml
@@ -81,3 +82,16 @@ def champion(name: str) -> int:
     ).version
     loopml.models.set_alias(name, "champion", version)
     return version
+
+
+@step(outputs=("model",))
+def prior(train_rows: pd.DataFrame) -> DummyClassifier:
+    """The training prior for every row: one score for all, which no refit may roll out."""
+    return DummyClassifier(strategy="prior").fit(train_rows[FEATURES], train_rows[TARGET])
+
+
+constant = Pipeline(
+    [load, split, prior],
+    name="tiny-constant",
+    params={"source": DATASET, "split_at": REQUIRED, "data_end": REQUIRED},
+)

@@ -7,7 +7,9 @@ What a step does depends on where the endpoint's deployment stands:
   new labels) and the cooldown has passed, retrain through the pipeline, register the
   candidate with its reference; if it scores the newest labelled window (the run's validation
   rows) as the champion does, record it as unchanged and stop; otherwise judge it with the
-  gate against the champion on that window, and if it passes, start it as a shadow;
+  gate against the champion on that window, and if it passes, refit the same recipe on the
+  whole window (its newest part included), check the refit model's sanity, and start it (or
+  the gated model, when the refit fails or is not sane) as a shadow;
 - a shadow: once it has answered ``shadow_requests`` copies, make it a canary;
 - a canary: once it has answered ``canary_requests`` with no guardrail breached, make it the
   champion and end the canary. A breach is handled by the servers themselves, which take the
@@ -123,6 +125,8 @@ class _Step:
             return self.result("idle", f"candidate {version} scores as the champion does")
         if not self._gate(version, run):
             return self.result("idle", f"candidate {version} was refused by the gate")
+        if self.policy.refit.enabled:
+            version = self._refit(version, run)
         return self._start_shadow(version, spec)
 
     def _note_rollback(self, spec: Any) -> None:
@@ -205,7 +209,7 @@ class _Step:
         )
         return version, run
 
-    def _register(self, run: Any) -> int:
+    def _register(self, run: Any, description: str | None = None) -> int:
         from loopml.registry.api import register
 
         retrain = self.policy.retrain
@@ -216,11 +220,108 @@ class _Step:
             contract=_contract_of(self.name, self.workspace),
             reference=retrain.reference,
             target=retrain.target,
-            description=f"retrained by the loop at {_day(self.as_of)}",
+            description=description or f"retrained by the loop at {_day(self.as_of)}",
             card=False,
             workspace=self.workspace,
         )
         return record_.version
+
+    def _refit(self, gated: int, run: Any) -> int:
+        """The gated recipe trained on the whole window; the version to roll out: the refit
+        one when it trains and is sane, else the gated one."""
+        from loopml.pipeline.loading import load_pipeline
+
+        params = self.policy.refit_params(self.as_of)
+        source = self.policy.refit.pipeline or self.policy.retrain.pipeline
+        try:
+            refit = load_pipeline(source).run(params, workspace=self.workspace, progress=False)
+            version = self._register(
+                refit, f"refit of version {gated} (gated in run {run.run_id}) at {_day(self.as_of)}"
+            )
+        except Exception as error:  # recorded; the gated model rolls out instead
+            self.decide(
+                "refit_failed",
+                f"refitting version {gated} failed: {type(error).__name__}: {error}; "
+                f"version {gated} rolls out as gated",
+                gated,
+                params=params,
+            )
+            return gated
+        problems = self._insane(version, gated, run)
+        evidence = {"gated": gated, "gated_run": run.run_id, "run": refit.run_id}
+        if problems:
+            self.decide(
+                "refit_refused",
+                f"refit version {version} is not sane ({'; '.join(problems)}); version "
+                f"{gated} rolls out as gated",
+                version,
+                problems=problems,
+                params=params,
+                **evidence,
+            )
+            return gated
+        self._challenger(version, gated)
+        self.decide(
+            "refit",
+            f"version {version} is version {gated}'s recipe refit on the whole window, "
+            f"its newest data included",
+            version,
+            params=params,
+            seconds=round(refit.seconds, 2),
+            gate=self._last("gate_passed").evidence.get("checks"),
+            **evidence,
+        )
+        return version
+
+    def _insane(self, version: int, gated: int, run: Any) -> list[str]:
+        """What is wrong with a refit model, on the gate's rows: inputs other than the gated
+        model's, scores that are missing, constant or (for a classifier) not probabilities,
+        or single-row latency far above the gated model's."""
+        import numpy as np
+
+        from loopml.evaluation.scoring import feature_frame, scores
+        from loopml.registry.api import get_version, load
+        from loopml.registry.gates import single_row_p99_ms
+
+        data = run[self.policy.retrain.evaluation]
+        refit, first = (
+            get_version(f"{self.name}@{v}", workspace=self.workspace) for v in (version, gated)
+        )
+        problems = []
+        if refit.info.get("features") != first.info.get("features"):
+            problems.append("it reads other columns than the gated model")
+            return problems
+        task = first.info.get("task") or "classification"
+        models = [load(r.ref, workspace=self.workspace) for r in (refit, first)]
+        exclude = [self.policy.retrain.target or ""]
+        found = scores(models[0], data, task, exclude, "refit model")
+        if not np.all(np.isfinite(found)):
+            problems.append("some of its scores are missing or infinite")
+        elif len(found) > 1 and np.ptp(found) == 0:
+            problems.append(f"it gives every row the same score {found[0]:.4g}")
+        elif task == "classification" and (found.min() < 0 or found.max() > 1):
+            problems.append("its scores are not probabilities")
+        rows = feature_frame(models[1], data, exclude)
+        ratio = self.policy.refit.max_latency_ratio
+        mine, theirs = (single_row_p99_ms(m, rows, count=50) for m in models)
+        if mine > ratio * theirs + 1.0:
+            problems.append(
+                f"its p99 latency {mine:.3g} ms is above {ratio:g}x the gated model's "
+                f"{theirs:.3g} ms"
+            )
+        return problems
+
+    def _challenger(self, version: int, gated: int) -> None:
+        from loopml.registry.api import set_alias
+
+        set_alias(
+            self.name,
+            "challenger",
+            version,
+            reason=f"the loop: refit of gated version {gated}",
+            action="promote",
+            workspace=self.workspace,
+        )
 
     def _unchanged(self, version: int, run: Any) -> bool:
         """Whether the candidate's scores on the gate's rows match the champion's within the

@@ -10,6 +10,9 @@
       reference: train_rows              # the reference data stored with the version,
       evaluation: valid_rows             # and the newest labelled window the gate judges on
       target: delayed
+    refit:                               # after the gate, train the same recipe again on the
+      enabled: true                      # whole window, its newest month included, and roll
+      params: {}                         # that out ($validation_start becomes $data_end)
     triggers:                            # any one starts a retrain
       alerts: [feature_drift, auc_low]   # one of these alert rules is firing
       every: 90d                         # the last retrain is this old
@@ -100,6 +103,18 @@ class Retrain(BaseModel):
     _spans = field_validator("window", "validation", "label_delay", mode="before")(_span)
 
 
+class Refit(BaseModel):
+    """After the gate: the gated recipe trained again on the whole window, its newest part
+    included, and rolled out in place of the gated model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    pipeline: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    max_latency_ratio: float = Field(3.0, gt=0)
+
+
 class Triggers(BaseModel):
     """When to retrain; any one suffices."""
 
@@ -133,6 +148,7 @@ class RetrainingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     retrain: Retrain
+    refit: Refit = Field(default_factory=Refit)
     triggers: Triggers = Field(default_factory=Triggers)
     cooldown: float = 0.0
     gate: Path
@@ -145,6 +161,18 @@ class RetrainingPolicy(BaseModel):
 
     def params(self, as_of: float) -> dict[str, Any]:
         """The pipeline's params, placeholders replaced by the dates they stand for."""
+        return self._dated(self.retrain.params, as_of)
+
+    def refit_params(self, as_of: float) -> dict[str, Any]:
+        """The refit's params: the retrain's with the validation's start moved to the data's
+        end (so the whole window trains), then the refit's own."""
+        moved = {
+            key: "$data_end" if value == "$validation_start" else value
+            for key, value in self.retrain.params.items()
+        }
+        return self._dated(moved | self.refit.params, as_of)
+
+    def _dated(self, params: dict[str, Any], as_of: float) -> dict[str, Any]:
         end = back(as_of, self.retrain.label_delay)
         dates = {
             "$as_of": _date(as_of),
@@ -154,7 +182,7 @@ class RetrainingPolicy(BaseModel):
         }
         return {
             key: dates.get(value, value) if isinstance(value, str) else value
-            for key, value in self.retrain.params.items()
+            for key, value in params.items()
         }
 
 
