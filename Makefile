@@ -2,7 +2,9 @@
 #
 # The test and demo environment (.venv) is installed from uv.lock: exact versions with their
 # hashes, so a clone installs the same packages next year as today. uv itself is pinned with
-# its hashes in tools/uv.txt and installed with pip into .venv-uv.
+# its hashes in tools/uv.txt and installed with pip into .venv-uv. Packages are installed with
+# their bytecode compiled, as pip does, so that imports are fast even where Python may not
+# write bytecode (PYTHONDONTWRITEBYTECODE).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -41,7 +43,7 @@ $(UV): tools/uv.txt
 	touch $(UV)
 
 $(STAMP): pyproject.toml uv.lock $(UV)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked $(EXTRAS) --python $(PYTHON)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --compile-bytecode $(EXTRAS) --python $(PYTHON)
 	touch $(STAMP)
 
 $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt

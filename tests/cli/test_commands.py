@@ -8,10 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
 import loopml
+from loopml import settings
+from loopml.cli import workspace as workspace_commands
+from loopml.cli.main import COMMANDS, load_command
 from loopml.workspace import close_opened_workspaces
 
 
@@ -32,8 +37,76 @@ def test_help_lists_the_commands() -> None:
         text=True,
         check=True,
     )
-    for command in ("init", "config", "runs", "experiments"):
-        assert command in done.stdout
+    section = done.stdout.split("Commands:\n")[1].splitlines()
+    listed = [line.split(maxsplit=1) for line in section if line.strip()]
+    assert listed == [[name, summary] for name, (_, summary) in COMMANDS.items()]
+
+
+def test_every_command_loads_with_its_own_name_and_summary() -> None:
+    for name, (_, summary) in COMMANDS.items():
+        command = load_command(name)
+        assert command.name == name and command.help, name
+        assert command.get_short_help_str(limit=80) == summary
+
+
+def test_init_names_the_file_the_settings_read() -> None:
+    assert workspace_commands.CONFIG_FILENAME == settings.CONFIG_FILENAME
+
+
+HEAVY = (
+    "alembic",
+    "duckdb",
+    "fastapi",
+    "jinja2",
+    "numpy",
+    "optuna",
+    "pandas",
+    "plotly",
+    "pyarrow",
+    "pydantic",
+    "scipy",
+    "sklearn",
+    "sqlalchemy",
+    "uvicorn",
+)
+
+IMPORTS_PROBE = """
+import json, sys
+from loopml.cli.main import main
+sys.argv = ["loopml", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(name.split(".")[0] for name in sys.modules)))
+"""
+
+
+def heavy_imports(*args: str) -> set[str]:
+    """The HEAVY modules a fresh process has imported after running `loopml ARGS...`."""
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTS_PROBE, *args], capture_output=True, text=True, check=True
+    )
+    return set(json.loads(done.stdout.splitlines()[-1])) & set(HEAVY)
+
+
+def test_help_imports_none_of_the_heavy_libraries() -> None:
+    assert heavy_imports("--help") == set()
+    assert heavy_imports("runs", "--help") <= {"pydantic"}  # Typer >= 0.22 parses with it
+
+
+def test_runs_list_imports_only_the_metadata_store(cli) -> None:
+    assert cli("init").code == 0
+    assert heavy_imports("runs", "list") == {"pydantic", "sqlalchemy"}
+
+
+def test_data_show_imports_no_models_servers_or_reports(cli, tmp_path: Path) -> None:
+    pq.write_table(pa.table({"x": [1.0, 2.0], "kind": ["a", "b"]}), tmp_path / "t.parquet")
+    assert cli("data", "add", "tiny", tmp_path / "t.parquet").code == 0
+    loaded = heavy_imports("data", "show", "tiny")
+    assert loaded & {"pandas", "pyarrow", "sqlalchemy"} == {"pandas", "pyarrow", "sqlalchemy"}
+    assert not loaded & {"alembic", "duckdb", "fastapi", "jinja2", "optuna", "plotly", "scipy"}
+    assert not loaded & {"sklearn", "uvicorn"}
 
 
 def test_init_writes_the_config_and_creates_the_workspace(cli, tmp_path: Path) -> None:

@@ -67,12 +67,14 @@ def test_run_prints_the_decisions_and_the_state(cli, tiny) -> None:
     assert stepped.out.splitlines() == [
         "retrain: retrained as version 2 because alert drift is firing",
         "gate_passed: candidate 2 passed the gate against tiny@1",
-        "shadow: candidate 2 shadows the champion",
-        "tiny: candidate 2 is shadowing (shadow).",
+        "refit: version 3 is version 2's recipe refit on the whole window, its newest data"
+        " included",
+        "shadow: candidate 3 shadows the champion",
+        "tiny: candidate 3 is shadowing (shadow).",
     ]
-    assert deployment(tiny)[0].shadow == "2"
+    assert deployment(tiny)[0].shadow == "3"
     waiting = cli("loop", "run", tiny, "--policy", "policy.yaml", "--as-of", str(JULY))
-    assert waiting.out.splitlines() == ["tiny: candidate 2 shadowed 0 of 4 requests (shadow)."]
+    assert waiting.out.splitlines() == ["tiny: candidate 3 shadowed 0 of 4 requests (shadow)."]
 
 
 def test_run_json_is_the_step(cli, tiny, tmp_path) -> None:
@@ -103,11 +105,13 @@ def test_history_lists_every_decision(cli, tiny) -> None:
     table = cli("loop", "history", tiny)
     assert table.code == 0, table.err
     rows = [[c.strip() for c in line.strip("│").split("│")] for line in table.out.splitlines()]
-    rows = [row for row in rows if len(row) == 5 and row[2] in {"retrain", "gate_passed", "shadow"}]
+    actions = {"retrain", "gate_passed", "refit", "shadow"}
+    rows = [row for row in rows if len(row) == 5 and row[2] in actions]
     assert [(row[2], row[3]) for row in rows] == [
         ("retrain", "2"),
         ("gate_passed", "2"),
-        ("shadow", "2"),
+        ("refit", "3"),
+        ("shadow", "3"),
     ]
     assert all(row[1].startswith("2013-07-01T00:00:00") for row in rows)
     found = json.loads(cli("loop", "history", tiny, "--json").out)

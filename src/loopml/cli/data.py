@@ -12,13 +12,11 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from loopml.cli import render
+from loopml.cli import command_group, render
 from loopml.errors import UsageError
 
-data_app = typer.Typer(
-    help="Datasets: snapshots, profiles, contracts, validation, audits.", no_args_is_help=True
-)
-contract_app = typer.Typer(help="Infer and describe contracts.", no_args_is_help=True)
+data_app = command_group(help="Datasets: snapshots, profiles, contracts, validation, audits.")
+contract_app = command_group(help="Infer and describe contracts.")
 data_app.add_typer(contract_app, name="contract")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from loopml.cli import render
+from loopml.cli import command_group, render
 from loopml.cli.monitoring import moment
 from loopml.cli.serving import JsonOption
 
-loop_app = typer.Typer(help="Retrain and roll out by a policy.", no_args_is_help=True)
+loop_app = command_group(help="Retrain and roll out by a policy.")
 
 
 @loop_app.command("run")

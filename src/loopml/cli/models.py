@@ -10,11 +10,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from loopml.cli import render
+from loopml.cli import command_group, render
 
-models_app = typer.Typer(
-    help="The model registry: versions, aliases, rollback, lineage.", no_args_is_help=True
-)
+models_app = command_group(help="The model registry: versions, aliases, rollback, lineage.")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ReasonOption = Annotated[

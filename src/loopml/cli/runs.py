@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.panel import Panel
@@ -13,13 +13,15 @@ from rich.table import Table
 from rich.text import Text
 
 import loopml
-from loopml.cli import render
+from loopml.cli import command_group, render
 from loopml.errors import UsageError
-from loopml.store.query import Field, fields_of, parse_field, parse_sort, parse_where
-from loopml.store.records import ArtifactRecord, MetricSummary, RunRecord
 
-runs_app = typer.Typer(help="Find, inspect and compare runs.", no_args_is_help=True)
-experiments_app = typer.Typer(help="List experiments.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from loopml.store.query import Field
+    from loopml.store.records import ArtifactRecord, MetricSummary, RunRecord
+
+runs_app = command_group(help="Find, inspect and compare runs.")
+experiments_app = command_group(help="List experiments.")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 EXTRA_COLUMNS = 4
@@ -70,6 +72,8 @@ def list_runs(
 def _columns(
     records: list[RunRecord], where: str | None, sort: list[str] | None, requested: str | None
 ) -> list[Field]:
+    from loopml.store.query import Field, fields_of, parse_field, parse_sort, parse_where
+
     if requested:
         return [parse_field(requested, name.strip(), 0) for name in requested.split(",") if name]
     chosen: list[Field] = [key.field for key in parse_sort(sort or [])]
@@ -254,6 +258,8 @@ COMPARED_ATTRIBUTES = ("experiment", "name", "status", "duration", "seed", "git_
 
 def comparison_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
     """One row per attribute, param and metric: each run's value and whether they differ."""
+    from loopml.store.query import Field
+
     fields = [Field("attr", name) for name in COMPARED_ATTRIBUTES]
     for namespace in ("params", "metrics"):
         keys = sorted({key for record in records for key in getattr(record, namespace)})

@@ -10,7 +10,6 @@ import typer
 
 from loopml.cli.serving import CanaryOption, FractionOption, ShadowOption
 from loopml.errors import UsageError
-from loopml.pipeline.executors import THREAD_VARIABLES
 
 
 def serve(
@@ -51,6 +50,8 @@ def serve(
     'loopml deploy', 'models promote' or 'models rollback' reach it within seconds."""
     # Before any model library loads: its native code (OpenMP, BLAS) runs on one thread per
     # server process, on every thread that predicts. Requests are small; --workers scales.
+    from loopml.pipeline.executors import THREAD_VARIABLES
+
     for variable in THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")
     import uvicorn

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from loopml.cli import render
+from loopml.cli import command_group, render
 from loopml.cli.pipelines import ExecutorOption
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -24,7 +24,7 @@ FractionOption = Annotated[
     float | None, typer.Option("--fraction", help="The canary's share of traffic (0-1).")
 ]
 
-feedback_app = typer.Typer(help="Ground truth for logged predictions.", no_args_is_help=True)
+feedback_app = command_group(help="Ground truth for logged predictions.")
 
 
 def deploy(

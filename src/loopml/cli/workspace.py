@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from loopml.cli import render
-from loopml.settings import CONFIG_FILENAME, Settings, env_name, hide_password, load_settings
-from loopml.workspace import open_workspace
+
+CONFIG_FILENAME = "loopml.toml"  # loopml.settings.CONFIG_FILENAME, which needs pydantic to import
 
 TEMPLATE = """\
 # loopml settings for this project. LOOPML_* environment variables override them.
@@ -36,6 +36,8 @@ def init(
     force: Annotated[bool, typer.Option(help=f"Overwrite an existing {CONFIG_FILENAME}.")] = False,
 ) -> None:
     """Create loopml.toml and the workspace (by default SQLite + a folder in ./.loopml/)."""
+    from loopml.workspace import open_workspace
+
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / CONFIG_FILENAME
     out = render.console()
@@ -76,6 +78,8 @@ def config(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show every setting, its value and where it came from (env, file or default)."""
+    from loopml.settings import Settings, env_name, hide_password, load_settings
+
     settings = load_settings()
     rows = [
         {
