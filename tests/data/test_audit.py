@@ -289,3 +289,116 @@ def test_duplicate_rows_count_missing_values_as_equal(sqlite_workspace: Workspac
     }
     [found] = loopml.data.validate(frame, contract).report.violations  # unique skips nulls
     assert found.count == 99
+
+
+# --- planted leaks ---------------------------------------------------------------------------
+
+
+def demand_frame(seed: int = 11) -> pd.DataFrame:
+    """Hourly demand explained in part by temperature and the hour, with noise: no leak."""
+    rng = np.random.default_rng(seed)
+    hour = rng.integers(0, 24, ROWS)
+    temperature = rng.normal(15, 8, ROWS)
+    demand = 200 + 4 * temperature + 30 * np.sin(hour / 24 * 2 * np.pi)
+    return pd.DataFrame(
+        {
+            "hour": hour,
+            "temperature": temperature,
+            "noise": rng.normal(size=ROWS),
+            "demand": demand + rng.normal(0, 30, ROWS),
+        }
+    )
+
+
+def leak_findings(report: AuditReport) -> dict[str | None, str]:
+    return findings(report, "leakage")
+
+
+def test_clean_regression_data_has_no_leak(sqlite_workspace: Workspace) -> None:
+    report = loopml.data.audit(demand_frame(), target="demand")
+    assert report.task == "regression"
+    assert leak_findings(report) == {}
+    assert report.verdict == "ready"
+
+
+def test_a_target_that_is_the_sum_of_two_columns_is_a_leak(sqlite_workspace: Workspace) -> None:
+    frame = demand_frame()
+    rng = np.random.default_rng(5)
+    frame["casual"] = rng.uniform(0, 1, ROWS) * frame["demand"]
+    frame["registered"] = frame["demand"] - frame["casual"]
+    report = loopml.data.audit(frame, target="demand")
+    single = {item["column"]: item["score"] for item in report.leakage}
+    assert max(single["casual"], single["registered"]) < 0.95  # neither alone gives it away
+    assert leak_findings(report) == {"casual + registered": "problem"}
+    found = next(f for f in report.findings if f.column == "casual + registered")
+    assert "the target is casual + registered on every row" in found.message
+    assert report.verdict == "not ready"
+
+
+def test_a_noisy_rescaled_combination_is_a_leak_without_an_identity(
+    sqlite_workspace: Workspace,
+) -> None:
+    frame = demand_frame()
+    rng = np.random.default_rng(6)
+    share = rng.uniform(0.2, 0.8, ROWS)
+    frame["before_noon"] = share * frame["demand"] / 60  # in other units
+    frame["after_noon"] = (1 - share) * frame["demand"] + rng.normal(0, 0.5, ROWS)
+    report = loopml.data.audit(frame, target="demand")
+    found = next(f for f in report.findings if f.column == "before_noon + after_noon")
+    assert found.severity == "problem" and found.value > 0.995
+    assert "every row" not in found.message and "R²" in found.message
+
+
+def test_a_copy_of_the_target_is_a_leak(sqlite_workspace: Workspace) -> None:
+    frame = demand_frame()
+    frame["demand_copy"] = frame["demand"].round(-1)
+    report = loopml.data.audit(frame, target="demand")
+    assert leak_findings(report) == {"demand_copy": "problem"}
+
+
+def test_a_column_recorded_after_the_outcome_is_a_leak(sqlite_workspace: Workspace) -> None:
+    frame = clean_frame()
+    rng = np.random.default_rng(9)
+    # a refund is only paid for flights that were late: known after the outcome
+    frame["refund"] = frame["label"] * rng.uniform(5, 50, ROWS)
+    report = loopml.data.audit(frame, target="label")
+    assert leak_findings(report) == {"refund": "problem"}
+
+
+def test_an_id_encoded_by_its_mean_target_is_a_leak(sqlite_workspace: Workspace) -> None:
+    frame = demand_frame()
+    customer = np.random.default_rng(10).integers(0, ROWS // 3, ROWS)
+    frame["customer_mean_demand"] = frame.groupby(customer)["demand"].transform("mean")
+    report = loopml.data.audit(frame, target="demand")
+    assert "customer_mean_demand" in leak_findings(report)
+
+
+def test_the_column_behind_a_comparison_target_is_no_split_shift(
+    sqlite_workspace: Workspace,
+) -> None:
+    frame = demand_frame()
+    frame["when"] = hours_of_2024(np.random.default_rng(2))
+    frame["demand"] += np.linspace(0, 200, ROWS)  # demand grows over the year
+    snapshot = loopml.data.add("demand", frame, time_column="when")
+    report = loopml.data.audit(snapshot, target="demand > 300")
+    assert "demand" not in {item["name"] for item in report.shift}
+    assert "demand" not in findings(report, "split_shift")
+
+
+def test_a_time_column_of_numbers_is_refused(sqlite_workspace: Workspace) -> None:
+    frame = demand_frame()
+    with pytest.raises(UsageError, match="'hour' holds int64, not timestamps or dates"):
+        loopml.data.audit(frame, target="demand", time_column="hour")
+
+
+def test_a_sum_is_found_when_one_of_its_terms_is_already_strong(
+    sqlite_workspace: Workspace,
+) -> None:
+    frame = demand_frame()
+    rng = np.random.default_rng(12)
+    frame["casual"] = rng.uniform(0, 0.1, ROWS) * frame["demand"]
+    frame["registered"] = frame["demand"] - frame["casual"]
+    report = loopml.data.audit(frame, target="demand")
+    single = {item["column"]: item["score"] for item in report.leakage}
+    assert 0.9 <= single["registered"] < 0.99
+    assert leak_findings(report) == {"registered": "warning", "casual + registered": "problem"}

@@ -17,6 +17,7 @@ and a verdict: 'ready', 'ready with warnings' or 'not ready', with its reasons.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -39,7 +40,16 @@ from loopml.workspace import Workspace
 
 SAMPLE_ROWS = 200_000
 FOLDS = 5
-LEAK_PROBLEM, LEAK_WARNING = 0.99, 0.95
+LEAK_LINES = {"classification": (0.99, 0.95), "regression": (0.99, 0.90)}
+"""Per task, the out-of-fold score (AUC; R² for regression) of one feature alone at which
+it is a problem and a warning: a single feature that explains 90% of a numeric target's
+variance is rare enough to check."""
+COMBINED_PROBLEM, COMBINED_WARNING = 0.995, 0.98
+"""The out-of-fold score of a linear fit on a few features together at which they determine
+the target: a sum, a difference or a rescaling of columns known only after the outcome."""
+COMBINED_GAIN = 0.005  # over the best of them alone
+COMBINED_FEATURES = 8  # the strongest numeric features, fitted in pairs and all together
+COMBINED_ROWS = 20_000
 MISSING_WARNING, MISSING_MOSTLY = 0.2, 0.5
 NEAR_CONSTANT = 0.99
 HIGH_CARDINALITY = 1_000
@@ -124,6 +134,7 @@ def audit(
         time_column or (snapshot.record.time_column if snapshot else None) or (_role(rules, "time"))
     )
     _require(time_column, names, "time")
+    _require_time(time_column, stream.schema)
     plan = _split_plan(split, time_column, snapshot)
     scan = _Scan(plan, target, derive, time_column, sample_rows, seed, rules)
     for batch in stream:
@@ -135,6 +146,18 @@ def _require(column: str | None, names: list[str], what: str) -> None:
     if column is not None and column not in names:
         raise ColumnNotFoundError(
             f"The {what} column {column!r} is not in the data. Its columns: {', '.join(names)}."
+        )
+
+
+def _require_time(column: str | None, schema: pa.Schema) -> None:
+    if column is None:
+        return
+    kind = schema.field(column).type
+    if not (pa.types.is_timestamp(kind) or pa.types.is_date(kind)):
+        raise UsageError(
+            f"The time column {column!r} holds {kind}, not timestamps or dates: parse it to "
+            "a timestamp first (pandas.to_datetime, with unit= for numbers of seconds or "
+            "days), or audit without a time column."
         )
 
 
@@ -575,38 +598,132 @@ class _Checks:
             score = _single_feature_score(frame[name], y, folds, self.task)
             if score is None:
                 continue
-            scores.append(
-                {
-                    "column": name,
-                    "score": score,
-                    "metric": "AUC" if self.task == "classification" else "R²",
-                }
-            )
+            scores.append({"column": name, "score": score, "metric": self._metric})
             self._judge_leak(name, score)
+            self._target_encoding(frame[name], frame[self.target], y)
         scores.sort(key=lambda item: -item["score"])
+        self._combined_leaks(frame, y, folds, scores)
         return scores
 
+    @property
+    def _metric(self) -> str:
+        return "AUC" if self.task == "classification" else "R²"
+
     def _judge_leak(self, name: str, score: float) -> None:
-        metric = "AUC" if self.task == "classification" else "R²"
-        if score >= LEAK_PROBLEM:
+        problem, warning = LEAK_LINES[self.task]
+        if score >= problem:
             self.add(
                 "problem",
                 "leakage",
                 f"{name} alone predicts the target almost perfectly "
-                f"({metric} {score:.3f} out of fold): a leak unless it is truly known at "
-                "prediction time.",
+                f"({self._metric} {score:.3f} out of fold): a leak unless it is truly known "
+                "at prediction time.",
                 name,
                 score,
             )
-        elif score >= LEAK_WARNING:
+        elif score >= warning:
             self.add(
                 "warning",
                 "leakage",
                 f"{name} alone predicts the target very well "
-                f"({metric} {score:.3f}): check that it is known at prediction time.",
+                f"({self._metric} {score:.3f}): check that it is known at prediction time.",
                 name,
                 score,
             )
+
+    def _combined_leaks(
+        self, frame: pd.DataFrame, y: np.ndarray, folds: np.ndarray, scores: list[dict]
+    ) -> None:
+        """Features that determine the target together though none does alone: a linear fit
+        of the target on each pair of the strongest numeric features not already a problem
+        alone, then on all of them, scored out of fold. Found once, by its smallest group."""
+        if self.task == "classification" and len(np.unique(y)) != 2:
+            return
+        flagged = {
+            f.column for f in self.findings if f.check == "leakage" and f.severity == "problem"
+        }
+        alone = {item["column"]: item["score"] for item in scores}
+        names = [
+            item["column"]
+            for item in scores
+            if item["column"] not in flagged
+            and _is_number(frame[item["column"]])
+            and frame[item["column"]].nunique() > 1
+        ][:COMBINED_FEATURES]
+        names.sort(key=list(frame.columns).index)  # named in the data's order
+        if len(names) < 2:
+            return
+        rows = np.arange(len(frame))
+        if len(rows) > COMBINED_ROWS:
+            rows = np.sort(np.random.default_rng(1).choice(rows, COMBINED_ROWS, replace=False))
+        values = frame[names].to_numpy(dtype=float)[rows]
+        groups = [list(pair) for pair in itertools.combinations(range(len(names)), 2)]
+        if len(names) > 2:
+            groups.append(list(range(len(names))))
+        explained: set[int] = set()
+        for group in groups:
+            if explained & set(group) and len(group) > 2:
+                continue
+            score = _linear_score(values[:, group], y[rows], folds[rows], self.task)
+            members = [names[i] for i in group]
+            if score is None or score < COMBINED_WARNING:
+                continue
+            if score < max(alone[name] for name in members) + COMBINED_GAIN:
+                continue  # it is one of them alone, already judged as such
+            explained |= set(group)
+            self._judge_combination(members, values[:, group], y[rows], score)
+
+    def _target_encoding(self, feature: pd.Series, target: pd.Series, y: np.ndarray) -> None:
+        """A column that is, on the rows sharing each of its values, the mean of their target
+        (a target encoding computed on these very rows, each row's own target included)."""
+        if not _is_number(feature) or feature.nunique() > len(feature) / 2:
+            return
+        if any(f.column == feature.name for f in self.findings if f.check == "leakage"):
+            return
+        values = feature.to_numpy(dtype=float)
+        known = np.isfinite(values)
+        sizes = pd.Series(values[known]).map(pd.Series(values[known]).value_counts())
+        shared = known.copy()
+        shared[known] = sizes.to_numpy() >= 2
+        if shared.sum() < max(10, 0.5 * len(values)):
+            return
+        means = pd.Series(y[shared]).groupby(values[shared]).transform("mean").to_numpy()
+        scale = max(float(np.abs(y[shared]).max()), 1.0)
+        matches = np.abs(means - values[shared]) <= 1e-6 * scale
+        if matches.mean() >= 0.9:
+            self.add(
+                "problem",
+                "leakage",
+                f"{feature.name} is the mean target of the rows that share its value on "
+                f"{matches.mean():.0%} of the rows that share one: a target encoding made "
+                "on these rows, each row's own target included. Encode on past rows only.",
+                str(feature.name),
+                float(matches.mean()),
+            )
+
+    def _judge_combination(
+        self, members: list[str], values: np.ndarray, y: np.ndarray, score: float
+    ) -> None:
+        together = " and ".join([", ".join(members[:-1]), members[-1]])
+        identity = _identity(members, values, y) if self.task == "regression" else None
+        severity = "problem" if score >= COMBINED_PROBLEM else "warning"
+        how = (
+            f"the target is {identity} on every row"
+            if identity
+            else f"a linear fit on them alone reaches {self._metric} {score:.3f} out of fold"
+        )
+        verdict = (
+            "a leak unless they are truly known at prediction time"
+            if severity == "problem"
+            else "check that they are known at prediction time"
+        )
+        self.add(
+            severity,
+            "leakage",
+            f"{together} together determine the target though none does alone: {how}; {verdict}.",
+            " + ".join(members),
+            score,
+        )
 
     def _identifiers(self) -> None:
         frame = self.sample
@@ -668,8 +785,9 @@ class _Checks:
             if profile.rows_ < 100:
                 self.add("warning", "split", f"The {side} side has only {profile.rows_} rows.")
         shifts = []
+        source = self.scan.derive[0] if self.scan.derive is not None else None
         for name in train.columns:
-            if name in test.columns_ and name != self.scan.time_column:
+            if name in test.columns_ and name not in (self.scan.time_column, source):
                 shifts.append(column_shift(train[name], test[name]))
         shifts.sort(key=lambda item: -(item.get("psi") or 0.0))
         for item in shifts:
@@ -794,23 +912,80 @@ def _encoded_target(values: pd.Series, task: str) -> np.ndarray:
 def _single_feature_score(
     feature: pd.Series, y: np.ndarray, folds: np.ndarray, task: str
 ) -> float | None:
-    """How well one feature predicts the target, out of fold: the target mean per bin (or
-    category) learned on the other folds, scored by AUC (binary) or R² (otherwise)."""
+    """How well one feature predicts the target, out of fold, scored by AUC (binary) or R²
+    (otherwise): with the target mean per bin (or category) learned on the other folds, or
+    for a number by a straight line, whichever predicts better (bins blur a rescaled copy)."""
     groups = _groups(feature)
     if groups is None:
         return None
+    binned = _binned_score(groups, y, folds, task)
+    if not _is_number(feature) or feature.nunique() < 2:
+        return binned
+    line = _linear_score(feature.to_numpy(dtype=float)[:, None], y, folds, task)
+    return max((s for s in (binned, line) if s is not None), default=None)
+
+
+def _binned_score(groups: np.ndarray, y: np.ndarray, folds: np.ndarray, task: str) -> float | None:
     predicted = np.zeros(len(y))
     for fold in range(FOLDS):
         held = folds == fold
         means = pd.Series(y[~held]).groupby(groups[~held]).mean()
         prior = y[~held].mean() if (~held).any() else 0.0
         predicted[held] = pd.Series(groups[held]).map(means).fillna(prior).to_numpy()
-    classes = np.unique(y)
-    if task == "classification" and len(classes) == 2:
+    return _score(y, predicted, task)
+
+
+def _score(y: np.ndarray, predicted: np.ndarray, task: str) -> float | None:
+    """AUC for a binary target, else R², of predictions made out of fold."""
+    if task == "classification" and len(np.unique(y)) == 2:
         return _auc(y, predicted)
     residual = ((y - predicted) ** 2).sum()
     spread = ((y - y.mean()) ** 2).sum()
     return float(1 - residual / spread) if spread > 0 else None
+
+
+def _is_number(feature: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(feature) and not pd.api.types.is_bool_dtype(feature)
+
+
+def _linear_score(values: np.ndarray, y: np.ndarray, folds: np.ndarray, task: str) -> float | None:
+    """How well a least-squares fit of the target on these columns predicts it, out of
+    fold. Missing values take the column's mean."""
+    filled = np.where(np.isfinite(values), values, np.nanmean(values, axis=0))
+    scale = filled.std(axis=0)
+    scale[scale == 0] = 1.0
+    design = np.column_stack([np.ones(len(y)), (filled - filled.mean(axis=0)) / scale])
+    predicted = np.full(len(y), y.mean())
+    for fold in range(FOLDS):
+        held = folds == fold
+        if held.all() or not held.any():
+            continue
+        coefficients, *_ = np.linalg.lstsq(design[~held], y[~held], rcond=None)
+        predicted[held] = design[held] @ coefficients
+    return _score(y, predicted, task)
+
+
+def _identity(names: list[str], values: np.ndarray, y: np.ndarray) -> str | None:
+    """The target as an exact linear formula of these columns ('a + b', '2 × a - b + 3'),
+    when one holds on every row without missing values; else None."""
+    complete = np.isfinite(values).all(axis=1) & np.isfinite(y)
+    if complete.sum() < 2 * len(names) + 2:
+        return None
+    design = np.column_stack([values[complete], np.ones(complete.sum())])
+    coefficients, *_ = np.linalg.lstsq(design, y[complete], rcond=None)
+    rounded = np.round(coefficients, 6)
+    error = np.abs(design @ rounded - y[complete]).max()
+    if error > 1e-6 * max(np.abs(y[complete]).max(), 1.0):
+        return None
+    terms = []
+    for name, weight in zip([*names, ""], rounded, strict=True):
+        if weight == 0:
+            continue
+        size = abs(float(weight))
+        text = f"{size:g}" if not name else name if size == 1 else f"{size:g} × {name}"
+        terms.append(("- " if weight < 0 else "+ ") + text)
+    formula = " ".join(terms)
+    return formula[2:] if formula.startswith("+ ") else "-" + formula[2:]
 
 
 def _groups(feature: pd.Series) -> np.ndarray | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from loopml.data.audit import LEAK_PROBLEM, LEAK_WARNING, AuditReport
+from loopml.data.audit import LEAK_LINES, AuditReport
 from loopml.data.profile import CategoricalSummary, DatetimeSummary, NumericSummary, Profile
 from loopml.reports.html import render
 
@@ -73,12 +73,9 @@ def _shown_classes(counts: dict[str, int], most: int = 50) -> dict[str, int]:
 
 def _leakage_figure(go: Any, report: AuditReport) -> Any:
     top = report.leakage[:25][::-1]
+    problem, warning = LEAK_LINES[report.task]
     colors = [
-        "#c0352b"
-        if t["score"] >= LEAK_PROBLEM
-        else "#b7791f"
-        if t["score"] >= LEAK_WARNING
-        else "#3b6fb6"
+        "#c0352b" if t["score"] >= problem else "#b7791f" if t["score"] >= warning else "#3b6fb6"
         for t in top
     ]
     figure = go.Figure(
@@ -92,7 +89,7 @@ def _leakage_figure(go: Any, report: AuditReport) -> Any:
         ],
         _layout(go, "Single-feature predictive power", height=max(320, 22 * len(top) + 100)),
     )
-    for line in (LEAK_WARNING, LEAK_PROBLEM):
+    for line in (warning, problem):
         figure.add_vline(x=line, line_dash="dash", line_color="#999")
     return figure
 
