@@ -152,6 +152,17 @@ def test_windows_are_named_by_their_labels(endpoint: Endpoint) -> None:
     assert "2013-02" in endpoint.html.split("const figures", 1)[0]  # the tiles and tables
 
 
+def test_the_versions_timeline_is_on_the_dates_the_labels_name(endpoint: Endpoint) -> None:
+    timeline = {t["name"]: t for t in endpoint.figures["versions"]["data"]}
+    assert timeline["v1 answered"]["x"] == ["2013-01-01T00:00:00+00:00", None]
+    assert timeline["v2 answered"]["x"] == ["2013-02-01T00:00:00+00:00", None]
+    events = timeline["registry event"]
+    promoted = next(
+        x for text, x in zip(events["text"], events["x"], strict=True) if "promote" in text
+    )
+    assert "2013-01-01" < promoted < "2013-02-01"  # between the windows' traffic
+
+
 def test_the_heatmap_orders_features_by_importance_and_marks_drift(endpoint: Endpoint) -> None:
     heatmap = endpoint.figures["drift"]["data"][0]
     assert heatmap["y"] == ["a", "b", "c"]

@@ -10,6 +10,7 @@ else by its end (UTC).
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 HEATMAP_FEATURES = 40  # the most important (then most drifted) features in the heatmap
 REPORTS_READ = 20  # newest window reports read for the latest histograms and top features
+MONTH = re.compile(r"\d{4}-\d{2}")  # a window label naming a month: 2013-03
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # the start of a label naming a day or a moment
 _NO_POINTS = pd.DataFrame(columns=["window_id", "metric", "key", "value", "low", "high"])
 
 
@@ -109,6 +112,11 @@ class Facts:
         """The windows' names on the x axis, in their order."""
         return window_names(self.windows)
 
+    @cached_property
+    def dates(self) -> list[float] | None:
+        """The moment each window is as of, when every window's label is a date."""
+        return window_dates(self.windows)
+
 
 def gather(name: str, since: float | None, workspace: Workspace) -> Facts:
     """Read the endpoint's deployment, windows, values, alerts, history and decisions."""
@@ -179,6 +187,27 @@ def window_names(windows: list[WindowRecord]) -> list[str]:
         seen[name] += 1
         names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
     return names
+
+
+def window_dates(windows: list[WindowRecord]) -> list[float] | None:
+    """Each window's as-of moment (seconds since 1970) when every window is labelled with a
+    date: ``2013-03`` (its first day), ``2013-03-15`` or ``2013-03-15T06:00`` (UTC unless the
+    label names a zone); None when some window has no such label, or there is no window."""
+    found = [as_of(w.label) for w in windows]
+    dates = [moment for moment in found if moment is not None]
+    return dates if dates and len(dates) == len(found) else None
+
+
+def as_of(label: str | None) -> float | None:
+    """The moment a window label names, if it is an ISO date (or a year and month)."""
+    text = f"{label}-01" if label and MONTH.fullmatch(label) else label or ""
+    if not DATE.match(text):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:  # 2013-02-30, or a name that only starts like a date
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def when(timestamp: float | None, seconds: bool = False) -> str:

@@ -1,14 +1,18 @@
 """The plots of the monitoring report (monitoring.py): Plotly figures made from what the
 report read, one function per plot; a plot with nothing to show is left out.
 
-Plots over time have one point per window, on a category axis in the windows' order.
+Plots over time have one point per window, on a category axis in the windows' order; the
+versions timeline puts the windows on their as-of dates, in their order, or on the clock
+(Timeline).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from itertools import pairwise
+from itertools import groupby, pairwise
 from typing import Any
+
+import numpy as np
 
 from loopml.monitoring.checks import QUANTILES
 from loopml.reports.monitoring import (
@@ -17,6 +21,7 @@ from loopml.reports.monitoring import (
     Points,
     change,
     performance_metric,
+    when,
 )
 
 PALETTE = ["#3b6fb6", "#d9822b", "#2f855a", "#8e44ad", "#c0352b", "#0f766e", "#667085"]
@@ -457,20 +462,21 @@ def cost(go: Any, facts: Facts) -> Any:
 
 def versions_timeline(go: Any, facts: Facts) -> Any:
     """Which versions answered in each window (thick), the champion alias over time (dotted),
-    and the registry's events (diamonds), on a time axis."""
+    and the registry's events (diamonds), on the axis the Timeline chooses."""
     rows = sorted(
         {v for w in facts.windows for v in w.versions}
         | {e.to_version for e in facts.events if e.to_version is not None}
     )
     if not rows:
         return None
+    timeline = Timeline(facts)
     deployments = ["deployment"] if any(e.to_version is None for e in facts.events) else []
     figure = go.Figure(
         layout=_layout(
             go,
             "Which version served when",
             height=200 + 40 * len(rows),
-            xaxis={"type": "date", "title": {"text": "time (UTC)"}},
+            xaxis=timeline.axis(),
             yaxis={
                 "type": "category",
                 "categoryorder": "array",
@@ -478,10 +484,81 @@ def versions_timeline(go: Any, facts: Facts) -> Any:
             },
         )
     )
-    for trace in _champion_traces(go, facts) + _answered_traces(go, facts, rows):
+    traces = _champion_traces(go, facts, timeline) + _answered_traces(go, timeline, rows)
+    for trace in traces:
         figure.add_trace(trace)
-    figure.add_trace(_event_trace(go, facts))
+    figure.add_trace(_event_trace(go, facts, timeline))
     return figure
+
+
+class Timeline:
+    """The x axis of the versions timeline: the windows' as-of dates when every label is a
+    date, else the windows in their order when any is labelled, else the clock (UTC).
+
+    On the first two, a moment of the clock (a registry event) is placed by where it falls
+    among the windows' traffic: inside a window, on it; between two, between them; before the
+    first or after the last, on that one. A replay of months run in minutes so spreads over
+    its months, not over the minutes it took.
+    """
+
+    def __init__(self, facts: Facts) -> None:
+        self.windows, self.names, self.dates = facts.windows, facts.x, facts.dates
+        labelled = any(w.label for w in self.windows)
+        self.kind = "as_of" if self.dates else "label" if labelled else "clock"
+        knots = sorted(
+            (moment, float(self.dates[i] if self.dates else i))
+            for i, window in enumerate(self.windows)
+            for moment in (window.start, window.end)
+        )
+        self.clock = [moment for moment, _ in knots]
+        self.positions = [position for _, position in knots]
+
+    def at(self, moment: float) -> str | float:
+        """The x of a moment of the clock."""
+        if self.kind == "clock":
+            return _moment(moment)
+        position = float(np.interp(moment, self.clock, self.positions))
+        return _moment(position) if self.kind == "as_of" else position
+
+    def window(self, index: int) -> str | float:
+        """The x of a window, on an axis other than the clock."""
+        return _moment(self.dates[index]) if self.dates else index
+
+    def answered(self, version: int) -> tuple[list[Any], list[str | None]]:
+        """The x of the windows the version answered in, with their names, None between
+        bars: on the clock a bar per window from its start to its end, otherwise a bar per
+        run of consecutive windows through each of them."""
+        x: list[Any] = []
+        text: list[str | None] = []
+        if self.kind == "clock":
+            for name, window in zip(self.names, self.windows, strict=True):
+                if version in window.versions:
+                    x += [_moment(window.start), _moment(window.end), None]
+                    text += [name, name, None]
+            return x, text
+        runs = groupby(enumerate(self.windows), key=lambda item: version in item[1].versions)
+        for answered, run in runs:
+            if answered:
+                indexes = [index for index, _ in run]
+                x += [self.window(i) for i in indexes] + [None]
+                text += [self.names[i] for i in indexes] + [None]
+        return x, text
+
+    def axis(self) -> dict[str, Any]:
+        """The layout of the x axis."""
+        if self.kind == "clock":
+            return {"type": "date", "title": {"text": "time (UTC)"}}
+        if self.kind == "as_of":
+            return {"type": "date", "title": {"text": "as of (the windows' labels)"}}
+        count = len(self.names)
+        return {
+            "type": "linear",
+            "tickvals": list(range(count)),
+            "ticktext": self.names,
+            "range": [-0.5, count - 0.5],
+            "zeroline": False,
+            "title": {"text": "window"},
+        }
 
 
 def _moment(timestamp: float) -> str:
@@ -489,14 +566,10 @@ def _moment(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
 
-def _answered_traces(go: Any, facts: Facts, rows: list[int]) -> list[Any]:
+def _answered_traces(go: Any, timeline: Timeline, rows: list[int]) -> list[Any]:
     traces = []
     for index, version in enumerate(rows):
-        x, text = [], []
-        for name, window in zip(facts.x, facts.windows, strict=True):
-            if version in window.versions:
-                x += [_moment(window.start), _moment(window.end), None]
-                text += [name, name, None]
+        x, text = timeline.answered(version)
         if x:
             traces.append(
                 go.Scatter(
@@ -507,14 +580,14 @@ def _answered_traces(go: Any, facts: Facts, rows: list[int]) -> list[Any]:
                     name=f"v{version} answered",
                     showlegend=False,
                     line={"width": 14, "color": PALETTE[index % len(PALETTE)]},
-                    marker={"size": 4},
+                    marker={"size": 14, "symbol": "square"},
                     hovertemplate=f"v{version} answered in %{{text}}<extra></extra>",
                 )
             )
     return traces
 
 
-def _champion_traces(go: Any, facts: Facts) -> list[Any]:
+def _champion_traces(go: Any, facts: Facts, timeline: Timeline) -> list[Any]:
     """The champion alias's versions over time, from the registry's history."""
     alias = facts.deployment.champion
     moves = [e for e in facts.events if e.alias == alias and e.to_version is not None]
@@ -524,7 +597,7 @@ def _champion_traces(go: Any, facts: Facts) -> list[Any]:
     ends = [m.at for m in moves[1:]] + [last]
     x, y = [], []
     for move, end in zip(moves, ends, strict=True):
-        x += [_moment(move.at), _moment(end), None]
+        x += [timeline.at(move.at), timeline.at(end), None]
         y += [f"v{move.to_version}"] * 2 + [None]
     return [
         go.Scatter(
@@ -538,17 +611,18 @@ def _champion_traces(go: Any, facts: Facts) -> list[Any]:
     ]
 
 
-def _event_trace(go: Any, facts: Facts) -> Any:
+def _event_trace(go: Any, facts: Facts, timeline: Timeline) -> Any:
     rows = [f"v{e.to_version}" if e.to_version is not None else "deployment" for e in facts.events]
     text = [
-        f"{e.action} {e.alias or ''} {change(e)} {e.reason or ''}".strip() for e in facts.events
+        f"{when(e.at, seconds=True)} UTC: {e.action} {e.alias or ''} {change(e)} {e.reason or ''}"
+        for e in facts.events
     ]
     return go.Scatter(
-        x=[_moment(e.at) for e in facts.events],
+        x=[timeline.at(e.at) for e in facts.events],
         y=rows,
-        text=text,
+        text=[t.strip() for t in text],
         mode="markers",
         name="registry event",
         marker={"symbol": "diamond", "size": 11, "color": "#1d2433"},
-        hovertemplate="%{x|%Y-%m-%d %H:%M:%S}: %{text}<extra></extra>",
+        hovertemplate="%{text}<extra></extra>",
     )
