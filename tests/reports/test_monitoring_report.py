@@ -1,4 +1,4 @@
-"""The monitoring report: one self-contained HTML page with every section, drawn from an
+"""The monitoring report: one HTML page with every section, drawn from an
 endpoint that was served, labelled, monitored over two labelled windows, promoted a new
 version in between, fired an alert and has a loop decision; and a clear page for an endpoint
 not monitored yet.
@@ -203,6 +203,16 @@ def test_the_report_is_written_to_a_path(endpoint: Endpoint, tmp_path: Path) -> 
     path = tmp_path / "deep" / "churn.html"
     html = monitoring_report("churn", path, workspace=endpoint.workspace)
     assert path.read_text(encoding="utf-8") == html
+    assert len(html.encode()) < 500_000  # Plotly's script is in the shared file beside it
+    assert '<script src="plotly.min.js"' in html
+    assert (tmp_path / "deep" / "plotly.min.js").read_text(encoding="utf-8") == get_plotlyjs()
+
+
+def test_a_written_report_can_be_self_contained(endpoint: Endpoint, tmp_path: Path) -> None:
+    path = tmp_path / "churn.html"
+    html = monitoring_report("churn", path, self_contained=True, workspace=endpoint.workspace)
+    assert get_plotlyjs() in html and "<script src" not in html
+    assert not (tmp_path / "plotly.min.js").exists()
 
 
 def test_an_endpoint_without_windows_gets_a_clear_page(sqlite_workspace) -> None:

@@ -1,4 +1,4 @@
-"""`loopml report`: an endpoint's monitoring as one self-contained HTML page."""
+"""`loopml report`: an endpoint's monitoring as one HTML page that opens offline."""
 
 from __future__ import annotations
 
@@ -25,14 +25,22 @@ def report(
         str | None,
         typer.Option("--since", help="Only windows ending after this time (ISO or seconds)."),
     ] = None,
+    self_contained: Annotated[
+        bool,
+        typer.Option(
+            "--self-contained",
+            help="Put Plotly's script inside the page (about 5 MB), to send it as one file; "
+            "by default the page uses plotly.min.js, written once beside it.",
+        ),
+    ] = False,
 ) -> None:
     """Write NAME's monitoring report: drift per feature, the predictions' distribution,
     performance with intervals, latency, errors, throughput and cost against the SLOs,
     alerts, which version served when, and the loop's decisions. Prints the file's path;
-    the page needs no network."""
+    the page needs no network, only plotly.min.js beside it (or --self-contained)."""
     from loopml.reports.monitoring import monitoring_report
     from loopml.workspace import current_workspace
 
     path = output or current_workspace().home / "reports" / f"monitoring-{name}.html"
-    monitoring_report(name, path, since=moment(since, "since"))
+    monitoring_report(name, path, since=moment(since, "since"), self_contained=self_contained)
     typer.echo(str(path))

@@ -1,1 +1,1 @@
-"""Reports: self-contained HTML (no CDN) built from Jinja2 templates and Plotly figures."""
+"""Reports: HTML pages (no CDN) built from Jinja2 templates and Plotly figures."""

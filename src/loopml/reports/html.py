@@ -1,9 +1,13 @@
-"""Self-contained HTML reports: one file with its styles, its data and Plotly's script inline,
-so it opens offline, from an e-mail attachment or an artifact store, without any CDN."""
+"""HTML reports: one file with its styles and its data, and Plotly's script either inline
+(self-contained: it opens from an e-mail attachment or an artifact store) or in one shared
+``plotly.min.js`` beside the page, written from the installed plotly package. No CDN either way.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +15,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from loopml.errors import UsageError
+
+PLOTLY_FILE = "plotly.min.js"  # the shared script, beside the pages that use it
 
 _environment: Environment | None = None
 
@@ -30,10 +36,18 @@ def environment() -> Environment:
     return _environment
 
 
-def render(template: str, path: str | Path | None = None, **context: Any) -> str:
-    """Render a report template; figures are Plotly figures, keyed by name."""
+def render(
+    template: str, path: str | Path | None = None, *, self_contained: bool = True, **context: Any
+) -> str:
+    """Render a report template; figures are Plotly figures, keyed by name.
+
+    self_contained: Plotly's script inside the page. Otherwise the page refers to
+    plotly.min.js beside it, written there with the page (only when missing or different);
+    a page that is not written to a path is always self-contained.
+    """
     from plotly.offline import get_plotlyjs
 
+    shared = not self_contained and path is not None
     figures = {
         name: json.loads(figure.to_json()) for name, figure in context.pop("figures", {}).items()
     }
@@ -41,7 +55,8 @@ def render(template: str, path: str | Path | None = None, **context: Any) -> str
         environment()
         .get_template(template)
         .render(
-            plotly_js=get_plotlyjs(),
+            plotly_js=None if shared else get_plotlyjs(),
+            plotly_src=PLOTLY_FILE if shared else None,
             figures_json=json.dumps(figures),
             figure_names=list(figures),
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -49,17 +64,31 @@ def render(template: str, path: str | Path | None = None, **context: Any) -> str
         )
     )
     if path is not None:
-        _write(Path(path), html)
+        path = Path(path)
+        if shared:
+            _write(path.parent / PLOTLY_FILE, get_plotlyjs(), only_if_changed=True)
+        _write(path, html)
     return html
 
 
-def _write(path: Path, html: str) -> None:
+def _write(path: Path, text: str, only_if_changed: bool = False) -> None:
+    """Write text to path atomically (a temporary file, then a rename), so a reader never
+    sees half a file; with only_if_changed, a file that already holds text is left alone."""
+    data = text.encode("utf-8")
     try:
+        if only_if_changed and path.is_file() and path.read_bytes() == data:
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html, encoding="utf-8")
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        try:
+            temporary.write_bytes(data)
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
     except OSError as error:
         raise UsageError(
-            f"Cannot write the report to {path}: {error.strerror}. Choose another path."
+            f"Cannot write {path}: {error.strerror}. Choose another path for the report."
         ) from None
 
 

@@ -1,7 +1,7 @@
-"""The monitoring report of an endpoint: one self-contained HTML page of what its monitors
-stored — drift per feature, the predictions' distribution, performance on feedback, latency,
-errors, throughput and cost against the SLOs — beside its alerts, which version served when,
-and the decisions of the retraining loop.
+"""The monitoring report of an endpoint: one HTML page of what its monitors stored — drift
+per feature, the predictions' distribution, performance on feedback, latency, errors,
+throughput and cost against the SLOs — beside its alerts, which version served when, and the
+decisions of the retraining loop.
 
 Plots over time have one point per monitored window, named by its label (``2013-03``) or
 else by its end (UTC).
@@ -41,12 +41,15 @@ def monitoring_report(
     path: str | Path | None = None,
     *,
     since: float | None = None,
+    self_contained: bool = False,
     workspace: Workspace | None = None,
 ) -> str:
     """The monitoring report of the endpoint NAME as HTML, written to path when given.
 
     since: only windows that end after this moment (seconds since 1970), and the alerts,
     registry events and loop decisions since then (alerts still open are always shown).
+    self_contained: Plotly's script inside the page, to send it as one file; by default a
+    page written to a path refers to one shared plotly.min.js written beside it.
     """
     from loopml.reports.monitoring_plots import figures
 
@@ -54,7 +57,14 @@ def monitoring_report(
     facts = gather(name, since, workspace)
     made = figures(facts)
     heights = {key: figure.layout.height or 450 for key, figure in made.items()}
-    return render("monitoring.html.j2", path, figures=made, heights=heights, **context(facts))
+    return render(
+        "monitoring.html.j2",
+        path,
+        self_contained=self_contained,
+        figures=made,
+        heights=heights,
+        **context(facts),
+    )
 
 
 # What the report is made of ----------------------------------------------------------------
