@@ -163,6 +163,51 @@ def test_contract_infer_schema_and_validate(cli, airline_csv: Path, tmp_path: Pa
     assert found[("carrier", "categories")]["count"] == int((frame["carrier"] == "UA").sum())
 
 
+def test_contract_infer_says_how_the_bounds_were_made_and_widens_them(
+    cli, airline_csv: Path, tmp_path: Path
+) -> None:
+    cli("data", "add", "airline", airline_csv)
+    observed = cli("data", "contract", "infer", "airline")
+    assert observed.out.startswith("# Bounds are the observed min and max, with no margin.\n")
+    tight = loopml.data.load_contract(observed.out).columns["distance"]
+
+    path = tmp_path / "contract.yaml"
+    written = cli("data", "contract", "infer", "airline", "--widen", "10%", "-o", path)
+    assert written.code == 0, written.err
+    assert "widened by 10% of their range on each side" in written.out
+    assert path.read_text().startswith("# Numeric bounds are the observed min and max, widened by")
+    loose = loopml.data.load_contract(path).columns
+    margin = (tight.max - tight.min) / 10
+    assert loose["distance"].min == pytest.approx(tight.min - margin)
+    assert loose["distance"].max == pytest.approx(tight.max + margin)
+    assert (loose["flight"].min, loose["flight"].max) == (-200, 2199)  # 0..1999, whole numbers
+    farther = airline_frame().assign(distance=lambda f: f.distance * 1.05)
+    assert loopml.data.validate(farther, path).passed
+
+    both = cli("data", "contract", "infer", "airline", "--quantiles", "0.01", "--widen", "0.1")
+    assert both.code == 0, both.err
+    assert "the 1% and 99% quantiles" in both.out and "widened by 10%" in both.out
+    inner = loopml.data.load_contract(both.out).columns["distance"]
+    assert tight.min - margin < inner.min and inner.max < tight.max + margin
+
+
+@pytest.mark.parametrize(
+    ("option", "fragment"),
+    [
+        ("--widen=-5%", "widen must be 0 or more"),
+        ("--widen=abc", "widen takes a fraction such as 0.1 or a percentage such as 10%"),
+        ("--widen=10", "write 10% for that percentage"),
+        ("--quantiles=0.5", "quantiles must lie strictly between 0 and 0.5"),
+        ("--quantiles=0", "quantiles must lie strictly between 0 and 0.5"),
+        ("--quantiles=often", "quantiles takes a fraction"),
+    ],
+)
+def test_contract_infer_refuses_bad_margins(
+    one_line_error, cli, airline_csv: Path, option: str, fragment: str
+) -> None:
+    one_line_error(cli("data", "contract", "infer", str(airline_csv), option), 2, fragment)
+
+
 def test_quarantine_splits_a_snapshot_in_two(cli, airline_csv: Path, tmp_path: Path) -> None:
     cli("data", "add", "airline", airline_csv)
     original = loopml.data.get("airline")

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import loopml
-from loopml.data.contract import Contract, json_schema, load_contract
-from loopml.errors import ContractError
+from loopml.data.contract import Contract, InferredBounds, json_schema, load_contract
+from loopml.errors import ContractError, InvalidValueError
 
 GOOD = """\
 version: 1
@@ -122,6 +122,106 @@ def test_inference_leaves_out_infinite_bounds() -> None:
     assert loopml.data.validate(frame, loopml.data.contract_for(frame).to_yaml()).passed
 
 
+# --- inference with margins: widened and quantile bounds ----------------------------------
+
+
+def season(start: str, rows: int = 90) -> pd.DataFrame:
+    """Daily sales: a whole-number count and a price that both drift upward over time."""
+    days = pd.date_range(start, periods=rows, freq="D")
+    trend = np.arange(rows)
+    return pd.DataFrame({"day": days, "sold": 10 + trend, "price": 2.0 + trend / 10})
+
+
+def test_widened_bounds_accept_the_next_season_that_observed_ones_refuse() -> None:
+    first, next_season = (
+        season("2024-01-01"),
+        season("2024-01-01").assign(sold=lambda f: f.sold + 5),
+    )
+    observed = loopml.data.contract_for(first).columns
+    assert (observed["sold"].min, observed["sold"].max) == (10, 99)
+    assert not loopml.data.validate(next_season, loopml.data.contract_for(first)).passed
+
+    for widen in ("10%", 0.1, "0.1", " 10 %"):
+        contract = loopml.data.contract_for(first, widen=widen)
+        rules = contract.columns
+        # range 89: 8.9 on each side, rounded outward to whole numbers
+        assert (rules["sold"].min, rules["sold"].max) == (1, 108)
+        assert isinstance(rules["sold"].min, int) and isinstance(rules["sold"].max, int)
+        assert rules["price"].min == pytest.approx(2.0 - 0.89)
+        assert rules["price"].max == pytest.approx(10.9 + 0.89)
+        assert rules["day"].min == observed["day"].min  # times stay as observed
+        assert rules["day"].max == observed["day"].max
+        assert loopml.data.validate(next_season, contract).passed
+
+
+def test_quantile_bounds_leave_out_the_extremes_and_can_be_widened() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 1000, 10_000)
+    values[:5] = [-(10**6), -(10**6), 10**6, 10**6, 10**6]  # a few wild values
+    frame = pd.DataFrame({"n": values, "x": values * 0.5})
+    rules = loopml.data.contract_for(frame, quantiles=0.001).columns
+    assert 0 <= rules["n"].min <= 5 and 994 <= rules["n"].max <= 1000
+    assert isinstance(rules["n"].min, int) and isinstance(rules["n"].max, int)
+    assert 0 <= rules["x"].min <= 3 and 497 <= rules["x"].max <= 500
+    assert loopml.data.contract_for(frame, quantiles="0.1%").columns == rules
+
+    widened = loopml.data.contract_for(frame, quantiles=0.001, widen="50%").columns
+    span = rules["n"].max - rules["n"].min
+    assert widened["n"].min == pytest.approx(rules["n"].min - span / 2, abs=1)
+    assert widened["n"].max == pytest.approx(rules["n"].max + span / 2, abs=1)
+    assert widened["n"].min <= rules["n"].min - span / 2  # outward, never inward
+    assert widened["n"].max >= rules["n"].max + span / 2
+
+
+def test_a_widened_contract_of_a_constant_or_infinite_column() -> None:
+    frame = pd.DataFrame({"same": [4, 4, 4], "x": [1.0, np.inf, 2.0]})
+    rules = loopml.data.contract_for(frame, widen="10%").columns
+    assert (rules["same"].min, rules["same"].max) == (4, 4)  # no range, no margin
+    assert (rules["x"].min, rules["x"].max) == (None, None)  # an infinite range: no bound
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"widen": "-5%"}, "widen must be 0 or more .* not '-5%'"),
+        ({"widen": -0.05}, "widen must be 0 or more"),
+        ({"widen": "abc"}, "widen takes a fraction such as 0.1 or a percentage such as 10%"),
+        ({"widen": "nan"}, "widen takes a fraction"),
+        ({"widen": True}, "widen takes a fraction"),
+        ({"widen": "10"}, "widen '10' is more than 1, the whole range: write 10%"),
+        ({"quantiles": 0}, "quantiles must lie strictly between 0 and 0.5"),
+        ({"quantiles": 0.5}, "strictly between 0 and 0.5 .* not 0.5"),
+        ({"quantiles": "60%"}, "strictly between 0 and 0.5"),
+        ({"quantiles": "low"}, "quantiles takes a fraction such as 0.001"),
+    ],
+)
+def test_bad_margins_are_refused_before_the_data_is_read(settings: dict, message: str) -> None:
+    with pytest.raises(InvalidValueError, match=message):
+        loopml.data.contract_for("no-such-file.csv", **settings)
+
+
+def test_the_contract_says_how_its_bounds_were_made(tmp_path: Path) -> None:
+    assert InferredBounds.of().describe() == (
+        "Bounds are the observed min and max, with no margin."
+    )
+    both = InferredBounds.of("10%", 0.001).describe()
+    assert "0.1% and 99.9% quantiles" in both and "widened by 10% of their range" in both
+    assert (
+        InferredBounds.of(0.25)
+        .describe()
+        .startswith("Numeric bounds are the observed min and max, widened by 25%")
+    )
+
+    contract = loopml.data.contract_for(season("2024-01-01"), widen="10%")
+    text = contract.to_yaml(comment=InferredBounds.of("10%").describe())
+    assert text.startswith("# Numeric bounds are the observed min and max, widened by 10%")
+    assert all(len(line) <= 100 for line in text.splitlines())
+    assert load_contract(text) == contract
+    path = contract.save(tmp_path / "c.yaml", comment="made by hand\nand checked")
+    assert path.read_text().startswith("# made by hand\n# and checked\nversion: 1\n")
+    assert load_contract(path) == contract
+
+
 # --- any DataFrame satisfies the contract inferred from it ---------------------------------
 
 column_values = st.one_of(
@@ -153,6 +253,14 @@ def any_frame(draw: st.DrawFn) -> pd.DataFrame:
 @example(pd.DataFrame({"c0": [None, "\x85", "a\u2028b"]}))  # YAML line breaks inside text
 def test_any_dataframe_validates_against_the_contract_inferred_from_it(frame: pd.DataFrame):
     contract = loopml.data.contract_for(frame)
+    result = loopml.data.validate(frame, load_contract(contract.to_yaml()))
+    assert result.passed, result.report.summary()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(any_frame(), st.sampled_from(["10%", 0.5, "300%"]))
+def test_any_dataframe_validates_against_its_widened_contract(frame: pd.DataFrame, widen) -> None:
+    contract = loopml.data.contract_for(frame, widen=widen)
     result = loopml.data.validate(frame, load_contract(contract.to_yaml()))
     assert result.passed, result.report.summary()
 

@@ -238,17 +238,34 @@ def contract_infer(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
     ] = None,
+    widen: Annotated[
+        str,
+        typer.Option(
+            "--widen",
+            help="Move numeric bounds out by this share of their range on each side (10% or 0.1).",
+        ),
+    ] = "0",
+    quantiles: Annotated[
+        str | None,
+        typer.Option(
+            "--quantiles",
+            help="Put numeric bounds at these tail quantiles (0.001: the 0.1% and 99.9%).",
+        ),
+    ] = None,
 ) -> None:
-    """Print the tightest contract the data satisfies, as YAML, to edit by hand."""
+    """Print a contract inferred from the data, as YAML, to edit by hand; its first line
+    says how the bounds were made (by default the observed min and max)."""
     import loopml
+    from loopml.data.contract import InferredBounds
 
-    contract = loopml.data.contract_for(_source(ref))
-    text = contract.to_yaml()
+    bounds = InferredBounds.of(widen, quantiles)
+    contract = loopml.data.contract_for(_source(ref), widen=widen, quantiles=quantiles)
+    text = contract.to_yaml(comment=bounds.describe())
     if output is None:
         sys.stdout.write(text)
     else:
         output.write_text(text, encoding="utf-8")
-        render.console().print(f"Wrote {output}")
+        render.console().print(f"Wrote {output}. {bounds.describe()}")
 
 
 @contract_app.command("schema")

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loopml.data.contract import Contract, infer_contract, load_contract
+from loopml.data.contract import Contract, InferredBounds, infer_contract, load_contract
 from loopml.data.io import Stream, canonical, canonical_type, open_stream
 from loopml.data.profile import Profile
 from loopml.data.shift import column_shift
@@ -166,14 +166,23 @@ def _frame(batches: list[pa.RecordBatch]) -> pd.DataFrame:
     return pa.Table.from_batches(batches).to_pandas()
 
 
-def contract_for(data: Any, *, workspace: Workspace | None = None) -> Contract:
-    """The tightest contract the data satisfies, inferred from its profile."""
+def contract_for(
+    data: Any,
+    *,
+    widen: float | str = 0.0,
+    quantiles: float | str | None = None,
+    workspace: Workspace | None = None,
+) -> Contract:
+    """A contract inferred from the data's profile: by default the tightest one it
+    satisfies. widen (0.1 or '10%') and quantiles (0.001) loosen its numeric bounds; see
+    ``infer_contract``."""
+    InferredBounds.of(widen, quantiles)  # bad settings fail before the data is read
     dataset = None
     data = resolve(data, workspace)
     if isinstance(data, Snapshot):
         dataset = data.record.dataset
     found = profile(data, workspace=workspace) if not isinstance(data, Profile) else data
-    return infer_contract(found, dataset=dataset)
+    return infer_contract(found, dataset=dataset, widen=widen, quantiles=quantiles)
 
 
 def diff(a: Any, b: Any, *, workspace: Workspace | None = None) -> dict[str, Any]:

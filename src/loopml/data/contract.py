@@ -18,6 +18,8 @@ docs/contract.schema.json its JSON Schema.
 from __future__ import annotations
 
 import math
+import textwrap
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +33,7 @@ from loopml.data.profile import (
     NumericSummary,
     Profile,
 )
-from loopml.errors import ContractError
+from loopml.errors import ContractError, InvalidValueError
 from loopml.yamltext import SafeLoader, line_of, yaml_error_line
 
 # YAML reads these as line breaks, so a plain or single-quoted string holding one does not
@@ -144,16 +146,21 @@ class Contract(BaseModel):
             if all(getattr(rule, key) == value for key, value in properties.items())
         ]
 
-    def to_yaml(self) -> str:
-        """The contract as YAML, with only the properties that differ from the defaults."""
+    def to_yaml(self, *, comment: str | None = None) -> str:
+        """The contract as YAML, with only the properties that differ from the defaults;
+        a comment goes first, as '# ' lines."""
         data = self.model_dump(mode="json", exclude_defaults=True)
         data = {"version": 1, **data}
-        return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+        text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+        if comment is None:
+            return text
+        lines = [part for line in comment.splitlines() for part in textwrap.wrap(line, 98)]
+        return "".join(f"# {line}\n" for line in lines) + text
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, comment: str | None = None) -> Path:
         """Write the contract as YAML."""
         path = Path(path)
-        path.write_text(self.to_yaml(), encoding="utf-8")
+        path.write_text(self.to_yaml(comment=comment), encoding="utf-8")
         return path
 
 
@@ -214,11 +221,119 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-def infer_contract(profile: Profile, *, dataset: str | None = None) -> Contract:
-    """The tightest contract the profiled data satisfies: types, nullability, observed
-    ranges, small category sets and unique columns. Edit it to say what must hold."""
+@dataclass(frozen=True)
+class InferredBounds:
+    """How inference bounds numbers: at the observed min and max, or at the `quantile` and
+    1 - `quantile` quantiles; then `widen` times that range further out on each side.
+    Integer bounds are rounded outward. Time bounds are the observed min and max."""
+
+    widen: float = 0.0
+    quantile: float | None = None
+
+    @classmethod
+    def of(cls, widen: float | str = 0.0, quantiles: float | str | None = None) -> InferredBounds:
+        """Checked bounds settings; each is a fraction (0.1) or a percentage ('10%')."""
+        return cls(_widening(widen), None if quantiles is None else _tail(quantiles))
+
+    def numbers(self, summary: NumericSummary, integral: bool) -> dict[str, int | float]:
+        """The min and max of a numeric column; an infinite one is left out (no bound)."""
+        low, high = summary.min, summary.max
+        if self.quantile is not None:
+            low, high = summary.quantiles((self.quantile, 1 - self.quantile)).values()
+        if self.widen:
+            margin = self.widen * (high - low)
+            low, high = low - margin, high + margin
+        bounds = {"min": low, "max": high}
+        return {
+            key: _outward(value, key, integral)
+            for key, value in bounds.items()
+            if math.isfinite(value)
+        }
+
+    def describe(self) -> str:
+        """One sentence for people: how the bounds were made."""
+        if self.quantile is None and not self.widen:
+            return "Bounds are the observed min and max, with no margin."
+        numbers = "the observed min and max"
+        if self.quantile is not None:
+            numbers = (
+                f"the {_percent(self.quantile)} and {_percent(1 - self.quantile)} quantiles "
+                "(the most extreme values seen may lie outside them)"
+            )
+        if self.widen:
+            numbers += f", widened by {_percent(self.widen)} of their range on each side"
+        return f"Numeric bounds are {numbers}; time bounds are the observed min and max."
+
+
+def _widening(value: float | str) -> float:
+    """A share of the range, 0 or more; a bare number above 1 is taken for a typo of '%'."""
+    share, percent = _fraction(value, "widen", "0.1")
+    if share < 0:
+        raise InvalidValueError(f"widen must be 0 or more (0.1 or 10%), not {value!r}.")
+    if share > 1 and not percent:
+        raise InvalidValueError(
+            f"widen {value!r} is more than 1, the whole range: write {_percent(share / 100)} "
+            f"for that percentage, or {_percent(share)} if that is meant."
+        )
+    return share
+
+
+def _tail(value: float | str) -> float:
+    """The share of the data left below the lower and above the upper quantile bound."""
+    share, _ = _fraction(value, "quantiles", "0.001")
+    if not 0 < share < 0.5:
+        raise InvalidValueError(
+            "quantiles must lie strictly between 0 and 0.5 (0.001 puts the bounds at the "
+            f"0.1% and 99.9% quantiles), not {value!r}."
+        )
+    return share
+
+
+def _fraction(value: float | str, name: str, example: str) -> tuple[float, bool]:
+    """A number written as a fraction (0.1) or a percentage ('10%'), and whether it was a
+    percentage."""
+    text = str(value).strip()
+    percent = text.endswith("%")
+    try:
+        number = float(text.removesuffix("%")) / (100 if percent else 1)
+    except ValueError:
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise InvalidValueError(
+            f"{name} takes a fraction such as {example} or a percentage such as "
+            f"{_percent(float(example))}, not {value!r}."
+        )
+    return number, percent
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.6g}%"
+
+
+def _outward(value: float, key: str, integral: bool) -> int | float:
+    if not integral:
+        return float(value)
+    return int(math.floor(value) if key == "min" else math.ceil(value))
+
+
+def infer_contract(
+    profile: Profile,
+    *,
+    dataset: str | None = None,
+    widen: float | str = 0.0,
+    quantiles: float | str | None = None,
+) -> Contract:
+    """A contract inferred from the profiled data: types, nullability, ranges, small
+    category sets and unique columns. Edit it to say what must hold.
+
+    Numeric bounds are the observed min and max unless `quantiles` (0.001: the 0.1% and 99.9%
+    quantiles) says otherwise; `widen` (0.1 or '10%') moves them out by that share of their
+    range on each side, so that new data a little beyond what was seen still fits.
+    """
+    bounds = InferredBounds.of(widen, quantiles)
     columns = {
-        name: _infer_rule(summary, profile.rows_) for name, summary in profile.columns_.items()
+        name: _infer_rule(summary, profile.rows_, bounds)
+        for name, summary in profile.columns_.items()
     }
     described = {name: rule for name, rule in columns.items() if rule is not None}
     if not described:
@@ -228,7 +343,7 @@ def infer_contract(profile: Profile, *, dataset: str | None = None) -> Contract:
     return Contract(dataset=dataset, columns=described, rows=rows, extra_columns=extra)
 
 
-def _infer_rule(summary: Any, rows: int) -> ColumnRule | None:
+def _infer_rule(summary: Any, rows: int, bounds: InferredBounds) -> ColumnRule | None:
     column_type = type_of_arrow(summary.type)
     if column_type == "null":  # no value seen: any type will do, values must stay optional
         return ColumnRule(type="string", nullable=True)
@@ -236,7 +351,7 @@ def _infer_rule(summary: Any, rows: int) -> ColumnRule | None:
         return None
     rule: dict[str, Any] = {"type": column_type, "nullable": summary.nulls > 0}
     if isinstance(summary, NumericSummary) and summary.count:
-        rule.update(_number_bounds(summary, column_type))
+        rule.update(bounds.numbers(summary, integral=column_type == "integer"))
     if isinstance(summary, DatetimeSummary) and summary.count:
         rule["min"] = _moment(summary.min_us, column_type)
         rule["max"] = _moment(summary.max_us, column_type)
@@ -248,16 +363,6 @@ def _infer_rule(summary: Any, rows: int) -> ColumnRule | None:
     if exact_unique and summary.distinct == summary.count and column_type in ("integer", "string"):
         rule["unique"] = True
     return ColumnRule(**rule)
-
-
-def _number_bounds(summary: NumericSummary, column_type: str) -> dict[str, int | float]:
-    """The observed min and max as bounds; an infinite one is left out (no bound)."""
-    bounds = {"min": summary.min, "max": summary.max}
-    return {
-        key: int(value) if column_type == "integer" else float(value)
-        for key, value in bounds.items()
-        if math.isfinite(value)
-    }
 
 
 def _moment(micros: int, column_type: str) -> datetime | date:
