@@ -399,6 +399,39 @@ def test_errors_from_commands_that_read_data(
     )
 
 
+def test_add_refuses_a_time_column_that_holds_no_times(one_line_error, cli, tmp_path: Path) -> None:
+    numbers = tmp_path / "numbers.csv"
+    pd.DataFrame({"day": [20240101, 20240102], "y": [0, 1]}).to_csv(numbers, index=False)
+    words = tmp_path / "words.csv"
+    pd.DataFrame({"day": ["Monday", "Tuesday"], "y": [0, 1]}).to_csv(words, index=False)
+    one_line_error(
+        cli("data", "add", "sales", numbers, "--time-column", "day"),
+        2,
+        "The time column 'day' holds int64, not timestamps or dates",
+        "pandas.to_datetime",
+    )
+    one_line_error(
+        cli("data", "add", "sales", words, "--time-column", "day"),
+        2,
+        "The time column 'day' holds string",
+        "ISO dates",
+    )
+    assert loopml.data.list_datasets() == []
+
+
+def test_add_reads_iso_dates_in_a_csv_as_a_time_column(cli, tmp_path: Path) -> None:
+    path = tmp_path / "daily.csv"
+    days = pd.date_range("2024-01-01", periods=200, freq="D").strftime("%Y-%m-%d")
+    frame = pd.DataFrame({"day": days, "x": np.arange(200), "y": np.arange(200) % 2})
+    frame.to_csv(path, index=False)
+    added = cli("data", "add", "daily", path, "--time-column", "day", "--json")
+    assert added.code == 0, added.err
+    assert json.loads(added.out)["time_column"] == "day"
+    audit = cli("data", "audit", "daily", "--target", "y", "--json")
+    assert audit.code in (0, 1), audit.err
+    assert json.loads(audit.out)["split"]["test_rows"] > 0
+
+
 def test_errors_of_commands_with_a_progress_bar_are_one_line(
     one_line_error, cli, airline_csv: Path, tmp_path: Path
 ) -> None:

@@ -257,6 +257,32 @@ def test_unusable_sources_and_bad_arguments_store_nothing(
     assert stored_objects(workspace) == objects
 
 
+def test_a_time_column_must_hold_timestamps_or_dates(workspace: Workspace, tmp_path: Path) -> None:
+    frame = small_frame()
+    cases = {
+        "flight": ("int64", "unit='s'"),
+        "delay": ("double", "pandas.to_datetime"),
+        "origin": ("string", "ISO dates"),
+        "cancelled": ("bool", "pandas.to_datetime"),
+    }
+    for column, (kind, fix) in cases.items():
+        with pytest.raises(DataError, match=f"time column '{column}' holds {kind},") as caught:
+            loopml.data.add("flights", frame, time_column=column)
+        assert fix in str(caught.value)
+    assert loopml.data.list_datasets() == []
+    assert stored_objects(workspace) == set()
+
+    path = tmp_path / "days.csv"  # ISO dates in a CSV file are read as dates
+    path.write_text(
+        "day,stamp,n\n2024-01-31,2024-01-31T05:00:00Z,1\n2024-02-01,2024-02-01T06:30:00Z,2\n"
+    )
+    by_day = loopml.data.add("days", path, time_column="day")
+    assert by_day.time_column == "day" and by_day.schema[0]["type"] == "date32[day]"
+    assert loopml.data.add("stamps", path, time_column="stamp").time_column == "stamp"
+    with_dates = frame.assign(on=frame["departed"].dt.date)  # Python dates: date32
+    assert loopml.data.add("dated", with_dates, time_column="on").time_column == "on"
+
+
 def test_unknown_datasets_and_snapshots_list_the_known_ones(workspace: Workspace) -> None:
     snapshot = loopml.data.add("flights", small_frame())
     with pytest.raises(DatasetNotFoundError, match="No dataset is called 'nope'.*'flights'"):

@@ -118,14 +118,41 @@ def add(
     parent_record = _parent(workspace, parent)
     rules = load_contract(contract) if contract is not None else None
     stream = open_stream(source)
-    if time_column is not None and time_column not in stream.schema.names:
-        raise ColumnNotFoundError(
-            f"The time column {time_column!r} is not in the data. Its columns: "
-            f"{', '.join(stream.schema.names)}."
-        )
+    if time_column is not None:
+        _check_time_column(time_column, stream.schema)
     with tempfile.TemporaryDirectory(prefix="loopml-add-") as scratch:
         written = _write(stream, Path(scratch) / "data.parquet", rules)
         return _commit(workspace, name, written, stream.description, time_column, parent_record)
+
+
+def _check_time_column(column: str, schema: pa.Schema) -> None:
+    """The time column is in the data and holds timestamps or dates; checked before storing."""
+    if column not in schema.names:
+        raise ColumnNotFoundError(
+            f"The time column {column!r} is not in the data. Its columns: "
+            f"{', '.join(schema.names)}."
+        )
+    kind = schema.field(column).type
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        return
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        fix = (
+            f"parse it to a timestamp first, e.g. pandas.to_datetime(frame[{column!r}], "
+            f"unit='s') for seconds since 1970, or pandas.to_datetime(frame[{column!r}]"
+            ".astype(str), format='%Y%m%d') for numbers like 20240131"
+        )
+    elif pa.types.is_null(kind):
+        fix = "it has no values; fill it in"
+    else:
+        fix = (
+            "parse it to a timestamp first with pandas.to_datetime (in a CSV file, ISO dates "
+            "and times such as 2024-01-31 or 2024-01-31T05:00:00Z are read as timestamps)"
+        )
+    raise DataError(
+        f"The time column {column!r} holds {canonical_type(kind)}, not timestamps or dates: "
+        f"{fix}; or add "
+        "the data without a time column."
+    )
 
 
 @dataclass
