@@ -11,6 +11,13 @@ from rich.table import Table
 from rich.text import Text
 
 from loopml.cli import command_group, render
+from loopml.cli.serving import (
+    WAIT_TIMEOUT,
+    WaitOption,
+    WaitTimeoutOption,
+    server_urls,
+    wait_until_served,
+)
 
 models_app = command_group(help="The model registry: versions, aliases, rollback, lineage.")
 
@@ -168,13 +175,17 @@ def alias(
     alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="champion, challenger, ...")],
     version: Annotated[int, typer.Argument(help="The version the alias points at.")],
     reason: ReasonOption = None,
+    wait: WaitOption = None,
+    wait_timeout: WaitTimeoutOption = WAIT_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
     """Point an alias at a version (recorded in the audit log)."""
     import loopml
 
+    servers = server_urls(wait, wait_timeout)
     event = loopml.models.set_alias(name, alias_name, version, reason=reason)
     _print_event(event, as_json)
+    wait_until_served(name, servers, wait_timeout)
 
 
 @models_app.command("promote")
@@ -193,11 +204,15 @@ def promote(
         bool, typer.Option("--force", help="Move the alias even if checks fail (needs --reason).")
     ] = False,
     reason: ReasonOption = None,
+    wait: WaitOption = None,
+    wait_timeout: WaitTimeoutOption = WAIT_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
-    """Move an alias to a version only if it passes the gate; exit code 1 when refused."""
+    """Move an alias to a version only if it passes the gate; exit code 1 when refused.
+    --wait waits until the servers serve the version."""
     import loopml
 
+    servers = server_urls(wait, wait_timeout)
     outcome = loopml.models.promote(
         name, version, to=to, policy=policy, data=data, force=force, reason=reason
     )
@@ -207,6 +222,7 @@ def promote(
         _print_promotion(outcome)
     if not outcome.moved:
         raise typer.Exit(1)
+    wait_until_served(name, servers, wait_timeout)
 
 
 def _print_promotion(outcome) -> None:
@@ -236,12 +252,17 @@ def rollback(
         str, typer.Option("--alias", help="The alias to move back.")
     ] = "champion",
     reason: ReasonOption = None,
+    wait: WaitOption = None,
+    wait_timeout: WaitTimeoutOption = WAIT_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
-    """Return an alias to the version it pointed at before, in one transaction."""
+    """Return an alias to the version it pointed at before, in one transaction. --wait
+    waits until the servers serve that version."""
     import loopml
 
+    servers = server_urls(wait, wait_timeout)
     _print_event(loopml.models.rollback(name, alias_name, reason=reason), as_json)
+    wait_until_served(name, servers, wait_timeout)
 
 
 @models_app.command("card")

@@ -1,17 +1,22 @@
 """`loopml deploy`, `loopml alerts`, `loopml predict` and `loopml feedback import`: what serves
-an endpoint, what went wrong, batch scoring, and labels that arrive in bulk."""
+an endpoint, what went wrong, batch scoring, and labels that arrive in bulk; and --wait,
+which waits until running servers serve a change (deploy, promote, alias, rollback)."""
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
 
 from loopml.cli import command_group, render
 from loopml.cli.pipelines import ExecutorOption
+from loopml.errors import LoopmlError, UsageError
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ShadowOption = Annotated[
@@ -23,6 +28,21 @@ CanaryOption = Annotated[
 FractionOption = Annotated[
     float | None, typer.Option("--fraction", help="The canary's share of traffic (0-1).")
 ]
+WaitOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--wait",
+        metavar="URL",
+        help="After the change, wait until the server at this base URL (http://HOST:PORT) "
+        "serves it; repeatable or comma-separated.",
+    ),
+]
+WaitTimeoutOption = Annotated[
+    float,
+    typer.Option("--wait-timeout", metavar="SECONDS", help="How long --wait waits at most."),
+]
+WAIT_TIMEOUT = 60.0
+POLL_SECONDS = 0.25
 
 feedback_app = command_group(help="Ground truth for logged predictions.")
 
@@ -43,13 +63,16 @@ def deploy(
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why, recorded in the model's history.")
     ] = None,
+    wait: WaitOption = None,
+    wait_timeout: WaitTimeoutOption = WAIT_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
     """Show or change what serves NAME; running servers follow within seconds. With no
-    options, prints the current deployment."""
+    options, prints the current deployment. --wait waits until the servers serve it."""
     from loopml.serving.deployments import deploy as store
     from loopml.serving.deployments import deployment, read_deployment, with_changes
 
+    servers = server_urls(wait, wait_timeout)
     spec, revision = deployment(name)
     changes = (champion, shadow, canary, fraction)
     if file is not None or any(c is not None for c in changes) or no_shadow or no_canary:
@@ -65,6 +88,7 @@ def deploy(
         )
         revision = store(name, spec, reason=reason)
     _show_deployment(name, spec, revision, as_json)
+    wait_until_served(name, servers, wait_timeout)
 
 
 def _show_deployment(name: str, spec, revision: int, as_json: bool) -> None:
@@ -91,6 +115,136 @@ def _show_deployment(name: str, spec, revision: int, as_json: bool) -> None:
             f"  last canary rollback: {last['version']} at {render.when(last['at'])}: "
             f"{last['reason']}"
         )
+
+
+def server_urls(given: list[str] | None, timeout: float) -> list[str]:
+    """The base URLs --wait names (repeated or comma-separated), checked before anything
+    changes."""
+    urls = [url.strip().rstrip("/") for item in given or [] for url in item.split(",")]
+    urls = list(dict.fromkeys(url for url in urls if url))
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UsageError(
+                f"--wait takes a server's base URL, such as http://127.0.0.1:8080, not {url!r}."
+            )
+    if urls and not timeout > 0:
+        raise UsageError(f"--wait-timeout is a number of seconds above 0, not {timeout:g}.")
+    return urls
+
+
+def wait_until_served(name: str, urls: list[str], timeout: float) -> None:
+    """Poll each server's GET /deployment until it serves NAME's stored deployment (its
+    revision, and each role at the version its reference names now), printing progress on
+    stderr. A server that does not answer, serves another endpoint, or has not followed
+    within ``timeout`` seconds is an error that says what it serves."""
+    if not urls:
+        return
+    from loopml.serving.deployments import deployment
+
+    spec, revision = deployment(name)
+    wanted = f"revision {revision}: {_roles_text(_versions(name, spec))}"
+    _progress(f"Waiting up to {timeout:g}s for {_count(urls)} to serve {name} {wanted}.")
+    deadline, pending, seen = time.monotonic() + timeout, list(urls), dict.fromkeys(urls)
+    while True:
+        for url in list(pending):
+            answer = _deployment_of(url, name, deadline)
+            shown = f"revision {answer['revision']}: {_roles_text(answer['serving'])}"
+            if _follows(name, answer, revision):
+                _progress(f"{url} serves {shown}.")
+                pending.remove(url)
+            elif shown != seen[url]:
+                _progress(f"{url} serves {shown}; waiting.")
+            seen[url] = shown
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            servers = "; ".join(f"{url} serves {seen[url]}" for url in pending)
+            raise LoopmlError(
+                f"Waited {timeout:g}s for {name} {wanted}, but {servers}. A version that "
+                f"fails to load is not swapped in (see 'loopml alerts {name}'), and a server "
+                "of another workspace never follows this one."
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def _progress(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def _count(urls: list[str]) -> str:
+    return urls[0] if len(urls) == 1 else f"{len(urls)} servers"
+
+
+def _deployment_of(url: str, name: str, deadline: float) -> dict[str, Any]:
+    """What the server at URL answers to GET /deployment; an error when it does not answer
+    or serves another endpoint."""
+    from urllib.error import HTTPError
+    from urllib.request import urlopen
+
+    seconds = min(5.0, max(deadline - time.monotonic(), 0.5))
+    try:
+        with urlopen(f"{url}/deployment", timeout=seconds) as response:
+            answer = json.load(response)
+    except HTTPError as error:
+        raise LoopmlError(
+            f"{url} answered GET /deployment with HTTP {error.code}: is it a loopml server? "
+            f"Start one with 'loopml serve {name}'."
+        ) from None
+    except (OSError, ValueError) as error:  # URLError is an OSError; ValueError: not JSON
+        reason = getattr(error, "reason", error)
+        raise LoopmlError(
+            f"{url} does not answer GET /deployment ({reason}): is 'loopml serve {name}' "
+            "running there?"
+        ) from None
+    shape = {"endpoint": str, "revision": int, "deployment": dict, "serving": dict}
+    if not isinstance(answer, dict) or not all(
+        isinstance(answer.get(key), kind) for key, kind in shape.items()
+    ):
+        raise LoopmlError(
+            f"{url} answered GET /deployment with something other than a loopml server's "
+            f"deployment: give --wait the URL of 'loopml serve {name}'."
+        )
+    if answer["endpoint"] != name:
+        raise LoopmlError(
+            f"{url} serves the endpoint {answer['endpoint']!r}, not {name!r}: give --wait the "
+            f"URL of a server of {name}."
+        )
+    return answer
+
+
+def _follows(name: str, answer: dict[str, Any], revision: int) -> bool:
+    """Whether a server's /deployment shows the stored revision (or a later one) with each
+    role at the version its reference names in the registry now. The server's own
+    deployment is the one judged: a server started with --alias serves that champion."""
+    from loopml.serving.deployments import Deployment
+
+    if answer["revision"] < revision:
+        return False
+    spec = Deployment.model_validate(answer["deployment"])
+    serving, wanted = answer["serving"], _versions(name, spec)
+    return set(serving) <= set(spec.refs(name)) and all(
+        serving.get(role) == ref for role, ref in wanted.items()
+    )
+
+
+def _versions(name: str, spec: Any) -> dict[str, str]:
+    """Role → NAME@N: the version each role of a deployment names now (roles whose alias
+    names no version are left out: a server keeps what it served)."""
+    from loopml.registry.api import version_numbers
+
+    selectors = {role: ref.partition("@")[2] for role, ref in spec.refs(name).items()}
+    numbers = version_numbers(name, list(selectors.values()))
+    return {
+        role: f"{name}@{numbers[selector]}"
+        for role, selector in selectors.items()
+        if selector in numbers
+    }
+
+
+def _roles_text(roles: dict[str, str]) -> str:
+    """'champion churn@2, shadow churn@3'."""
+    return ", ".join(f"{role} {ref}" for role, ref in roles.items()) or "nothing"
 
 
 def alerts(
