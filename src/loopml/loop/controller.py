@@ -26,12 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopml.errors import LoopmlError
+from loopml.evaluation.wording import direction, interval
 from loopml.loop.history import decisions, record
 from loopml.loop.policy import RetrainingPolicy, read_policy
 from loopml.store.monitoring import DecisionRecord
 from loopml.workspace import Workspace, current_workspace
 
 log = logging.getLogger("loopml.loop")
+HARM_ALERT = "loop:harmful_promotion"
 
 
 @dataclass
@@ -112,6 +114,12 @@ class _Step:
 
     def idle(self, spec: Any) -> LoopStep:
         self._note_rollback(spec)
+        judged = self._judge_promotion(spec)
+        if judged is not None:
+            return judged
+        proposed = self._from_pool(spec)
+        if proposed is not None:
+            return proposed
         reasons = self._triggers()
         if not reasons:
             return self.result("idle", "no trigger holds; nothing to do")
@@ -123,11 +131,200 @@ class _Step:
             return self.result("idle", "the retrain failed; see the decision log")
         if self._unchanged(version, run):
             return self.result("idle", f"candidate {version} scores as the champion does")
-        if not self._gate(version, run):
+        if not self._gate(version, run[self.policy.retrain.evaluation]):
             return self.result("idle", f"candidate {version} was refused by the gate")
         if self.policy.refit.enabled:
             version = self._refit(version, run)
         return self._start_shadow(version, spec)
+
+    # -- what was served, judged on its labels ---------------------------------------------
+
+    def _judge_promotion(self, spec: Any) -> LoopStep | None:
+        """The newest promotion, once enough of what it served is labelled: held, or harmful
+        (worse than the version it replaced beyond the paired interval), then rolled back
+        and alerted on. Judged once; None when there is nothing (yet) to judge."""
+        from loopml.loop.served import compare_on, labelled_rows, score_versions
+
+        harm = self.policy.harm
+        promoted = self._last("promote")
+        if not harm.enabled or promoted is None or self._judged(promoted):
+            return None
+        version, previous = promoted.version, promoted.evidence.get("previous")
+        champion = _version(self.name, spec.champion, self.workspace)
+        if version is None or previous is None or champion != version:
+            return None
+        rows = labelled_rows(
+            self.name,
+            made_since=promoted.at,
+            version=version,
+            role="champion",
+            workspace=self.workspace,
+        )
+        if rows.num_rows < harm.min_rows:
+            return None
+        task, metric, gate = self._measure()
+        try:
+            scored = score_versions(self.name, [version, previous], rows, self.workspace)
+            found = compare_on(
+                rows,
+                scored,
+                previous,
+                task=task,
+                metric=metric,
+                resamples=gate.resamples,
+                level=gate.level,
+                seed=gate.seed,
+            )[version]
+        except LoopmlError as error:
+            self.decide(
+                "harm_unjudged",
+                f"promotion of version {version} could not be judged: {error}",
+                version,
+                promotion=promoted.id,
+            )
+            return None
+        shown = interval(found.gain, found.low, found.high)
+        evidence = {"promotion": promoted.id, "previous": previous, **found.to_dict()}
+        if found.high >= 0:
+            self.decide(
+                "held",
+                f"version {version} served as well as version {previous} would have on "
+                f"{found.rows:,} labelled rows: {metric} improvement {shown}",
+                version,
+                **evidence,
+            )
+            return None
+        message = (
+            f"version {version} served worse than version {previous} would have on "
+            f"{found.rows:,} labelled rows: {metric} improvement {shown} ({direction(metric)})"
+        )
+        self.decide("harmful", message, version, **evidence)
+        from loopml.serving.deployments import raise_alert
+
+        raise_alert(self.name, HARM_ALERT, message, evidence, workspace=self.workspace)
+        if not harm.rollback:
+            return self.result("idle", f"promotion of version {version} was harmful")
+        self._restore(spec, previous, f"the loop: promotion of {version} was harmful")
+        self.decide(
+            "rollback",
+            f"version {previous} is champion again: the promotion of {version} was harmful",
+            previous,
+            harmful=version,
+        )
+        return self.result("idle", f"version {previous} is champion again")
+
+    def _judged(self, promoted: DecisionRecord) -> bool:
+        return any(
+            d.action in ("held", "harmful", "harm_unjudged")
+            and d.evidence.get("promotion") == promoted.id
+            for d in self.past + self.made
+        )
+
+    def _measure(self) -> tuple[str, str, Any]:
+        """The task, the metric the gate judges improvement by, and the gate."""
+        from loopml.evaluation.evaluate import PRIMARY
+        from loopml.registry.api import get_version
+        from loopml.registry.gates import DifferenceCheck, ImprovementCheck, load_policy
+
+        gate = load_policy(self.policy.gate)
+        champion = get_version(f"{self.name}@champion", workspace=self.workspace)
+        task = gate.task or champion.info.get("task") or "classification"
+        judged = [
+            c.metric for c in gate.checks if isinstance(c, ImprovementCheck | DifferenceCheck)
+        ]
+        return task, judged[0] if judged else PRIMARY[task], gate
+
+    def _restore(self, spec: Any, version: int, reason: str) -> None:
+        """Make a version champion again, as the deployment names its champion."""
+        from loopml.registry.api import set_alias
+        from loopml.serving.deployments import deploy
+
+        if str(spec.champion).isdigit():
+            deploy(
+                self.name,
+                spec.model_copy(update={"champion": str(version)}),
+                reason=reason,
+                workspace=self.workspace,
+            )
+        else:
+            set_alias(
+                self.name,
+                spec.champion,
+                version,
+                reason=reason,
+                action="rollback",
+                workspace=self.workspace,
+            )
+
+    def _from_pool(self, spec: Any) -> LoopStep | None:
+        """The champion against the pool (the versions that were champion before, the most
+        recent first) on the labels that arrived since the last look; a version better
+        beyond the interval is gated and rolled out. None when the pool proposes nothing."""
+        from loopml.loop.served import LABEL, compare_on, labelled_rows, score_versions
+        from loopml.registry.api import history
+
+        pool = self.policy.pool
+        if not pool.enabled:
+            return None
+        champion = _version(self.name, spec.champion, self.workspace)
+        served = [
+            event.to_version
+            for event in history(self.name, workspace=self.workspace)
+            if event.alias == "champion" and event.to_version is not None
+        ]
+        others = list(dict.fromkeys(v for v in reversed(served) if v != champion))[: pool.size]
+        looked = self._last("pool")
+        since = looked.at if looked is not None else 0.0
+        rows = labelled_rows(self.name, labelled_since=since, workspace=self.workspace)
+        if not others or rows.num_rows < pool.min_rows:
+            return None
+        task, metric, gate = self._measure()
+        try:
+            scored = score_versions(self.name, [champion, *others], rows, self.workspace)
+            found = compare_on(
+                rows,
+                scored,
+                champion,
+                task=task,
+                metric=metric,
+                resamples=gate.resamples,
+                level=gate.level,
+                seed=gate.seed,
+            )
+        except LoopmlError as error:
+            self.decide("pool", f"the pool could not be compared: {error}", champion)
+            return None
+        best = max(found, key=lambda v: found[v].low)
+        better = found[best].low > pool.min_gain
+        evidence = {str(v): c.to_dict() for v, c in found.items()}
+        shown = interval(found[best].gain, found[best].low, found[best].high)
+        if not better:
+            self.decide(
+                "pool",
+                f"no earlier version beats champion {champion} on {rows.num_rows:,} new labels "
+                f"(best: version {best}, {metric} improvement {shown})",
+                champion,
+                rows=rows.num_rows,
+                metric=metric,
+                versions=evidence,
+            )
+            return None
+        self.decide(
+            "pool",
+            f"version {best} beats champion {champion} on {rows.num_rows:,} new labels: "
+            f"{metric} improvement {shown}; it goes through the gate",
+            best,
+            rows=rows.num_rows,
+            metric=metric,
+            versions=evidence,
+            proposed=best,
+        )
+        data = rows.to_pandas()
+        data = data.drop(columns=[c for c in data.columns if c.startswith("__") and c != LABEL])
+        data = data.rename(columns={LABEL: gate.target})
+        if not self._gate(best, data):
+            return self.result("idle", f"version {best} from the pool was refused by the gate")
+        return self._start_shadow(best, spec)
 
     def _note_rollback(self, spec: Any) -> None:
         rolled = spec.last_rollback
@@ -362,10 +559,9 @@ class _Step:
         )
         return True
 
-    def _gate(self, version: int, run: Any) -> bool:
+    def _gate(self, version: int, data: Any) -> bool:
         from loopml.registry.promotion import promote
 
-        data = run[self.policy.retrain.evaluation]
         outcome = promote(
             self.name,
             version,

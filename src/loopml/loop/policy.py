@@ -13,6 +13,15 @@
     refit:                               # after the gate, train the same recipe again on the
       enabled: true                      # whole window, its newest month included, and roll
       params: {}                         # that out ($validation_start becomes $data_end)
+    harm:                                # a promotion judged on the labels of what it served:
+      enabled: true                      # worse than the version it replaced beyond the
+      min_rows: 500                      # paired interval is rolled back, with an alert
+      rollback: true
+    pool:                                # the champion against the 5 latest past champions
+      enabled: true                      # on the labels that arrived since the last look;
+      size: 5                            # one better beyond the interval (by more than
+      min_rows: 500                      # min_gain) goes through the gate and the rollout
+      min_gain: 0
     triggers:                            # any one starts a retrain
       alerts: [feature_drift, auc_low]   # one of these alert rules is firing
       every: 90d                         # the last retrain is this old
@@ -115,6 +124,31 @@ class Refit(BaseModel):
     max_latency_ratio: float = Field(3.0, gt=0)
 
 
+class Harm(BaseModel):
+    """After a promotion: once enough of what the new champion served is labelled, it is
+    compared with the version it replaced on those rows; worse beyond the paired interval is
+    harmful, rolled back and alerted on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    min_rows: int = Field(500, ge=10)
+    rollback: bool = True
+
+
+class Pool(BaseModel):
+    """At a step with enough new labels: the champion against the versions that were champion
+    before (the `size` most recent) on those labelled rows; a version better beyond the
+    paired interval is proposed, gated and rolled out as a retrained candidate would be."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    size: int = Field(5, ge=1)
+    min_rows: int = Field(500, ge=10)
+    min_gain: float = 0.0
+
+
 class Triggers(BaseModel):
     """When to retrain; any one suffices."""
 
@@ -149,6 +183,8 @@ class RetrainingPolicy(BaseModel):
 
     retrain: Retrain
     refit: Refit = Field(default_factory=Refit)
+    harm: Harm = Field(default_factory=Harm)
+    pool: Pool = Field(default_factory=Pool)
     triggers: Triggers = Field(default_factory=Triggers)
     cooldown: float = 0.0
     gate: Path

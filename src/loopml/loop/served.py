@@ -1,0 +1,174 @@
+"""What an endpoint served, with the labels that came back for it: the logged requests joined
+with their latest feedback, and versions compared on those very rows.
+
+The loop reads these to judge a promotion once its labels arrive (did the new champion
+serve better than the version it replaced?) and to compare the champion with earlier
+versions on the newest labels. Only labels already posted are read: a replay's future is
+never seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from loopml.monitoring.traffic import Traffic, quoted_column, seal_all
+from loopml.workspace import Workspace
+
+ID, LABEL, VERSION, ROLE, TIME, LABEL_TIME = (
+    "__id__",
+    "__label__",
+    "__version__",
+    "__role__",
+    "__time__",
+    "__label_time__",
+)
+
+
+def labelled_rows(
+    name: str,
+    *,
+    made_since: float = 0.0,
+    labelled_since: float = 0.0,
+    until: float | None = None,
+    version: int | None = None,
+    role: str | None = None,
+    workspace: Workspace,
+) -> pa.Table:
+    """The answered predictions of endpoint NAME made since ``made_since`` whose latest label
+    arrived in [labelled_since, until): their logged inputs as columns, and ID (the
+    prediction's), LABEL, VERSION, ROLE, TIME (of the prediction) and LABEL_TIME. ``version`` and ``role`` narrow them to
+    what one version answered in one role (champion or canary)."""
+    import time
+
+    seal_all(workspace)
+    end = float(until if until is not None else time.time() + 1)
+    with Traffic(name, made_since, end, workspace) as traffic:
+        if not traffic.has("feedback", "label") or not traffic.has("predictions", "version"):
+            return pa.table({LABEL: pa.array([], pa.string())})
+        inputs = [c for c in traffic.columns["predictions"] if c.startswith("input.")]
+        labels = (
+            "SELECT id, time AS label_time, label FROM feedback WHERE status = 'ok' AND "
+            f"time >= {float(labelled_since)!r} AND time < {end!r} "
+            "QUALIFY row_number() OVER (PARTITION BY id ORDER BY time DESC) = 1"
+        )
+        narrower = []
+        if version is not None:
+            narrower.append(f"p.version = {int(version)}")
+        if role is not None:
+            narrower.append(f"coalesce(p.role, 'champion') = '{_sql_word(role)}'")
+        columns = ", ".join(
+            [f"p.{quoted_column(c)} AS {quoted_column(c[len('input.') :])}" for c in inputs]
+            + [
+                f"p.id AS {ID}",
+                f"l.label AS {LABEL}",
+                f"p.version AS {VERSION}",
+                f"coalesce(p.role, 'champion') AS {ROLE}",
+                f"p.time AS {TIME}",
+                f"l.label_time AS {LABEL_TIME}",
+            ]
+        )
+        query = (
+            f"SELECT {columns} FROM predictions p JOIN ({labels}) l USING (id) "
+            f"WHERE {traffic.answered('p')} AND p.time >= {float(made_since)!r} "
+            + "".join(f" AND {condition}" for condition in narrower)
+            + " ORDER BY p.time, p.id"
+        )
+        return traffic.connection.sql(query).to_arrow_table()
+
+
+def _sql_word(text: str) -> str:
+    if not text.replace("_", "").isalnum():
+        raise ValueError(f"not a role: {text!r}")
+    return text
+
+
+@dataclass
+class Comparison:
+    """One version against another on the same labelled rows: the metric of each and the
+    improvement (in the metric's own direction) with its paired bootstrap interval."""
+
+    metric: str
+    rows: int
+    ours: float
+    theirs: float
+    gain: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "rows": self.rows,
+            "ours": self.ours,
+            "theirs": self.theirs,
+            "improvement": self.gain,
+            "low": self.low,
+            "high": self.high,
+        }
+
+
+def compare_on(
+    rows: pa.Table,
+    scores: dict[int, np.ndarray],
+    versus: int,
+    *,
+    task: str,
+    metric: str,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[int, Comparison]:
+    """Each scored version against ``versus`` on the labelled rows, with paired intervals
+    (every version resampled on the same rows)."""
+    from loopml.evaluation.evaluate import evaluate
+    from loopml.evaluation.wording import improvement
+
+    frame = pd.DataFrame({f"v{v}": found for v, found in scores.items()})
+    frame[LABEL] = _labels(rows.column(LABEL).to_pylist(), task)
+    found = {}
+    for version in scores:
+        if version == versus:
+            continue
+        evaluation = evaluate(
+            f"v{version}",
+            frame,
+            target=LABEL,
+            task=task,
+            baselines={"other": f"v{versus}"},
+            metrics=[metric],
+            resamples=resamples,
+            level=level,
+            seed=seed,
+        )
+        ours = evaluation.metrics[metric].value
+        difference = evaluation.differences["other"][metric]
+        gain, low, high = improvement(metric, difference.value, difference.low, difference.high)
+        found[version] = Comparison(
+            metric, len(frame), ours, ours - difference.value, gain, low, high
+        )
+    return found
+
+
+def _labels(values: list[Any], task: str) -> list[Any]:
+    """Labels as logged (JSON values) made comparable: numbers for regression."""
+    if task == "regression":
+        return [float(value) if value is not None else np.nan for value in values]
+    return values
+
+
+def score_versions(
+    name: str, versions: list[int], rows: pa.Table, workspace: Workspace
+) -> dict[int, np.ndarray]:
+    """Each version's scores on the logged rows, computed as its server computes them."""
+    from loopml.serving.model import load_served
+
+    inputs = rows.drop_columns([c for c in rows.column_names if c.startswith("__")])
+    return {
+        version: load_served(f"{name}@{version}", workspace).predict(inputs)[0]
+        for version in versions
+    }
