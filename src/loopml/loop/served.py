@@ -41,8 +41,8 @@ def labelled_rows(
 ) -> pa.Table:
     """The answered predictions of endpoint NAME made since ``made_since`` whose latest label
     arrived in [labelled_since, until): their logged inputs as columns, and ID (the
-    prediction's), LABEL, VERSION, ROLE, TIME (of the prediction) and LABEL_TIME. ``version`` and ``role`` narrow them to
-    what one version answered in one role (champion or canary)."""
+    prediction's), LABEL, VERSION, ROLE, TIME (of the prediction) and LABEL_TIME.
+    ``version`` and ``role`` narrow them to what one version answered in one role."""
     import time
 
     seal_all(workspace)
