@@ -478,6 +478,7 @@ class _Step:
 
         from loopml.evaluation.scoring import feature_frame, scores
         from loopml.registry.api import get_version, load
+
         data = run[self.policy.retrain.evaluation]
         refit, first = (
             get_version(f"{self.name}@{v}", workspace=self.workspace) for v in (version, gated)
