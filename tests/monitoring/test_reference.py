@@ -125,3 +125,33 @@ def test_a_refused_reference_leaves_no_version_behind(sqlite_workspace) -> None:
         loopml.models.register("churn", model, reference=frame.drop(columns="b"), card=False)
     again = loopml.models.register("churn", model, reference=frame, card=False)
     assert again.version == 1
+
+
+class _Counting:
+    """A fitted model that counts its predict_proba calls and the rows they scored."""
+
+    def __init__(self, model) -> None:
+        self.model, self.calls, self.rows = model, 0, 0
+        self.feature_names_in_ = model.feature_names_in_
+        self.classes_ = model.classes_
+
+    def predict_proba(self, frame):
+        self.calls, self.rows = self.calls + 1, self.rows + len(frame)
+        return self.model.predict_proba(frame)
+
+
+def test_importance_scores_its_shuffles_in_a_few_large_predictions() -> None:
+    from loopml.monitoring.reference import (
+        IMPORTANCE_REPEATS,
+        IMPORTANCE_ROWS,
+        make_reference,
+    )
+
+    frame = _training(6000)
+    counting = _Counting(_model(frame))
+    found = make_reference(counting, frame, target="y")
+    assert found.top_features(1) == ["a"]
+    # the reference's scores, the baseline on the importance rows, then one call for every
+    # shuffle of every feature: not one call per feature and shuffle
+    assert counting.calls == 3
+    assert counting.rows == 6000 + IMPORTANCE_ROWS * (1 + 3 * IMPORTANCE_REPEATS)
