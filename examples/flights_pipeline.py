@@ -4,6 +4,9 @@ minutes late, predicted from what is known before take-off (schedule, route, wea
     load (snapshot) → validated (contract) → features → split (temporal) → baseline, model
     → evaluation (bootstrap intervals, slices) → trained
 
+``refit`` is the same recipe without the evaluation, which the loop runs after its gate on the
+whole window, the newest month included.
+
 Run it with ``loopml run flights_pipeline:train`` from this folder (or with it on
 PYTHONPATH); a second run takes every unchanged step from the cache. Sweep the model with
 ``loopml sweep flights_pipeline:train --space flights_space.yaml --metric val_auc``.
@@ -111,7 +114,8 @@ def model(
     iterations: int = 150,
 ) -> HistGradientBoostingClassifier:
     """Gradient boosting, grown STAGE iterations at a time; each stage reports the
-    validation AUC, so a sweep can stop a poor trial early."""
+    validation AUC, so a sweep can stop a poor trial early. Without validation rows (a
+    refit on the whole window) it grows all its iterations at once."""
     x, y = _xy(train_rows)
     x_valid, y_valid = _xy(valid_rows)
     fitted = HistGradientBoostingClassifier(
@@ -121,6 +125,8 @@ def model(
         warm_start=True,
         random_state=context.seed or 0,
     )
+    if not len(valid_rows):
+        return fitted.set_params(max_iter=iterations).fit(x, y)
     for stage, grown in enumerate(range(STAGE, iterations + STAGE, STAGE)):
         fitted.set_params(max_iter=min(grown, iterations)).fit(x, y)
         auc = roc_auc_score(y_valid, fitted.predict_proba(x_valid)[:, 1])
@@ -177,4 +183,8 @@ train = Pipeline(
     [load, validated, features, split, baseline, model, evaluation, trained],
     name="flights",
     params={"source": "flights"},
+)
+# The loop's refit: the gated recipe on the whole window, with nothing held out to evaluate.
+refit = Pipeline(
+    [load, validated, features, split, model], name="flights-refit", params={"source": "flights"}
 )

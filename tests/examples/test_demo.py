@@ -13,7 +13,7 @@ import pytest
 import loopml
 from loopml.events import read_events
 
-# The demo replays a year through a live server in about five minutes on two cores: the
+# The demo replays a year through a live server in about six minutes on two cores: the
 # subprocess has a timeout of its own, so the suite's 300 s per test does not apply.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 DEMO = Path(__file__).parents[2] / "examples" / "demo.py"
@@ -81,9 +81,10 @@ def _the_loop_ran_by_itself(stdout: str, home: Path) -> None:
     drift = loopml.monitoring.series("flights", ["drifted_share"])
     assert (drift["value"] > 0).all()  # the seasons move the weather features
     actions = [d.action for d in loopml.loop.decisions("flights")]
-    for action in ("retrain", "gate_passed", "shadow", "canary", "promote"):
+    for action in ("retrain", "gate_passed", "refit", "canary", "promote", "held", "pool"):
         assert action in actions, actions
-    assert actions.index("shadow") < actions.index("canary") < actions.index("promote")
+    assert actions.index("refit") < actions.index("canary") < actions.index("promote")
+    assert "harmful" not in actions
     assert loopml.models.get_version("flights@champion").version > 1
     rows = [line for line in stdout.splitlines() if line.startswith("2013-")]
     table = [line.split() for line in rows if len(line.split()) == 4]

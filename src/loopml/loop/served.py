@@ -123,34 +123,34 @@ def compare_on(
     level: float = 0.95,
     seed: int = 0,
 ) -> dict[int, Comparison]:
-    """Each scored version against ``versus`` on the labelled rows, with paired intervals
-    (every version resampled on the same rows)."""
+    """Each scored version against ``versus`` on the labelled rows, with paired intervals:
+    one bootstrap, every version resampled on the same rows."""
     from loopml.evaluation.evaluate import evaluate
     from loopml.evaluation.wording import improvement
 
     frame = pd.DataFrame({f"v{v}": found for v, found in scores.items()})
     frame[LABEL] = _labels(rows.column(LABEL).to_pylist(), task)
+    others = [v for v in scores if v != versus]
+    evaluation = evaluate(
+        f"v{versus}",
+        frame,
+        target=LABEL,
+        task=task,
+        baselines={f"v{v}": f"v{v}" for v in others},
+        metrics=[metric],
+        resamples=resamples,
+        level=level,
+        seed=seed,
+    )
+    theirs = evaluation.metrics[metric].value
     found = {}
-    for version in scores:
-        if version == versus:
-            continue
-        evaluation = evaluate(
-            f"v{version}",
-            frame,
-            target=LABEL,
-            task=task,
-            baselines={"other": f"v{versus}"},
-            metrics=[metric],
-            resamples=resamples,
-            level=level,
-            seed=seed,
-        )
-        ours = evaluation.metrics[metric].value
-        difference = evaluation.differences["other"][metric]
-        gain, low, high = improvement(metric, difference.value, difference.low, difference.high)
-        found[version] = Comparison(
-            metric, len(frame), ours, ours - difference.value, gain, low, high
-        )
+    for version in others:
+        # the evaluation's difference is versus minus the version: turned round, it is the
+        # version's own
+        difference = evaluation.differences[f"v{version}"][metric]
+        gain, low, high = improvement(metric, -difference.value, -difference.high, -difference.low)
+        ours = theirs - difference.value
+        found[version] = Comparison(metric, len(frame), ours, theirs, gain, low, high)
     return found
 
 
