@@ -4,8 +4,9 @@ minutes late, predicted from what is known before take-off (schedule, route, wea
     load (snapshot) → validated (contract) → features → split (temporal) → baseline, model
     → evaluation (bootstrap intervals, slices) → trained
 
-``refit`` is the same recipe without the evaluation, which the loop runs after its gate on the
-whole window, the newest month included.
+``retrain`` is the same recipe without the evaluation: the loop retrains with it (its gate
+evaluates the candidate) and refits with it after the gate on the whole window, the newest
+month included.
 
 Run it with ``loopml run flights_pipeline:train`` from this folder (or with it on
 PYTHONPATH); a second run takes every unchanged step from the cache. Sweep the model with
@@ -184,7 +185,7 @@ train = Pipeline(
     name="flights",
     params={"source": "flights"},
 )
-# The loop's refit: the gated recipe on the whole window, with nothing held out to evaluate.
-refit = Pipeline(
-    [load, validated, features, split, model], name="flights-refit", params={"source": "flights"}
+# The loop's retrain and refit: the recipe without its evaluation, which the loop's gate makes.
+retrain = Pipeline(
+    [load, validated, features, split, model], name="flights-retrain", params={"source": "flights"}
 )
