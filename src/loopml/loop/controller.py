@@ -275,7 +275,16 @@ class _Step:
         others = list(dict.fromkeys(v for v in reversed(served) if v != champion))[: pool.size]
         looked = self._last("pool")
         since = looked.at if looked is not None else 0.0
-        rows = labelled_rows(self.name, labelled_since=since, workspace=self.workspace)
+        # only rows made while the champion served: none of the versions trained on them
+        promoted = self._last("promote")
+        serving = (
+            promoted.at
+            if promoted is not None and promoted.version == champion
+            else _champion_registered(self.name, self.workspace)
+        )
+        rows = labelled_rows(
+            self.name, made_since=serving, labelled_since=since, workspace=self.workspace
+        )
         if not others or rows.num_rows < pool.min_rows:
             return None
         task, metric, gate = self._measure()
