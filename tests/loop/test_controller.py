@@ -379,3 +379,15 @@ def test_a_refit_that_fails_or_is_not_sane_leaves_the_gated_model_to_roll_out(
     refused = again.decisions[2]
     assert "gives every row the same score" in refused.message
     assert deployment(endpoint)[0].shadow == str(again.decisions[1].version)
+
+
+def test_the_schedule_counts_a_champion_registered_after_the_loops_clock_as_due(
+    endpoint, policy
+) -> None:
+    rules = policy(gate="strict_gate.yaml", triggers={"alerts": [], "every": "30d"})
+    step = run_loop(endpoint, rules, as_of=JULY)  # a replay of 2013: the champion is from now
+    assert step.decisions[0].action == "retrain"
+    assert step.decisions[0].evidence["triggers"] == [
+        "the champion was never retrained on the loop's clock"
+    ]
+    assert run_loop(endpoint, rules, as_of=JULY + DAY).decisions == []  # then it has a clock

@@ -365,7 +365,11 @@ class _Step:
         if triggers.every is not None:
             retrained = last is not None and last.as_of is not None
             since = last.as_of if retrained else _champion_registered(self.name, self.workspace)
-            if self.as_of - since >= triggers.every:
+            if not retrained and since > self.as_of:
+                # registered after the loop's clock (a replay of the past): its age on that
+                # clock is unknown, so the schedule counts it as due
+                reasons.append("the champion was never retrained on the loop's clock")
+            elif self.as_of - since >= triggers.every:
                 older = "the last retrain" if retrained else "the champion"
                 reasons.append(f"{older} is older than the schedule allows")
         if triggers.new_labels is not None:
