@@ -18,7 +18,15 @@ from loopml.monitoring.reference import get_reference
 from loopml.monitoring.timeseries import windows
 from loopml.serving import create_app
 
-CHECKS = ["data_drift", "correlation", "prediction_drift", "quality", "performance", "operations"]
+CHECKS = [
+    "data_drift",
+    "correlation",
+    "prediction_drift",
+    "quality",
+    "performance",
+    "estimated_performance",
+    "operations",
+]
 DRIFT_RULES = "rules:\n  - name: drift\n    metric: psi\n    features: top 2\n    above: 0.1\n"
 
 

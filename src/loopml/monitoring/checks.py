@@ -530,6 +530,7 @@ METRICS: dict[str, str] = {
     "violations": "rule",
     **dict.fromkeys(["new_category_share", "null_rate"], "feature"),
     **dict.fromkeys(["labelled_rows", "label_coverage", "label_delay_p50", "label_delay_p90"], ""),
+    **dict.fromkeys(["estimated_roc_auc", "estimated_accuracy"], ""),
     **dict.fromkeys(
         [
             "requests",

@@ -28,6 +28,7 @@ from loopml.errors import InvalidValueError, LoopmlError
 from loopml.ids import new_id
 from loopml.monitoring import checks
 from loopml.monitoring.checks import SCORE, Check, Seen
+from loopml.monitoring.estimate import estimated_performance
 from loopml.monitoring.reference import SAMPLE, Reference, Reservoir, get_reference
 from loopml.monitoring.traffic import Traffic, quoted_column, seal_all
 from loopml.store import monitoring as repo
@@ -200,6 +201,9 @@ def _run_checks(
             ),
             "quality": lambda: checks.quality(traffic, seen, main, alpha),
             "performance": lambda: checks.performance(traffic, task, 1 - alpha, seed),
+            "estimated_performance": lambda: estimated_performance(
+                seen, traffic, versions[0] if versions else None, task
+            ),
             "operations": lambda: checks.operations(traffic, spec.slos.model_dump(), price),
         }
         found = [_guarded(check, make) for check, make in plan.items()]
