@@ -125,6 +125,22 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
             evidence={"psi": 0.4},
             workspace=workspace,
         )
+        promoted = record(
+            "churn",
+            "promote",
+            "version 2 is champion",
+            version=2,
+            evidence={"previous": 1},
+            workspace=workspace,
+        )
+        record(
+            "churn",
+            "held",
+            "version 2 served as well as version 1 would have",
+            version=2,
+            evidence={"promotion": promoted.id},
+            workspace=workspace,
+        )
         html = monitoring_report("churn", workspace=workspace)
     yield Endpoint(workspace, html, figures_of(html))
     workspace.close()
@@ -191,6 +207,9 @@ def test_alerts_history_and_decisions_are_listed(endpoint: Endpoint) -> None:
     assert "<td>promote</td>" in html and "v1 → v2" in html
     assert "a drifted for a window" in html
     assert "&#34;psi&#34;: 0.4" in html or '"psi": 0.4' in html  # evidence, escaped
+    verdicts = html.split("Promotions and their verdicts")[1].split("</table>")[0]
+    assert "<td>v2</td><td>v1</td><td><b" in verdicts and ">held</b>" in verdicts
+    assert "version 2 served as well as version 1 would have" in verdicts
 
 
 def test_since_leaves_out_earlier_windows(endpoint: Endpoint) -> None:

@@ -249,6 +249,7 @@ def context(facts: Facts) -> dict[str, Any]:
         "alerts": alert_rows(facts.alerts),
         "events": event_rows(facts.events),
         "decisions": decision_rows(facts.decisions),
+        "promotions": promotion_rows(facts.decisions),
         "slos": _slos(facts.deployment),
     }
 
@@ -438,6 +439,32 @@ def change(event: RegistryEvent) -> str:
     if event.from_version is None:
         return f"v{event.to_version}"
     return f"v{event.from_version} → v{event.to_version}"
+
+
+def promotion_rows(decisions: list[DecisionRecord]) -> list[dict[str, Any]]:
+    """Every promotion the loop made, oldest first, with the verdict on the labels of what it
+    served: held, harmful (then rolled back), or not judged yet."""
+    verdicts = {
+        d.evidence.get("promotion"): d
+        for d in decisions
+        if d.action in ("held", "harmful", "harm_unjudged")
+    }
+    rows = []
+    for d in decisions:
+        if d.action != "promote":
+            continue
+        verdict = verdicts.get(d.id)
+        rows.append(
+            {
+                "at": when(d.at),
+                "as_of": when(d.as_of),
+                "version": f"v{d.version}",
+                "previous": f"v{d.evidence.get('previous')}",
+                "verdict": verdict.action if verdict is not None else "not judged yet",
+                "detail": verdict.message if verdict is not None else "",
+            }
+        )
+    return rows
 
 
 def decision_rows(decisions: list[DecisionRecord]) -> list[dict[str, Any]]:
