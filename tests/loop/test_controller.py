@@ -381,13 +381,15 @@ def test_a_refit_that_fails_or_is_not_sane_leaves_the_gated_model_to_roll_out(
     assert deployment(endpoint)[0].shadow == str(again.decisions[1].version)
 
 
-def test_the_schedule_counts_a_champion_registered_after_the_loops_clock_as_due(
+def test_the_schedule_counts_from_the_first_step_when_the_champion_is_newer_than_the_clock(
     endpoint, policy
 ) -> None:
     rules = policy(gate="strict_gate.yaml", triggers={"alerts": [], "every": "30d"})
-    step = run_loop(endpoint, rules, as_of=JULY)  # a replay of 2013: the champion is from now
-    assert step.decisions[0].action == "retrain"
-    assert step.decisions[0].evidence["triggers"] == [
-        "the champion was never retrained on the loop's clock"
-    ]
-    assert run_loop(endpoint, rules, as_of=JULY + DAY).decisions == []  # then it has a clock
+    first = run_loop(endpoint, rules, as_of=JULY)  # a replay of 2013: the champion is from now
+    assert [d.action for d in first.decisions] == ["schedule_started"]
+    assert first.message == "no trigger holds; nothing to do"
+    assert run_loop(endpoint, rules, as_of=JULY + 29 * DAY).decisions == []
+    due = run_loop(endpoint, rules, as_of=JULY + 30 * DAY).decisions
+    assert due[0].action == "retrain"
+    assert due[0].evidence["triggers"] == ["the champion is older than the schedule allows"]
+    assert _actions(endpoint).count("schedule_started") == 1

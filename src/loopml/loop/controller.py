@@ -366,10 +366,19 @@ class _Step:
             retrained = last is not None and last.as_of is not None
             since = last.as_of if retrained else _champion_registered(self.name, self.workspace)
             if not retrained and since > self.as_of:
-                # registered after the loop's clock (a replay of the past): its age on that
-                # clock is unknown, so the schedule counts it as due
-                reasons.append("the champion was never retrained on the loop's clock")
-            elif self.as_of - since >= triggers.every:
+                # registered after the loop's clock (a replay of the past): it has no age on
+                # that clock, so the schedule counts from the first step that saw it
+                started = self._last("schedule_started")
+                if started is None or started.as_of is None:
+                    self.decide(
+                        "schedule_started",
+                        f"the schedule counts from {_day(self.as_of)}: the champion was "
+                        "registered after the loop's clock",
+                    )
+                    since = self.as_of
+                else:
+                    since = started.as_of
+            if self.as_of - since >= triggers.every:
                 older = "the last retrain" if retrained else "the champion"
                 reasons.append(f"{older} is older than the schedule allows")
         if triggers.new_labels is not None:
