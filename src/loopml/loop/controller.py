@@ -143,7 +143,7 @@ class _Step:
         """The newest promotion, once enough of what it served is labelled: held, or harmful
         (worse than the version it replaced beyond the paired interval), then rolled back
         and alerted on. Judged once; None when there is nothing (yet) to judge."""
-        from loopml.loop.served import compare_on, labelled_rows, score_versions
+        from loopml.loop.served import labelled_rows
 
         harm = self.policy.harm
         promoted = self._last("promote")
@@ -162,19 +162,8 @@ class _Step:
         )
         if rows.num_rows < harm.min_rows:
             return None
-        task, metric, gate = self._measure()
         try:
-            scored = score_versions(self.name, [version, previous], rows, self.workspace)
-            found = compare_on(
-                rows,
-                scored,
-                previous,
-                task=task,
-                metric=metric,
-                resamples=gate.resamples,
-                level=gate.level,
-                seed=gate.seed,
-            )[version]
+            found = self._compare(rows, [version], previous)[version]
         except LoopmlError as error:
             self.decide(
                 "harm_unjudged",
@@ -183,6 +172,7 @@ class _Step:
                 promotion=promoted.id,
             )
             return None
+        metric = found.metric
         shown = interval(found.gain, found.low, found.high)
         evidence = {"promotion": promoted.id, "previous": previous, **found.to_dict()}
         if found.high >= 0:
@@ -220,9 +210,12 @@ class _Step:
             for d in self.past + self.made
         )
 
-    def _measure(self) -> tuple[str, str, Any]:
-        """The task, the metric the gate judges improvement by, and the gate."""
+    def _compare(self, rows: Any, versions: list[int], versus: int) -> dict[int, Any]:
+        """Each version against ``versus`` on the labelled served rows, every one scored as its
+        server scores, on the metric the gate judges improvement by (the task's primary
+        without one) and with the gate's bootstrap settings."""
         from loopml.evaluation.evaluate import PRIMARY
+        from loopml.loop.served import compare_on, score_versions
         from loopml.registry.api import get_version
         from loopml.registry.gates import DifferenceCheck, ImprovementCheck, load_policy
 
@@ -232,7 +225,17 @@ class _Step:
         judged = [
             c.metric for c in gate.checks if isinstance(c, ImprovementCheck | DifferenceCheck)
         ]
-        return task, judged[0] if judged else PRIMARY[task], gate
+        scored = score_versions(self.name, [versus, *versions], rows, self.workspace)
+        return compare_on(
+            rows,
+            scored,
+            versus,
+            task=task,
+            metric=judged[0] if judged else PRIMARY[task],
+            resamples=gate.resamples,
+            level=gate.level,
+            seed=gate.seed,
+        )
 
     def _restore(self, spec: Any, version: int, reason: str) -> None:
         """Make a version champion again, as the deployment names its champion."""
@@ -260,8 +263,9 @@ class _Step:
         """The champion against the pool (the versions that were champion before, the most
         recent first) on the labels that arrived since the last look; a version better
         beyond the interval is gated and rolled out. None when the pool proposes nothing."""
-        from loopml.loop.served import LABEL, compare_on, labelled_rows, score_versions
+        from loopml.loop.served import LABEL, labelled_rows
         from loopml.registry.api import history
+        from loopml.registry.gates import load_policy
 
         pool = self.policy.pool
         if not pool.enabled:
@@ -287,23 +291,13 @@ class _Step:
         )
         if not others or rows.num_rows < pool.min_rows:
             return None
-        task, metric, gate = self._measure()
         try:
-            scored = score_versions(self.name, [champion, *others], rows, self.workspace)
-            found = compare_on(
-                rows,
-                scored,
-                champion,
-                task=task,
-                metric=metric,
-                resamples=gate.resamples,
-                level=gate.level,
-                seed=gate.seed,
-            )
+            found = self._compare(rows, others, champion)
         except LoopmlError as error:
             self.decide("pool", f"the pool could not be compared: {error}", champion)
             return None
         best = max(found, key=lambda v: found[v].low)
+        metric = found[best].metric
         better = found[best].low > pool.min_gain
         evidence = {str(v): c.to_dict() for v, c in found.items()}
         shown = interval(found[best].gain, found[best].low, found[best].high)
@@ -330,7 +324,7 @@ class _Step:
         )
         data = rows.to_pandas()
         data = data.drop(columns=[c for c in data.columns if c.startswith("__") and c != LABEL])
-        data = data.rename(columns={LABEL: gate.target})
+        data = data.rename(columns={LABEL: load_policy(self.policy.gate).target})
         if not self._gate(best, data):
             return self.result("idle", f"version {best} from the pool was refused by the gate")
         return self._start_shadow(best, spec)
