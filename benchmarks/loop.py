@@ -7,8 +7,8 @@ loop left to run by itself, against the static first model and a monthly oracle.
   ``fpp2/elecdemand``), a regressor (MAE), with benchmarks/elecdemand_pipeline.py and the
   loop_elecdemand_*.yaml files; every half hour of each month sent.
 
-Each replay runs with the demo's own functions (examples/demo_loop.py): the champion served
-by ``loopml serve`` in a subprocess; each month sent in four parts of requests of 50 rows from
+Each replay works as the demo's does (examples/demo_loop.py): the champion served by
+``loopml serve`` in a subprocess; each month sent in four parts of requests of 50 rows from
 four client threads, a loop step after each part; the month's outcomes posted to /feedback at
 its end, the month monitored with the alert rules, and a loop step dated the next month's
 first day. The static model is version 1 (trained on January and February). The oracle is
@@ -34,15 +34,18 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 
@@ -51,14 +54,13 @@ EXAMPLES = HERE.parent / "examples"
 RESULTS = HERE / "results"
 sys.path[:0] = [str(HERE), str(EXAMPLES)]
 
-import demo_loop  # noqa: E402
 from machine import describe  # noqa: E402
 
 import loopml  # noqa: E402
 from loopml.loop.controller import run_loop  # noqa: E402
 from loopml.monitoring.window import monitor  # noqa: E402
 
-PARTS = demo_loop.PARTS
+PARTS, ROWS, CLIENTS, FEEDBACK_CHUNK = 4, 50, 4, 1000
 
 
 @dataclass
@@ -170,17 +172,58 @@ def elecdemand_problem() -> Problem:
 
 @contextmanager
 def served(name: str):
-    """`loopml serve NAME` on a free port in the background, as the demo starts it; yields
-    the port."""
+    """`loopml serve NAME` on a free port in the background; yields the port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = demo_loop.serve(port, name, folders=(str(HERE),))
+    path = os.pathsep.join(filter(None, [str(HERE), str(EXAMPLES), os.environ.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "loopml.cli.main", "serve", name, "--port", str(port)]
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": path})
     try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("loopml serve did not start")
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
         yield port
     finally:
         os.kill(process.pid, signal.SIGTERM)
         process.wait(30)
+
+
+def send(port: int, rows: pd.DataFrame, inputs: list[str]) -> list[dict]:
+    """The rows in requests of ROWS from CLIENTS threads, each keyed for a sticky canary."""
+    records = rows[inputs].astype(object).where(rows[inputs].notna(), None)
+    batches = [
+        records.iloc[i : i + ROWS].to_dict(orient="records") for i in range(0, len(rows), ROWS)
+    ]
+
+    def one(client: httpx.Client, index: int) -> list[dict]:
+        headers = {"X-Loopml-Key": f"caller-{index % 97}"}
+        answer = client.post("/predict", json={"records": batches[index]}, headers=headers)
+        answer.raise_for_status()
+        return answer.json()["predictions"]
+
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, timeout=60) as client, ThreadPoolExecutor(CLIENTS) as pool:
+        return [
+            p for answer in pool.map(lambda i: one(client, i), range(len(batches))) for p in answer
+        ]
+
+
+def feedback(port: int, ids: list[str], labels: list[Any]) -> None:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        for start in range(0, len(ids), FEEDBACK_CHUNK):
+            chunk = zip(
+                ids[start : start + FEEDBACK_CHUNK],
+                labels[start : start + FEEDBACK_CHUNK],
+                strict=True,
+            )
+            client.post("/feedback", json=[{"id": i, "label": y} for i, y in chunk])
 
 
 def replay(problem: Problem) -> tuple[pd.DataFrame, dict[str, float]]:
@@ -195,8 +238,13 @@ def replay(problem: Problem) -> tuple[pd.DataFrame, dict[str, float]]:
         cpu[month] = cpu.get(month, 0.0) + time.process_time() - started
         for decision in taken.decisions:
             print(f"    loop: {decision.action}: {decision.message}", flush=True)
-        if taken.decisions:
-            demo_loop.follow(port, problem.name)
+        if taken.decisions:  # the server rereads its deployment every two seconds
+            wanted = loopml.serving.deployment(problem.name)[1]
+            deadline = time.monotonic() + 30
+            while httpx.get(f"http://127.0.0.1:{port}/deployment").json()["revision"] < wanted:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the server did not follow the deployment")
+                time.sleep(0.1)
 
     with served(problem.name) as port:
         for month in problem.months:
@@ -204,10 +252,10 @@ def replay(problem: Problem) -> tuple[pd.DataFrame, dict[str, float]]:
             rows = problem.sent(month)
             answers = []
             for part in np.array_split(np.arange(len(rows)), PARTS):
-                answers += demo_loop.send_part(port, rows.iloc[part], problem.inputs)
+                answers += send(port, rows.iloc[part], problem.inputs)
                 step(port, month, label)
             truth = [problem.label(value) for value in rows[problem.target]]
-            demo_loop.feedback(port, [a["id"] for a in answers], truth)
+            feedback(port, [a["id"] for a in answers], truth)
             started = time.process_time()
             monitor(problem.name, label=label, rules=problem.rules)
             cpu[label] += time.process_time() - started

@@ -25,7 +25,6 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import flights_pipeline
 import httpx
@@ -51,14 +50,15 @@ FEEDBACK_CHUNK = 1000
 SEED = 7
 
 
-def serve(port: int, name: str = "flights", folders: tuple[str, ...] = ()) -> subprocess.Popen:
-    """`loopml serve NAME` in the background, ready to answer; this folder's modules (and
-    those of ``folders``) importable."""
-    print(f"\n$ loopml serve {name} --port {port} &", flush=True)
+def serve(port: int) -> subprocess.Popen:
+    """`loopml serve flights` in the background, ready to answer."""
+    print(f"\n$ loopml serve flights --port {port} &", flush=True)
     here = str(Path(__file__).parent)
-    path = [here, *folders, os.environ.get("PYTHONPATH")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
-    command = [sys.executable, "-m", "loopml.cli.main", "serve", name, "--port", str(port)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, "-m", "loopml.cli.main", "serve", "flights", "--port", str(port)]
     process = subprocess.Popen(command, env=env)
     deadline = time.monotonic() + 60
     while True:
@@ -71,13 +71,13 @@ def serve(port: int, name: str = "flights", folders: tuple[str, ...] = ()) -> su
             time.sleep(0.2)
 
 
-def feedback(port: int, ids: list[str], labels: list[Any]) -> tuple[int, int]:
-    """Post the outcomes (JSON values) back by prediction id; returns (accepted, unknown)."""
+def feedback(port: int, ids: list[str], labels: list[bool]) -> tuple[int, int]:
+    """Post the outcomes back by prediction id; returns (accepted, unknown)."""
     accepted = unknown = 0
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         for start in range(0, len(ids), FEEDBACK_CHUNK):
             items = [
-                {"id": i, "label": label}
+                {"id": i, "label": bool(label)}
                 for i, label in zip(
                     ids[start : start + FEEDBACK_CHUNK],
                     labels[start : start + FEEDBACK_CHUNK],
@@ -95,12 +95,10 @@ def month_start(month: int) -> float:
     return pd.Timestamp(year=year, month=month, day=1, tz="UTC").timestamp()
 
 
-def send_part(port: int, rows: pd.DataFrame, columns: list[str] | None = None) -> list[dict]:
-    """The rows' columns (the flights' inputs by default) in requests of ROWS, from CLIENTS
-    threads; each request carries a key so a canary keeps the same callers. Returns every
-    answered prediction, in order."""
-    if columns is None:
-        columns = [c for c in rows.columns if c not in ("time_hour", flights_pipeline.TARGET)]
+def send_part(port: int, rows: pd.DataFrame) -> list[dict]:
+    """The rows in requests of ROWS, from CLIENTS threads; each request carries a key so a
+    canary keeps the same callers. Returns every answered prediction, in order."""
+    columns = [c for c in rows.columns if c not in ("time_hour", flights_pipeline.TARGET)]
     records = rows[columns].astype(object).where(rows[columns].notna(), None)
     batches = [
         records.iloc[i : i + ROWS].to_dict(orient="records") for i in range(0, len(rows), ROWS)
@@ -123,18 +121,13 @@ def step(port: int, as_of: float):
     (it rereads the deployment every two seconds), so the next requests meet the change."""
     taken = run_loop("flights", POLICY, as_of=as_of)
     if taken.decisions:
-        follow(port, "flights")
+        wanted = loopml.serving.deployment("flights")[1]
+        deadline = time.monotonic() + 30
+        while httpx.get(f"http://127.0.0.1:{port}/deployment").json()["revision"] < wanted:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not follow the deployment")
+            time.sleep(0.1)
     return taken
-
-
-def follow(port: int, name: str) -> None:
-    """Wait until the server on the port serves NAME's stored deployment revision."""
-    wanted = loopml.serving.deployment(name)[1]
-    deadline = time.monotonic() + 30
-    while httpx.get(f"http://127.0.0.1:{port}/deployment").json()["revision"] < wanted:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server did not follow the deployment")
-        time.sleep(0.1)
 
 
 def replay(port: int, flights: pd.DataFrame) -> pd.DataFrame:
