@@ -208,6 +208,20 @@ def test_a_policy_reads_from_text_a_dict_or_itself(folder: Path) -> None:
             "retrain: {pipeline: steps:train}\ngate: gate.yaml\nrollout:\n  canary_fraction: 1.5\n",
             ["rollout.canary_fraction (line 4)", "less than 1"],
         ),
+        (
+            "retrain:\n  pipeline: steps:train\n  target: y\n  served: {dataset: d}\n"
+            "gate: gate.yaml\n",
+            ["retrain (line 2)", "never reads", "source: $served"],
+        ),
+        (
+            "retrain:\n  pipeline: steps:train\n  params: {source: $served}\ngate: gate.yaml\n",
+            ["retrain (line 2)", "needs a 'served:' section"],
+        ),
+        (
+            "retrain:\n  pipeline: steps:train\n  params: {source: $served}\n"
+            "  served: {dataset: d}\ngate: gate.yaml\n",
+            ["needs 'target:'"],
+        ),
         ("retrain: {pipeline: steps:train}\n", ["gate", "Field required"]),
         ("retrain: {pipeline: [steps\ngate: gate.yaml\n", ["is not valid YAML"]),
     ],
@@ -218,6 +232,9 @@ def test_a_policy_reads_from_text_a_dict_or_itself(folder: Path) -> None:
         "bad-cooldown",
         "negative-every",
         "fraction",
+        "served-unread",
+        "served-undefined",
+        "served-no-target",
         "no-gate",
         "yaml",
     ],

@@ -1,4 +1,4 @@
-"""`loopml data ...`: add, list, show, diff, contracts, validation and the audit."""
+"""`loopml data ...`: add, from-log, list, show, diff, contracts, validation and the audit."""
 
 from __future__ import annotations
 
@@ -60,6 +60,53 @@ def add(
             out.print(Text(snapshot.validation.summary()))
     if snapshot.validation is not None and not snapshot.validation.passed:
         raise typer.Exit(1)
+
+
+@data_app.command("from-log")
+def from_log(
+    endpoint: Annotated[str, typer.Argument(help="The endpoint whose log is read.")],
+    name: Annotated[str, typer.Argument(help="Dataset name of the new snapshot.")],
+    target: Annotated[str, typer.Option("--target", help="The column the labels go in.")],
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Predictions made from this time (ISO or seconds)."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Predictions made before this time (now by default)."),
+    ] = None,
+    base: Annotated[
+        str | None, typer.Option("--base", help="A snapshot the rows are appended to.")
+    ] = None,
+    time_column: Annotated[
+        str | None,
+        typer.Option("--time-column", help="A logged column that says when a row happened."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Store the endpoint's labelled predictions (logged requests joined with their feedback)
+    as a snapshot, optionally appended to a base snapshot."""
+    import loopml
+    from loopml.cli.monitoring import moment
+
+    with render.progress(f"Reading the log of {endpoint}") as done:
+        snapshot = loopml.data.from_log(
+            endpoint,
+            name,
+            target=target,
+            since=moment(since, "since"),
+            until=moment(until, "until"),
+            base=base,
+            time_column=time_column,
+        )
+        done()
+    if as_json:
+        render.print_json(snapshot.record.to_dict())
+        return
+    render.console().print(
+        f"Snapshot {snapshot.ref}: {snapshot.record.rows:,} rows, "
+        f"{len(snapshot.record.schema)} columns, from the {snapshot.record.source}"
+    )
 
 
 def _report_json(report: Any) -> Any:

@@ -17,6 +17,7 @@ from loopml.data.api import (
 )
 from loopml.data.audit import AuditReport, Finding, audit
 from loopml.data.contract import Contract, infer_contract, json_schema, load_contract
+from loopml.data.from_log import from_log
 from loopml.data.profile import Profile
 from loopml.data.snapshots import Snapshot, add, get, list_datasets, load, snapshots
 from loopml.data.validate import ValidationReport, Violation
@@ -36,6 +37,7 @@ __all__ = [
     "check",
     "contract_for",
     "diff",
+    "from_log",
     "get",
     "infer_contract",
     "json_schema",

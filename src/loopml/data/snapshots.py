@@ -105,13 +105,16 @@ def add(
     time_column: str | None = None,
     parent: str | Snapshot | None = None,
     contract: str | Path | Contract | None = None,
+    description: str | None = None,
     workspace: Workspace | None = None,
 ) -> Snapshot:
     """Store data as a snapshot of the dataset `name` (created on first use).
 
     source: a DataFrame, an Arrow table, or a Parquet or CSV path. Identical content returns
     the existing snapshot. With a contract the data is validated in the same pass; the report
-    is in ``snapshot.validation`` (the snapshot is stored either way).
+    is in ``snapshot.validation`` (the snapshot is stored either way). description: where the
+    rows come from, recorded as the snapshot's source (the path or the kind of object by
+    default).
     """
     workspace = workspace or current_workspace()
     check_name(name)
@@ -122,7 +125,8 @@ def add(
         _check_time_column(time_column, stream.schema)
     with tempfile.TemporaryDirectory(prefix="loopml-add-") as scratch:
         written = _write(stream, Path(scratch) / "data.parquet", rules)
-        return _commit(workspace, name, written, stream.description, time_column, parent_record)
+        source_text = description or stream.description
+        return _commit(workspace, name, written, source_text, time_column, parent_record)
 
 
 def _check_time_column(column: str, schema: pa.Schema) -> None:

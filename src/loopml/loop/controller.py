@@ -90,6 +90,7 @@ class _Step:
         self.name, self.policy, self.as_of, self.workspace = name, policy, as_of, workspace
         self.made: list[DecisionRecord] = []
         self.past = decisions(name, workspace=workspace)
+        self.served: str | None = None  # the snapshot of served data this step trained on
 
     def decide(
         self, action: str, message: str, version: int | None = None, **evidence: Any
@@ -400,6 +401,8 @@ class _Step:
         params = self.policy.params(self.as_of)
         retrain = self.policy.retrain
         try:
+            self.served = self._served()
+            params = self.policy.params(self.as_of, self.served)
             pipeline = load_pipeline(retrain.pipeline)
             run = pipeline.run(params, workspace=self.workspace, progress=False)
             version = self._register(run)
@@ -421,6 +424,24 @@ class _Step:
             seconds=round(run.seconds, 2),
         )
         return version, run
+
+    def _served(self) -> str | None:
+        """The snapshot of what was served, with the labels posted so far, that the retrain
+        reads as ``$served``; None when the policy trains on other data."""
+        from loopml.data.from_log import from_log
+
+        served = self.policy.retrain.served
+        if served is None:
+            return None
+        snapshot = from_log(
+            self.name,
+            served.dataset,
+            target=self.policy.retrain.target or "",
+            base=served.base,
+            time_column=served.time_column,
+            workspace=self.workspace,
+        )
+        return snapshot.ref
 
     def _register(self, run: Any, description: str | None = None) -> int:
         from loopml.registry.api import register
@@ -444,7 +465,7 @@ class _Step:
         one when it trains and is sane, else the gated one."""
         from loopml.pipeline.loading import load_pipeline
 
-        params = self.policy.refit_params(self.as_of)
+        params = self.policy.refit_params(self.as_of, self.served)
         source = self.policy.refit.pipeline or self.policy.retrain.pipeline
         try:
             refit = load_pipeline(source).run(params, workspace=self.workspace, progress=False)

@@ -10,6 +10,10 @@
       reference: train_rows              # the reference data stored with the version,
       evaluation: valid_rows             # and the newest labelled window the gate judges on
       target: delayed
+      served:                            # train on what was served: before each retrain the
+        dataset: flights.served          # logged requests joined with their labels become a
+        base: flights.base               # snapshot (appended to a base), the $served param
+        time_column: time_hour
     refit:                               # after the gate, train the same recipe again on the
       enabled: true                      # whole window, its newest month included, and roll
       params: {}                         # that out ($validation_start becomes $data_end)
@@ -39,7 +43,8 @@
 ``$as_of``, ``$window_start``, ``$validation_start`` and ``$data_end`` in params are replaced
 by dates of the loop's clock (``as_of``, now unless given): data_end = as_of − label_delay,
 window_start = data_end − window, validation_start = data_end − validation. Spans are
-durations (``30d``) or calendar months (``1 month``, ``3 months``).
+durations (``30d``) or calendar months (``1 month``, ``3 months``). ``$served`` is replaced by
+the snapshot made from the log (``retrain.served``, see ``loopml.data.from_log``).
 """
 
 from __future__ import annotations
@@ -50,14 +55,21 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from loopml.durations import PATTERN, seconds
 from loopml.errors import LoopmlError, PolicyError
 from loopml.serving.deployments import Guardrails
 from loopml.yamltext import located_problems, read_yaml
 
-PLACEHOLDERS = ("$as_of", "$window_start", "$validation_start", "$data_end")
+PLACEHOLDERS = ("$as_of", "$window_start", "$validation_start", "$data_end", "$served")
 
 
 MONTHS = re.compile(r"^\s*(\d+)\s*(?:mo|months?)\s*$")
@@ -94,6 +106,29 @@ def back(moment: float, span: str) -> float:
     return when.timestamp()
 
 
+class Served(BaseModel):
+    """Training data from what was served: before each retrain, the endpoint's logged requests
+    joined with their labels become a snapshot of ``dataset``, appended to ``base`` when given
+    (``loopml.data.from_log``); the pipeline reads it through the ``$served`` param."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str
+    base: str | None = None
+    time_column: str | None = None
+
+    @field_validator("dataset")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        from loopml.data.snapshots import check_name
+
+        try:
+            check_name(value)
+        except LoopmlError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+
 class Retrain(BaseModel):
     """How a candidate is trained."""
 
@@ -108,8 +143,23 @@ class Retrain(BaseModel):
     reference: str | None = None
     evaluation: str = "valid_rows"
     target: str | None = None
+    served: Served | None = None
 
     _spans = field_validator("window", "validation", "label_delay", mode="before")(_span)
+
+    @model_validator(mode="after")
+    def _reads_served(self) -> Retrain:
+        reads = "$served" in self.params.values()
+        if self.served is not None and not reads:
+            raise ValueError(
+                "'served' makes a snapshot the pipeline never reads: pass it with a param "
+                "such as 'source: $served'"
+            )
+        if reads and self.served is None:
+            raise ValueError("'$served' needs a 'served:' section saying which data to make")
+        if self.served is not None and not self.target:
+            raise ValueError("'served' needs 'target:', the column its labels go in")
+        return self
 
 
 class Refit(BaseModel):
@@ -195,26 +245,30 @@ class RetrainingPolicy(BaseModel):
     def _cooldown(cls, value: Any) -> float:
         return 0.0 if _zero(value) else _duration(value)
 
-    def params(self, as_of: float) -> dict[str, Any]:
-        """The pipeline's params, placeholders replaced by the dates they stand for."""
-        return self._dated(self.retrain.params, as_of)
+    def params(self, as_of: float, served: str | None = None) -> dict[str, Any]:
+        """The pipeline's params, placeholders replaced by the dates they stand for (and
+        ``$served`` by the snapshot made from the log)."""
+        return self._dated(self.retrain.params, as_of, served)
 
-    def refit_params(self, as_of: float) -> dict[str, Any]:
+    def refit_params(self, as_of: float, served: str | None = None) -> dict[str, Any]:
         """The refit's params: the retrain's with the validation's start moved to the data's
         end (so the whole window trains), then the refit's own."""
         moved = {
             key: "$data_end" if value == "$validation_start" else value
             for key, value in self.retrain.params.items()
         }
-        return self._dated(moved | self.refit.params, as_of)
+        return self._dated(moved | self.refit.params, as_of, served)
 
-    def _dated(self, params: dict[str, Any], as_of: float) -> dict[str, Any]:
+    def _dated(
+        self, params: dict[str, Any], as_of: float, served: str | None = None
+    ) -> dict[str, Any]:
         end = back(as_of, self.retrain.label_delay)
         dates = {
             "$as_of": _date(as_of),
             "$data_end": _date(end),
             "$window_start": _date(back(end, self.retrain.window)),
             "$validation_start": _date(back(end, self.retrain.validation)),
+            **({"$served": served} if served is not None else {}),
         }
         return {
             key: dates.get(value, value) if isinstance(value, str) else value
