@@ -249,6 +249,7 @@ def test_a_failing_check_fails_the_window_and_the_others_still_run(shifted, monk
     assert found.check("correlation").status == "failed"
     others = {c.name: c.status for c in found.checks if c.name != "correlation"}
     assert others.pop("estimated_performance") == "skipped"  # no earlier labelled answers
+    assert others.pop("rolling_drift") == "skipped"  # no earlier window to compare with
     assert list(others.values()) == ["ok"] * 5
     stored = windows("churn")[-1]
     assert stored.status == "failed" and "the correlation check broke" in stored.message

@@ -113,6 +113,31 @@ VALID = ("  - name: fine", "    metric: psi", "    above: 0.2")
             ["rules.1.severity (line 8)", "'info', 'warning' or 'critical'"],
         ),
         (("notifiers: [{slack: 'http://127.0.0.1:1/'}]",), ["A notifier is 'log'", "slack"]),
+        (
+            ("  - name: rolling", "    metric: psi", "    above: 1", "    against: yesterday"),
+            [
+                "rules.1.against (line 8)",
+                "'reference', 'previous window' or 'last N windows'",
+                "not 'yesterday'",
+            ],
+        ),
+        (
+            ("  - name: rolling", "    metric: psi", "    above: 1", "    against: last 0 windows"),
+            ["rules.1.against (line 8)", "N at least 1"],
+        ),
+        (
+            (
+                "  - name: auc",
+                "    metric: roc_auc",
+                "    below: 1",
+                "    against: previous window",
+            ),
+            ["rules.1 (line 5)", "roc_auc is judged against the training reference only"],
+        ),
+        (
+            ("  - name: spelled", "    metric: psi_previous", "    above: 1"),
+            ["rules.1 (line 5)", "write 'metric: psi' with 'against: previous window'"],
+        ),
         (("  - name: [",), ["not valid YAML"]),
     ],
 )
@@ -250,3 +275,31 @@ def test_every_evaluation_metric_and_a_registered_one_can_be_alerted_on(churn, a
         loopml.unregister_metric("within_10")
     with pytest.raises(AlertRuleError, match="unknown metric 'within_10'.*register_metric"):
         read_rules(_rules("  - name: gone", "    metric: within_10", "    below: 0.5"))
+
+
+def test_a_rule_against_earlier_windows_judges_the_metric_stored_for_them(churn, add) -> None:
+    rules = _rules(
+        "  - name: step",
+        "    metric: psi",
+        "    against: Last 1 window",  # the previous window, however it is written
+        "    above: 0.25",
+        "  - name: pooled",
+        "    metric: max_psi",
+        "    against: last 3 windows",
+        "    above: 0.25",
+    )
+    found = read_rules(rules)
+    assert [(r.against, r.series_metric) for r in found.rules] == [
+        ("previous window", "psi_previous"),
+        ("last 3 windows", "max_psi_last3"),
+    ]
+    assert [str(a) for a in found.rolling()] == ["previous window", "last 3 windows"]
+    add(Point("psi", "a", 0.9), Point("psi_previous", "a", 0.1), Point("max_psi_last3", "", 0.1))
+    assert judge(churn, rules, [Collected()]) == ([], [])  # psi against the reference is high
+    add(Point("psi", "a", 0.9), Point("psi_previous", "a", 0.3), Point("max_psi_last3", "", 0.1))
+    fired, _ = judge(churn, rules, [Collected()])
+    assert [a["rule"] for a in fired] == ["step"]
+    assert "psi against the previous window > 0.25" in fired[0]["message"]
+    group = prometheus_rules("churn", rules, every=60)["groups"][0]["rules"]
+    assert 'metric="psi_previous"' in group[0]["expr"]
+    assert 'metric="max_psi_last3"' in group[1]["expr"]

@@ -6,6 +6,7 @@
 - ``correlation``: pairs of numeric features whose correlation changed (Fisher's z on
   samples of both sides, Benjamini-Hochberg across pairs): drift no single feature shows;
 - ``prediction_drift``: each version's scores against the scores it gave its reference;
+- ``rolling_drift`` (rolling.py): data and prediction drift against earlier windows;
 - ``quality``: rejected requests and the rules they broke, categories the reference never
   had, null rates that rose, features missing from the traffic;
 - ``performance``: the metric on the feedback that arrived in the window, with an interval,
@@ -27,7 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from loopml.data.profile import CategoricalSummary, Profile
-from loopml.monitoring.drift import drift
+from loopml.monitoring.drift import DriftReport, FeatureDrift, drift
 from loopml.monitoring.reference import Reference
 from loopml.monitoring.traffic import Traffic
 from loopml.store.monitoring import Point
@@ -87,22 +88,7 @@ def data_drift(
     if not seen.rows or not names:
         return _skipped(check, "no answered rows in the window")
     report = drift(reference.profile, seen.inputs, alpha=alpha, columns=names)
-    for feature in report.features:
-        key = feature.name
-        check.points += [
-            point("psi", feature.psi, key),
-            point("js", feature.js, key),
-            point("drift_statistic", feature.statistic, key),
-            point("drift_p", feature.adjusted_p_value, key),
-            point("drifted", float(feature.drifted), key),
-        ]
-        if feature.wasserstein is not None:
-            check.points.append(point("wasserstein", feature.wasserstein, key))
-    check.points += [
-        point("drifted_share", report.drifted_share),
-        point("drifted_features", len(report.drifted)),
-        point("max_psi", max((f.psi for f in report.features), default=0.0)),
-    ]
+    check.points += drift_points(report)
     check.details = report.to_dict() | {"top_features": top}
     if exact:
         check.details["exact"] = _exact_tests(reference.sample, seen.sample, names, alpha)
@@ -115,6 +101,38 @@ def data_drift(
         + f" (Benjamini-Hochberg at {alpha:g})"
     )
     return check
+
+
+def drift_points(report: DriftReport, suffix: str = "") -> list[Point]:
+    """A drift report's values: per feature, then over all features. suffix: what the drift
+    was judged against, in the metric's name ('' for the training reference)."""
+    found = []
+    for feature in report.features:
+        key = feature.name
+        found += [
+            point("psi" + suffix, feature.psi, key),
+            point("js" + suffix, feature.js, key),
+            point("drift_statistic" + suffix, feature.statistic, key),
+            point("drift_p" + suffix, feature.adjusted_p_value, key),
+            point("drifted" + suffix, float(feature.drifted), key),
+        ]
+        if feature.wasserstein is not None:
+            found.append(point("wasserstein" + suffix, feature.wasserstein, key))
+    return [
+        *found,
+        point("drifted_share" + suffix, report.drifted_share),
+        point("drifted_features" + suffix, len(report.drifted)),
+        point("max_psi" + suffix, max((f.psi for f in report.features), default=0.0)),
+    ]
+
+
+def prediction_points(feature: FeatureDrift, version: int, suffix: str = "") -> list[Point]:
+    """The values of a version's score drift (suffix as in drift_points)."""
+    return [
+        point("prediction_psi" + suffix, feature.psi, version),
+        point("prediction_ks" + suffix, feature.statistic, version),
+        point("prediction_p" + suffix, feature.p_value, version),
+    ]
 
 
 def too_few(check: Check, seen: Seen, min_rows: int) -> Check | None:
@@ -247,11 +265,7 @@ def prediction_drift(seen: Seen, references: dict[int, Reference | None], alpha:
         if reference is None or reference.scores is None:
             continue
         feature = drift(reference.scores, scores, alpha=alpha, columns=["score"]).features[0]
-        check.points += [
-            point("prediction_psi", feature.psi, version),
-            point("prediction_ks", feature.statistic, version),
-            point("prediction_p", feature.p_value, version),
-        ]
+        check.points += prediction_points(feature, version)
         found[str(version)] = {
             "psi": feature.psi,
             "ks": feature.statistic,

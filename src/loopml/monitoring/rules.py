@@ -6,6 +6,10 @@
         features: top 10          # keys: a list, 'any' (default), or 'top N' by importance
         above: 0.25
         for: 2 windows            # or a duration: 10m, 1h
+      - name: sudden_shift
+        metric: psi
+        against: previous window  # or 'reference' (default), 'last 3 windows'
+        above: 0.25
       - name: auc_low
         metric: roc_auc
         bound: low                # judge the interval's lower bound
@@ -16,7 +20,9 @@ A rule breaches when, for some key, every window it looks at breaches: the last 
 or the newest windows covering the duration. An open alert is not raised again while the
 rule keeps breaching (deduplication); it is resolved, and notifiers told, the first time the
 rule is judged and holds. A rule without values to judge (a window with no traffic) leaves
-its alert as it is.
+its alert as it is. A drift rule judges the window against the serving version's training
+reference, or against earlier windows (``against``, see rolling.py): then it judges the
+metric stored with the suffix, ``psi_previous`` or ``psi_last3``.
 """
 
 from __future__ import annotations
@@ -30,7 +36,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from loopml.durations import seconds
 from loopml.errors import AlertRuleError, LoopmlError
@@ -38,6 +52,8 @@ from loopml.evaluation.wording import number
 from loopml.ids import new_id
 from loopml.monitoring.checks import metric_key, monitored_metrics
 from loopml.monitoring.notifiers import Alert, LogNotifier, Notifier, notifier_from
+from loopml.monitoring.rolling import METRICS as ROLLING_METRICS
+from loopml.monitoring.rolling import PREVIOUS, Against, split_metric
 from loopml.store import deployments as alerts_repo
 from loopml.store.deployments import AlertRecord
 from loopml.workspace import Workspace, current_workspace
@@ -59,19 +75,24 @@ class Rule(BaseModel):
     above: float | None = None
     below: float | None = None
     bound: Literal["value", "low", "high"] = "value"
+    against: str = "reference"
     for_: str | int = Field("1 window", alias="for")
     severity: Literal["info", "warning", "critical"] = "warning"
     message: str | None = None
 
+    @field_validator("against", mode="before")
+    @classmethod
+    def _against(cls, value: Any) -> str:
+        return str(Against.read(value))
+
     @model_validator(mode="after")
     def _check(self) -> Rule:
         if metric_key(self.metric) is None:
-            known = monitored_metrics()
-            close = difflib.get_close_matches(self.metric, known, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(_unknown(self.metric))
+        if self.judged_against.rolling and self.metric not in ROLLING_METRICS:
             raise ValueError(
-                f"unknown metric {self.metric!r}.{hint} Known: {', '.join(known)}; register "
-                "your own with loopml.register_metric"
+                f"{self.metric} is judged against the training reference only; "
+                f"'against: {self.against}' takes one of {', '.join(ROLLING_METRICS)}"
             )
         if (self.above is None) == (self.below is None):
             raise ValueError("give exactly one of 'above' and 'below'")
@@ -81,6 +102,15 @@ class Rule(BaseModel):
             raise ValueError(f"{self.metric} has one value per window; it takes no keys")
         self.span  # noqa: B018 - checks 'for' now, with the rule's line
         return self
+
+    @property
+    def judged_against(self) -> Against:
+        return Against.read(self.against)
+
+    @property
+    def series_metric(self) -> str:
+        """The metric as stored: psi, or psi_previous when judged against the previous window."""
+        return self.judged_against.metric(self.metric)
 
     @property
     def span(self) -> tuple[str, float]:
@@ -109,7 +139,24 @@ class Rule(BaseModel):
     def condition(self) -> str:
         side = f"> {number(self.above)}" if self.above is not None else f"< {number(self.below)}"
         what = self.metric if self.bound == "value" else f"{self.metric} ({self.bound} bound)"
+        if self.judged_against.rolling:
+            what += f" against {self.judged_against.phrase()}"
         return f"{what} {side} for {self.for_}"
+
+
+def _unknown(metric: str) -> str:
+    """Why a metric name is refused, with the closest known names."""
+    rolling = split_metric(metric)
+    if rolling is not None:
+        base, against = rolling
+        return f"write 'metric: {base}' with 'against: {against}', not metric {metric!r}"
+    known = monitored_metrics()
+    close = difflib.get_close_matches(metric, known, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return (
+        f"unknown metric {metric!r}.{hint} Known: {', '.join(known)}; register your own "
+        "with loopml.register_metric"
+    )
 
 
 class RuleSet(BaseModel):
@@ -122,6 +169,12 @@ class RuleSet(BaseModel):
 
     def make_notifiers(self) -> list[Notifier]:
         return [notifier_from(spec) for spec in self.notifiers]
+
+    def rolling(self) -> list[Against]:
+        """The rolling references a monitor measures drift against for these rules: the
+        previous window always, and every other one a rule names."""
+        named = {rule.judged_against for rule in self.rules if rule.judged_against.rolling}
+        return sorted(named | {PREVIOUS}, key=lambda against: against.windows)
 
 
 def read_rules(source: str | Path | dict[str, Any] | list[Any] | RuleSet) -> RuleSet:
@@ -156,7 +209,7 @@ class Verdict:
 
 def verdict(rule: Rule, points: pd.DataFrame, windows: list[Any], top: list[str]) -> Verdict:
     """Judge a rule on the series (points of its metric) over the windows, oldest first."""
-    mine = points[(points["metric"] == rule.metric) & points[rule.bound].notna()]
+    mine = points[(points["metric"] == rule.series_metric) & points[rule.bound].notna()]
     if not windows or mine.empty:
         return Verdict(None, {}, None)
     chosen = _windows(rule, windows)
@@ -214,7 +267,7 @@ def judge(
     found = read_rules(rules)
     sends = notifiers if notifiers is not None else found.make_notifiers() or [LogNotifier()]
     done = [w for w in windows(name, workspace=workspace) if w.status != "failed" or w.rows]
-    points = series(name, {rule.metric for rule in found.rules}, workspace=workspace)
+    points = series(name, {rule.series_metric for rule in found.rules}, workspace=workspace)
     top = _top(name, done, workspace)
     fired, resolved = [], []
     for rule in found.rules:
@@ -293,7 +346,11 @@ def prometheus_rules(
     found = read_rules(rules)
     group = []
     for rule in found.rules:
-        labels = [f"endpoint={_promql(name)}", f'metric="{rule.metric}"', f'bound="{rule.bound}"']
+        labels = [
+            f"endpoint={_promql(name)}",
+            f'metric="{rule.series_metric}"',
+            f'bound="{rule.bound}"',
+        ]
         keys = _prometheus_keys(rule, top or [])
         if keys is not None:
             labels.append(f"key=~{_promql('|'.join(re.escape(k) for k in keys))}")

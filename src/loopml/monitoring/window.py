@@ -1,5 +1,7 @@
 """A monitor run: one window of an endpoint's logged traffic, every check on it, the values
 stored as time series in the workspace, and the alert rules judged on those series.
+Drift is measured against the serving version's training reference and against the windows
+before (rolling.py): the previous window always, and the last N when a rule asks for them.
 
 The window's answered rows are read once, in record batches, into a profile of the inputs,
 a profile of each version's scores and a random sample; the checks then work from those and
@@ -26,7 +28,7 @@ from loopml.data.profile import Profile
 from loopml.durations import seconds
 from loopml.errors import InvalidValueError, LoopmlError
 from loopml.ids import new_id
-from loopml.monitoring import checks
+from loopml.monitoring import checks, rolling
 from loopml.monitoring.checks import SCORE, Check, Seen
 from loopml.monitoring.estimate import estimated_performance
 from loopml.monitoring.reference import SAMPLE, Reference, Reservoir, get_reference
@@ -93,10 +95,11 @@ def monitor(
     The window ends at ``until`` (now) and starts at ``since``, or ``window`` before its end
     (``'15m'``, ``'1d'``, seconds), or where the last monitored window ended (else a day
     before). exact: also run exact two-sample tests on samples. rules: alert rules (a YAML
-    file, text or dict, or a list of rules), judged on the stored series; notifiers: where
-    fired and resolved alerts are sent (the log when none are given). min_rows: a window
+    file, text or dict, or a list of rules), judged on the stored series (drift against the
+    last N windows is measured when a rule asks for it); notifiers: where fired and resolved
+    alerts are sent (the log when none are given). min_rows: a window
     with fewer answered rows is not judged for drift (its drift checks are skipped, so drift
-    rules leave their alerts as they are).
+    rules leave their alerts as they are), nor used as a rolling reference by later windows.
     """
     from loopml.serving.deployments import deployment
 
@@ -109,7 +112,10 @@ def monitor(
     ruleset = _rules(rules)  # bad rules are refused before anything is stored
     end = float(until if until is not None else time.time())
     start = _start(name, since, window, end, workspace)
-    found = _run_checks(name, start, end, spec, exact, alpha, seed, min_rows, workspace)
+    against = ruleset.rolling() if ruleset is not None else [rolling.PREVIOUS]
+    found = _run_checks(
+        name, start, end, spec, _Options(exact, alpha, seed, min_rows, against), workspace
+    )
     result = _store(name, start, end, label, found, workspace)
     if ruleset is not None:
         from loopml.monitoring.rules import judge
@@ -148,26 +154,27 @@ def _start(
 
 
 @dataclass
+class _Options:
+    exact: bool
+    alpha: float
+    seed: int
+    min_rows: int
+    against: list[rolling.Against]
+
+
+@dataclass
 class _Found:
     checks: list[Check]
     versions: list[int]
     rows: int
     status: str
     message: str | None
+    seen: Seen | None = None
 
 
 def _run_checks(
-    name: str,
-    start: float,
-    end: float,
-    spec: Any,
-    exact: bool,
-    alpha: float,
-    seed: int,
-    min_rows: int,
-    workspace: Workspace,
+    name: str, start: float, end: float, spec: Any, options: _Options, workspace: Workspace
 ) -> _Found:
-    task, price = _task(name, workspace), workspace.settings.cpu_hour_price
     try:
         seal_all(workspace)
         traffic = Traffic(name, start, end, workspace)
@@ -179,33 +186,14 @@ def _run_checks(
         references = {v: _reference(name, v, workspace) for v in versions}
         main = references.get(versions[0]) if versions else None
         try:
-            seen = _scan(traffic, main, versions, seed)
+            seen = _scan(traffic, main, versions, options.seed)
         except Exception as error:  # recorded as a failed window, like a failed check
             log.exception("Reading the traffic of %s failed", name)
             return _Found(
                 [], versions, 0, "failed", f"the traffic could not be read: {_text(error)}"
             )
-        top = main.top_features(10) if main is not None else []
-        few = seen.rows < min_rows
-        plan: dict[str, Callable[[], Check]] = {
-            "data_drift": lambda: (
-                checks.too_few(Check("data_drift"), seen, min_rows)
-                or checks.data_drift(seen, main, alpha, exact, top)
-            ),
-            "correlation": lambda: (
-                checks.too_few(Check("correlation"), seen, min_rows)
-                or checks.correlation(seen, main, alpha)
-            ),
-            "prediction_drift": lambda: checks.prediction_drift(
-                seen, {} if few else references, alpha
-            ),
-            "quality": lambda: checks.quality(traffic, seen, main, alpha),
-            "performance": lambda: checks.performance(traffic, task, 1 - alpha, seed),
-            "estimated_performance": lambda: estimated_performance(
-                seen, traffic, versions[0] if versions else None, task
-            ),
-            "operations": lambda: checks.operations(traffic, spec.slos.model_dump(), price),
-        }
+        window = _Window(name, start, spec, traffic, seen, versions, references, workspace)
+        plan = _plan(window, options)
         found = [_guarded(check, make) for check, make in plan.items()]
     failed = [f.name for f in found if f.status == "failed"]
     if failed:
@@ -215,7 +203,56 @@ def _run_checks(
         status, message = "empty", "no traffic in the window"
     else:
         status, message = "ok", None
-    return _Found(found, versions, seen.rows, status, message)
+    return _Found(found, versions, seen.rows, status, message, seen)
+
+
+@dataclass
+class _Window:
+    """What the checks of one window work from."""
+
+    name: str
+    start: float
+    spec: Any
+    traffic: Traffic
+    seen: Seen
+    versions: list[int]
+    references: dict[int, Reference | None]
+    workspace: Workspace
+
+
+def _plan(w: _Window, o: _Options) -> dict[str, Callable[[], Check]]:
+    """Each check by name, to run in this order (operations last: it tells an empty window)."""
+    task, price = _task(w.name, w.workspace), w.workspace.settings.cpu_hour_price
+    main = w.references.get(w.versions[0]) if w.versions else None
+    top = main.top_features(10) if main is not None else []
+    few = w.seen.rows < o.min_rows
+    deepest = max(against.windows for against in o.against)
+    return {
+        "data_drift": lambda: (
+            checks.too_few(Check("data_drift"), w.seen, o.min_rows)
+            or checks.data_drift(w.seen, main, o.alpha, o.exact, top)
+        ),
+        "correlation": lambda: (
+            checks.too_few(Check("correlation"), w.seen, o.min_rows)
+            or checks.correlation(w.seen, main, o.alpha)
+        ),
+        "prediction_drift": lambda: checks.prediction_drift(
+            w.seen, {} if few else w.references, o.alpha
+        ),
+        "rolling_drift": lambda: rolling.rolling_drift(
+            w.seen,
+            [] if few else rolling.earlier(w.name, w.start, deepest, o.min_rows, w.workspace),
+            o.against,
+            o.alpha,
+            o.min_rows,
+        ),
+        "quality": lambda: checks.quality(w.traffic, w.seen, main, o.alpha),
+        "performance": lambda: checks.performance(w.traffic, task, 1 - o.alpha, o.seed),
+        "estimated_performance": lambda: estimated_performance(
+            w.seen, w.traffic, w.versions[0] if w.versions else None, task
+        ),
+        "operations": lambda: checks.operations(w.traffic, w.spec.slos.model_dump(), price),
+    }
 
 
 def _guarded(name: str, make: Callable[[], Check]) -> Check:
@@ -304,6 +341,7 @@ def _store(
         "end": end,
         "label": label,
         "checks": [check.to_dict() for check in found.checks],
+        "profiles": _profiles(found.seen, workspace),
     }
     digest = workspace.artifacts.put_bytes(json.dumps(report, default=_plain).encode())
     record = WindowRecord(
@@ -323,6 +361,13 @@ def _store(
     with workspace.metadata.write() as connection:
         repo.add_window(connection, record)
     return MonitorResult(record, found.checks)
+
+
+def _profiles(seen: Seen | None, workspace: Workspace) -> str | None:
+    """The digest of the window's binned profiles, kept for the windows after it."""
+    if seen is None or not seen.rows:
+        return None
+    return workspace.artifacts.put_bytes(rolling.profiles_bytes(seen))
 
 
 def _plain(value: Any) -> Any:
