@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 import loopml
 from loopml.monitoring.drift import drift
+from loopml.monitoring.persistent import persistent_alerts
 from loopml.monitoring.rolling import read_profiles
 from loopml.monitoring.timeseries import series, window_report
 from loopml.monitoring.window import MonitorResult, monitor
@@ -182,3 +183,19 @@ def test_rolling_drift_is_the_drift_tests_on_the_stored_profiles(stream: Stream)
     assert result.value("drifted_previous", "a") == 1.0 and june.inputs.rows_ == ROWS
     scores = drift(may.scores[2], june.scores[2], columns=["score"]).features[0]
     assert result.value("prediction_psi_previous", "2") == pytest.approx(scores.psi)
+
+
+def test_the_reference_alert_is_persistent_once_a_new_champion_left_it_open(
+    stream: Stream,
+) -> None:
+    assert stream.found["2013-04"].persistent == []  # open over March and April only
+    may = stream.found["2013-05"].persistent
+    assert [(p.rule, p.windows, p.versions, p.label) for p in may] == [
+        ("seasonal", 3, (1, 2), "2013-03")
+    ]
+    found = persistent_alerts("churn", workspace=stream.workspace)
+    assert [(p.rule, p.windows, p.against, p.metric) for p in found] == [
+        ("seasonal", 5, "reference", "psi")
+    ]
+    assert "against: previous window" in found[0].hint and "v1 → v2" in found[0].hint
+    assert persistent_alerts("churn", windows=6, workspace=stream.workspace) == []

@@ -1,5 +1,6 @@
 """Monitoring: how a deployment's traffic compares with what its model was trained on, window
-by window, stored as time series, with alert rules judged on them.
+by window and against the windows before, stored as time series, with alert rules judged on
+them and the alerts that never resolve told apart.
 
 Names load on first use, but for ``drift``, which shares its name with the module that
 holds it and is imported here so the name is the function.
@@ -18,12 +19,14 @@ _EXPORTS = {
     "FeatureDrift": "loopml.monitoring.drift",
     "LogNotifier": "loopml.monitoring.notifiers",
     "MonitorResult": "loopml.monitoring.window",
+    "PersistentAlert": "loopml.monitoring.persistent",
     "Reference": "loopml.monitoring.reference",
     "RuleSet": "loopml.monitoring.rules",
     "WebhookNotifier": "loopml.monitoring.notifiers",
     "get_reference": "loopml.monitoring.reference",
     "judge": "loopml.monitoring.rules",
     "monitor": "loopml.monitoring.window",
+    "persistent_alerts": "loopml.monitoring.persistent",
     "read_rules": "loopml.monitoring.rules",
     "series": "loopml.monitoring.timeseries",
     "set_reference": "loopml.monitoring.reference",
@@ -44,6 +47,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from loopml.monitoring.drift import DriftReport, FeatureDrift, drift
     from loopml.monitoring.notifiers import AlertmanagerNotifier, LogNotifier, WebhookNotifier
+    from loopml.monitoring.persistent import PersistentAlert, persistent_alerts
     from loopml.monitoring.reference import Reference, get_reference, set_reference
     from loopml.monitoring.rules import RuleSet, judge, read_rules
     from loopml.monitoring.timeseries import series, window_report, windows

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +37,9 @@ from loopml.store import monitoring as repo
 from loopml.store.monitoring import WindowRecord
 from loopml.workspace import Workspace, current_workspace
 
+if TYPE_CHECKING:
+    from loopml.monitoring.persistent import PersistentAlert
+
 log = logging.getLogger("loopml.monitoring")
 DEFAULT_WINDOW = 86_400.0
 MIN_ROWS = 100  # drift is not judged on fewer answered rows: PSI of a handful means nothing
@@ -44,12 +47,14 @@ MIN_ROWS = 100  # drift is not judged on fewer answered rows: PSI of a handful m
 
 @dataclass
 class MonitorResult:
-    """One monitored window: its record, every check, and what the alert rules did."""
+    """One monitored window: its record, every check, and what the alert rules did;
+    persistent: the endpoint's open alerts that never resolve (persistent.py)."""
 
     window: WindowRecord
     checks: list[Check]
     fired: list[dict[str, Any]] = field(default_factory=list)
     resolved: list[dict[str, Any]] = field(default_factory=list)
+    persistent: list[PersistentAlert] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -96,8 +101,9 @@ def monitor(
     (``'15m'``, ``'1d'``, seconds), or where the last monitored window ended (else a day
     before). exact: also run exact two-sample tests on samples. rules: alert rules (a YAML
     file, text or dict, or a list of rules), judged on the stored series (drift against the
-    last N windows is measured when a rule asks for it); notifiers: where fired and resolved
-    alerts are sent (the log when none are given). min_rows: a window
+    last N windows is measured when a rule asks for it; the result's ``persistent`` lists
+    the open alerts that never resolve); notifiers: where fired and resolved alerts are sent
+    (the log when none are given). min_rows: a window
     with fewer answered rows is not judged for drift (its drift checks are skipped, so drift
     rules leave their alerts as they are), nor used as a rolling reference by later windows.
     """
@@ -118,9 +124,11 @@ def monitor(
     )
     result = _store(name, start, end, label, found, workspace)
     if ruleset is not None:
+        from loopml.monitoring.persistent import persistent_alerts
         from loopml.monitoring.rules import judge
 
         result.fired, result.resolved = judge(name, ruleset, notifiers, workspace=workspace)
+        result.persistent = persistent_alerts(name, workspace=workspace)
     return result
 
 
