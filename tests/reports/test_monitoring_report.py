@@ -42,6 +42,7 @@ SECTIONS = ["summary", "drift", "predictions", "performance", "operations", "ale
 FIGURES = [
     "drift",
     "drifted-share",
+    "rolling",
     "quantiles",
     "histogram-2",
     "performance",
@@ -162,6 +163,16 @@ def test_every_section_and_plot_is_there(endpoint: Endpoint) -> None:
         assert f'id="figure-{name}"' in endpoint.html
 
 
+def test_drift_against_the_previous_window_is_drawn_beside_the_references(
+    endpoint: Endpoint,
+) -> None:
+    lines = {t["name"]: t for t in endpoint.figures["rolling"]["data"]}
+    assert list(lines) == ["against the training reference", "against the previous window"]
+    assert lines["against the previous window"]["x"] == ["2013-01", "2013-02"]
+    first, second = lines["against the previous window"]["y"]
+    assert first is None and second > 0.1  # January has nothing before it; a moved in February
+
+
 def test_windows_are_named_by_their_labels(endpoint: Endpoint) -> None:
     assert endpoint.figures["drift"]["data"][0]["x"] == ["2013-01", "2013-02"]
     assert endpoint.figures["latency"]["data"][0]["x"] == ["2013-01", "2013-02"]
@@ -272,3 +283,35 @@ def test_a_failed_window_is_listed_with_its_reason(sqlite_workspace, monkeypatch
     html = monitoring_report("broken")
     assert "1 failed" in html
     assert "the log could not be read: OSError: disk gone" in html
+
+
+def _judged_window(workspace: Workspace, version: int, label: str, psi: float) -> None:
+    """Store a window of churn served by version, with a's PSI, and judge a drift rule."""
+    from loopml.ids import new_id
+    from loopml.monitoring.rules import judge
+    from loopml.store import monitoring as repo
+    from loopml.store.monitoring import Point
+
+    end = 1_800_000_000.0 + 3_600 * len(windows("churn", workspace=workspace))
+    record = WindowRecord(new_id(), "churn", end - 3_600, end, end, label, [version], 500, "ok")
+    record.points.append(Point("psi", "a", psi))
+    with workspace.metadata.write() as connection:
+        repo.add_window(connection, record)
+    judge(
+        "churn", "rules:\n  - {name: season, metric: psi, above: 0.25}\n", [], workspace=workspace
+    )
+
+
+def test_an_alert_that_never_resolves_is_marked_with_what_to_change(sqlite_workspace) -> None:
+    model = LogisticRegression().fit(pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]}), [0, 0, 1, 1])
+    for _ in range(2):
+        loopml.models.register("churn", model, card=False)
+    _judged_window(sqlite_workspace, 1, "2013-03", 0.4)
+    _judged_window(sqlite_workspace, 1, "2013-04", 0.5)
+    assert "never resolves" not in monitoring_report("churn")
+    _judged_window(sqlite_workspace, 2, "2013-05", 0.6)  # a new champion: still open
+    html = monitoring_report("churn")
+    row = html.split("rule:season", 1)[1].split("</tr>", 1)[0]
+    assert "never resolves" in row and "open since 2013-03" in row
+    assert "against: previous window" in row and "v1 → v2" in row
+    assert "1 never resolves" in html

@@ -16,6 +16,7 @@ from loopml.errors import UsageError
 HEADLINES = (
     ("drifted_share", "", "share of features drifted", "{:.0%}"),
     ("max_psi", "", "largest feature PSI", "{:.3f}"),
+    ("max_psi_previous", "", "largest feature PSI against the previous window", "{:.3f}"),
     ("correlation_changed_pairs", "", "feature pairs whose correlation changed", "{:.0f}"),
     ("violation_rate", "", "requests rejected by the contract", "{:.2%}"),
     ("label_coverage", "", "predictions labelled so far", "{:.0%}"),
@@ -125,3 +126,6 @@ def _show(found) -> None:
         out.print(f"ALERT {alert['rule']} ({alert['severity']}): {alert['message']}")
     for alert in found.resolved:
         out.print(f"resolved {alert['rule']}: {alert['message']}")
+    for alert in found.persistent:
+        since = alert.label or render.iso(alert.since)
+        out.print(f"NEVER RESOLVES {alert.rule} (open since {since}): {alert.hint}")

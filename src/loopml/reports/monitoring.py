@@ -1,7 +1,8 @@
 """The monitoring report of an endpoint: one HTML page of what its monitors stored — drift
 per feature, the predictions' distribution, performance on feedback, latency, errors,
-throughput and cost against the SLOs — beside its alerts, which version served when, and the
-decisions of the retraining loop.
+throughput and cost against the SLOs — beside its alerts (those that never resolve marked as
+a mistake in the rules, with what to change), which version served when, and the decisions of
+the retraining loop.
 
 Plots over time have one point per monitored window, named by its label (``2013-03``) or
 else by its end (UTC).
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,7 @@ from loopml.store.registry import RegistryEvent
 from loopml.workspace import Workspace, current_workspace
 
 if TYPE_CHECKING:
+    from loopml.monitoring.persistent import PersistentAlert
     from loopml.serving.deployments import Deployment
 
 HEATMAP_FEATURES = 40  # the most important (then most drifted) features in the heatmap
@@ -83,6 +85,9 @@ class Points:
     def has(self, metric: str, key: str = "") -> bool:
         return (metric, key) in self.groups
 
+    def metrics(self) -> list[str]:
+        return sorted({metric for metric, _ in self.groups})
+
     def keys(self, metric: str) -> list[str]:
         return sorted(key for found, key in self.groups if found == metric)
 
@@ -116,6 +121,7 @@ class Facts:
     events: list[RegistryEvent]
     decisions: list[DecisionRecord]
     since: float | None
+    persistent: dict[str, PersistentAlert] = field(default_factory=dict)  # by alert id
 
     @cached_property
     def x(self) -> list[str]:
@@ -131,6 +137,7 @@ class Facts:
 def gather(name: str, since: float | None, workspace: Workspace) -> Facts:
     """Read the endpoint's deployment, windows, values, alerts, history and decisions."""
     from loopml.loop.history import decisions
+    from loopml.monitoring.persistent import persistent_alerts
     from loopml.monitoring.timeseries import series, windows
     from loopml.registry.api import history
     from loopml.serving.deployments import alerts, deployment
@@ -149,6 +156,7 @@ def gather(name: str, since: float | None, workspace: Workspace) -> Facts:
         points=Points(frame, found),
         latest=_latest_checks(found, workspace),
         alerts=[a for a in alerts(name, workspace=workspace) if a.at > after or not a.resolved_at],
+        persistent={a.alert_id: a for a in persistent_alerts(name, workspace=workspace)},
         events=[e for e in history(name, workspace=workspace) if e.at > after],
         decisions=[d for d in decisions(name, workspace=workspace) if d.at > after],
         since=since,
@@ -240,13 +248,14 @@ def context(facts: Facts) -> dict[str, Any]:
         "deployment_revision": facts.revision,
         "statuses": dict(Counter(w.status for w in facts.windows)),
         "open_alerts": sum(1 for a in facts.alerts if a.resolved_at is None),
+        "never_resolve": len(facts.persistent),
         "tiles": tiles(facts) if facts.windows else [],
         "windows": window_rows(facts),
         "period": _period(facts.windows),
         "drift": drift_notes(facts),
         "histograms": histogram_rows(facts),
         "performance_metric": performance_metric(facts.points),
-        "alerts": alert_rows(facts.alerts),
+        "alerts": alert_rows(facts.alerts, facts.persistent, _names(facts)),
         "events": event_rows(facts.events),
         "decisions": decision_rows(facts.decisions),
         "promotions": promotion_rows(facts.decisions),
@@ -401,8 +410,13 @@ def performance_metric(points: Points) -> str | None:
     return next((m for m in ("roc_auc", "rmse") if points.has(m)), None)
 
 
-def alert_rows(alerts: list[AlertRecord]) -> list[dict[str, Any]]:
-    """The alerts, newest first."""
+def alert_rows(
+    alerts: list[AlertRecord],
+    persistent: dict[str, PersistentAlert] | None = None,
+    names: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The alerts, newest first; one that never resolves (persistent, by alert id) says so,
+    since which window (names: window id -> its name in the report) and what to change."""
     rows = [
         {
             "kind": a.kind,
@@ -410,10 +424,22 @@ def alert_rows(alerts: list[AlertRecord]) -> list[dict[str, Any]]:
             "message": a.message,
             "fired": when(a.at),
             "resolved": when(a.resolved_at) if a.resolved_at else None,
+            "never_resolves": _never_resolves((persistent or {}).get(a.id), names or {}),
         }
         for a in alerts
     ]
     return rows[::-1]
+
+
+def _never_resolves(found: PersistentAlert | None, names: dict[str, str]) -> str | None:
+    if found is None:
+        return None
+    since = names.get(found.window or "") or found.label or when(found.since)
+    return f"open since {since}: {found.hint}"
+
+
+def _names(facts: Facts) -> dict[str, str]:
+    return dict(zip([w.id for w in facts.windows], facts.x, strict=True))
 
 
 def event_rows(events: list[RegistryEvent]) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ def figures(facts: Facts) -> dict[str, Any]:
     makers = {
         "drift": drift_heatmap,
         "drifted-share": drifted_share,
+        "rolling": rolling_psi,
         "quantiles": score_quantiles,
         "performance": performance,
         "coverage": label_coverage,
@@ -172,6 +173,35 @@ def drifted_share(go: Any, facts: Facts) -> Any:
         yaxis={"tickformat": ".0%", "range": [0, 1]},
     )
     return go.Figure([share], layout)
+
+
+def rolling_psi(go: Any, facts: Facts) -> Any:
+    """The largest feature PSI per window against the training reference and against each
+    rolling reference measured: a season lifts the first, a sudden change every line."""
+    from loopml.monitoring.rolling import split_metric
+
+    split = [(metric, split_metric(metric)) for metric in facts.points.metrics()]
+    rolling = sorted(
+        (against.windows, metric, f"against {against.phrase()}")
+        for metric, (base, against) in ((m, s) for m, s in split if s is not None)
+        if base == "max_psi"
+    )
+    if not rolling:
+        return None
+    lines = [("max_psi", "against the training reference")]
+    lines += [(metric, name) for _, metric, name in rolling]
+    traces = [
+        _line(go, facts, metric, name, PALETTE[index % len(PALETTE)])
+        for index, (metric, name) in enumerate(lines)
+    ]
+    layout = _layout(
+        go,
+        "Largest feature PSI, against the reference and against earlier windows",
+        facts,
+        height=320,
+        yaxis={"rangemode": "tozero"},
+    )
+    return go.Figure(traces, layout)
 
 
 def _quantile_keys(points: Points) -> dict[str, dict[float, str]]:
