@@ -28,7 +28,7 @@ from typing import Any
 from loopml.errors import LoopmlError
 from loopml.evaluation.wording import direction, interval
 from loopml.loop.history import decisions, record
-from loopml.loop.policy import RetrainingPolicy, read_policy
+from loopml.loop.policy import RetrainingPolicy, back, read_policy
 from loopml.store.monitoring import DecisionRecord
 from loopml.workspace import Workspace, current_workspace
 
@@ -132,7 +132,8 @@ class _Step:
             return self.result("idle", "the retrain failed; see the decision log")
         if self._unchanged(version, run):
             return self.result("idle", f"candidate {version} scores as the champion does")
-        if not self._gate(version, run[self.policy.retrain.evaluation]):
+        data = run[self.policy.retrain.evaluation]
+        if not self._gate(version, data, self._backtest(version, data)):
             return self.result("idle", f"candidate {version} was refused by the gate")
         if self.policy.refit.enabled:
             version = self._refit(version, run)
@@ -354,6 +355,8 @@ class _Step:
         triggers, reasons = self.policy.triggers, []
         firing = _firing(self.name, self.workspace)
         named = [rule for rule in triggers.alerts if rule in firing]
+        stale = self._never_resolving(named)
+        named = [rule for rule in named if rule not in stale]
         if named:
             reasons.append(f"alert {', '.join(named)} is firing")
         last = self._last("retrain")
@@ -382,6 +385,34 @@ class _Step:
             if count >= triggers.new_labels:
                 reasons.append(f"{count:,} new labels since the last retrain")
         return reasons
+
+    def _never_resolving(self, named: list[str]) -> set[str]:
+        """The firing trigger alerts that never resolve (a drift rule whose alert a new
+        champion did not resolve: a mistake in the alert rules, not news); they trigger no
+        retrain, and the first step that sees one records it."""
+        from loopml.monitoring.persistent import persistent_alerts
+
+        if not named:
+            return set()
+        found = {a.rule: a for a in persistent_alerts(self.name, workspace=self.workspace)}
+        stale = {rule for rule in named if rule in found}
+        for rule in sorted(stale):
+            alert = found[rule]
+            if any(
+                d.action == "trigger_ignored" and d.evidence.get("alert") == alert.alert_id
+                for d in self.past + self.made
+            ):
+                continue
+            self.decide(
+                "trigger_ignored",
+                f"alert {rule} has been open for {alert.windows} windows and a new champion "
+                f"did not resolve it: it triggers no retrain ({alert.hint})",
+                alert=alert.alert_id,
+                rule=rule,
+                windows=alert.windows,
+                versions=list(alert.versions),
+            )
+        return stale
 
     def _cooldown(self) -> str:
         tried = [d for d in self.past + self.made if d.action in ("retrain", "retrain_failed")]
@@ -595,9 +626,118 @@ class _Step:
         )
         return True
 
-    def _gate(self, version: int, data: Any) -> bool:
+    def _backtest(self, version: int, newest: Any) -> tuple[Any, list[dict[str, Any]]] | None:
+        """With ``backtest.folds`` above one: the recipe judged on rolling-origin folds, the
+        newest (the candidate on the gate's rows) and each one before it (the recipe trained
+        on the window before that fold), against the version that was champion when the fold
+        began, pooled in one paired bootstrap. Returns the pooled evaluation and the folds'
+        figures; None for one fold. Folds the data does not reach are left out and said."""
+        from loopml.evaluation.evaluate import PRIMARY
+        from loopml.evaluation.folds import evaluate_folds
+        from loopml.registry.api import get_version
+        from loopml.registry.gates import DifferenceCheck, ImprovementCheck, load_policy
+
+        wanted = self.policy.backtest.folds
+        if wanted <= 1:
+            return None
+        gate = load_policy(self.policy.gate)
+        champion = get_version(f"{self.name}@{gate.against}", workspace=self.workspace)
+        task = gate.task or champion.info.get("task") or "classification"
+        judged = [
+            c.metric for c in gate.checks if isinstance(c, ImprovementCheck | DifferenceCheck)
+        ]
+        folds = [self._fold(0, self.as_of, f"{self.name}@{version}", champion.version, newest)]
+        moment = self.as_of
+        for index in range(1, wanted):
+            moment = back(moment, self.policy.retrain.validation)
+            found = self._past_fold(index, moment)
+            if found is not None:
+                folds.append(found)
+        pooled, results = evaluate_folds(
+            [fold for fold, _ in folds],
+            task=task,
+            against=gate.against,
+            metric=judged[0] if judged else PRIMARY[task],
+            resamples=gate.resamples,
+            level=gate.level,
+            seed=gate.seed,
+        )
+        shown = [
+            {**result.to_dict(), **facts} for result, (_, facts) in zip(results, folds, strict=True)
+        ]
+        if len(folds) < wanted:
+            shown.append({"missing": f"{wanted - len(folds)} of {wanted} folds had no data"})
+        return pooled, shown
+
+    def _past_fold(self, index: int, moment: float) -> tuple[Any, dict[str, Any]] | None:
+        """Fold ``index``: the recipe trained as a retrain at ``moment`` would be, against the
+        version that was champion then; None when the data holds no rows for it."""
+        from loopml.pipeline.loading import load_pipeline
+
+        params = self.policy.params(moment, self.served)
+        retrain = self.policy.retrain
+        try:
+            run = load_pipeline(retrain.pipeline).run(
+                params, workspace=self.workspace, progress=False
+            )
+            rows, model = run[retrain.evaluation], run[retrain.model]
+        except Exception as error:  # said in the evidence; the fold is left out
+            log.warning("%s: backtest fold %d failed: %s", self.name, index, error)
+            return None
+        if rows is None or not len(rows) or rows[retrain.target or ""].nunique() < 2:
+            return None
+        baseline = self._champion_at(self._validation(moment)[0])
+        found = self._fold(index, moment, model, baseline, rows)
+        found[1]["run"] = run.run_id
+        return found
+
+    def _fold(
+        self, index: int, moment: float, candidate: Any, baseline: int, rows: Any
+    ) -> tuple[Any, dict[str, Any]]:
+        """A fold of the backtest: the rows' labels, the candidate's scores (a model, or a
+        version's reference) and the baseline version's."""
+        from loopml.evaluation.folds import Fold
+        from loopml.evaluation.scoring import scores
+        from loopml.registry.api import get_version, load
+
+        target = self.policy.retrain.target or ""
+        record = get_version(f"{self.name}@{baseline}", workspace=self.workspace)
+        task = record.info.get("task") or "classification"
+        models = [
+            load(m, workspace=self.workspace) if isinstance(m, str) else m
+            for m in (candidate, record.ref)
+        ]
+        found = [scores(m, rows, task, [target], "model") for m in models]
+        start, end = self._validation(moment)
+        name = f"{_day(start)[:10]}..{_day(end)[:10]}"
+        facts = {"index": index, "baseline": baseline}
+        return Fold(name, rows[target].reset_index(drop=True), *found), facts
+
+    def _validation(self, moment: float) -> tuple[float, float]:
+        """The validation window of a retrain dated ``moment``: [start, end)."""
+        end = back(moment, self.policy.retrain.label_delay)
+        return back(end, self.policy.retrain.validation), end
+
+    def _champion_at(self, moment: float) -> int:
+        """The version that was champion at a moment of the loop's clock, as the loop's
+        promotions and rollbacks tell it (the champion before the first of them, before)."""
+        moves = [
+            d
+            for d in self.past + self.made
+            if d.action in ("promote", "rollback") and d.version is not None
+        ]
+        before = [d for d in moves if d.as_of is not None and d.as_of <= moment]
+        if before:
+            return int(before[-1].version)
+        first = next((d for d in moves if d.action == "promote"), None)
+        if first is not None and first.evidence.get("previous") is not None:
+            return int(first.evidence["previous"])
+        return _version(self.name, "champion", self.workspace)
+
+    def _gate(self, version: int, data: Any, backtest: Any = None) -> bool:
         from loopml.registry.promotion import promote
 
+        pooled, folds = backtest if backtest is not None else (None, [])
         outcome = promote(
             self.name,
             version,
@@ -605,10 +745,12 @@ class _Step:
             policy=self.policy.gate,
             data=data,
             reason="passed the loop's gate",
+            backtest=pooled,
             workspace=self.workspace,
         )
         checks = [check.to_dict() for check in outcome.checks]
         failed = [c["detail"] for c in checks if not c["passed"]]
+        extra = {"folds": folds} if backtest is not None else {}
         if outcome.passed:
             self.decide(
                 "gate_passed",
@@ -616,6 +758,7 @@ class _Step:
                 version,
                 checks=checks,
                 rows=len(data),
+                **extra,
             )
         else:
             self.decide(
@@ -624,6 +767,7 @@ class _Step:
                 version,
                 checks=checks,
                 rows=len(data),
+                **extra,
             )
         return outcome.passed
 

@@ -26,6 +26,8 @@
       size: 5                            # one better beyond the interval (by more than
       min_rows: 500                      # min_gain) goes through the gate and the rollout
       min_gain: 0
+    backtest:                            # the gate pools 3 rolling-origin folds: the newest
+      folds: 3                           # window and the 2 before it (1: the newest alone)
     triggers:                            # any one starts a retrain
       alerts: [feature_drift, auc_low]   # one of these alert rules is firing
       every: 90d                         # the last retrain is this old
@@ -199,6 +201,16 @@ class Pool(BaseModel):
     min_gain: float = 0.0
 
 
+class Backtest(BaseModel):
+    """The gate judges the recipe on ``folds`` rolling-origin folds: the newest labelled
+    window and the ones before it, each trained on the window before it and compared with the
+    version that was champion when it began, pooled in one paired bootstrap."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    folds: int = Field(1, ge=1, le=24)
+
+
 class Triggers(BaseModel):
     """When to retrain; any one suffices."""
 
@@ -235,6 +247,7 @@ class RetrainingPolicy(BaseModel):
     refit: Refit = Field(default_factory=Refit)
     harm: Harm = Field(default_factory=Harm)
     pool: Pool = Field(default_factory=Pool)
+    backtest: Backtest = Field(default_factory=Backtest)
     triggers: Triggers = Field(default_factory=Triggers)
     cooldown: float = 0.0
     gate: Path

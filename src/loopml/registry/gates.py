@@ -230,14 +230,18 @@ def judge(
     contract_passed: bool | None = None,
     contract_detail: str = "",
     latency_p99_ms: float | None = None,
+    backtest: Evaluation | None = None,
 ) -> list[CheckResult]:
-    """Apply every check of the policy to the evaluations (and the measured extras)."""
+    """Apply every check of the policy to the evaluations (and the measured extras). With a
+    backtest (an evaluation pooled over folds), the improvement, difference and metric checks
+    read it instead of the candidate's evaluation on the newest rows."""
     found = []
+    pooled = backtest or candidate
     for check in policy.checks:
         if isinstance(check, ImprovementCheck | DifferenceCheck):
-            found.append(_improvement(check, candidate, policy.against))
+            found.append(_improvement(check, pooled, policy.against))
         elif isinstance(check, MetricCheck):
-            found.append(_metric(check, candidate))
+            found.append(_metric(check, pooled))
         elif isinstance(check, SlicesCheck):
             found.append(_slices(check, candidate, compared, policy.against))
         elif isinstance(check, FairnessCheck):

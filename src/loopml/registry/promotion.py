@@ -70,10 +70,13 @@ def promote(
     data: Any = None,
     force: bool = False,
     reason: str | None = None,
+    backtest: Evaluation | None = None,
     workspace: Workspace | None = None,
 ) -> Promotion:
     """Check a version against a policy and, if it passes (or force, with a reason), point the
-    alias ``to`` at it. The evaluation data is ``data``, else the policy's."""
+    alias ``to`` at it. The evaluation data is ``data``, else the policy's. backtest: the
+    candidate's recipe against the compared version pooled over folds
+    (``loopml.evaluation.folds``), which the improvement and metric checks judge instead."""
     workspace = workspace or current_workspace()
     rules = load_policy(policy)
     if force and not reason:
@@ -93,7 +96,11 @@ def promote(
     if compared is not None and sliced:  # its slices only, on the metrics the checks read
         compared_found = _evaluate(rules, task, compared, frame, None, workspace, sliced)
     checks = judge(
-        rules, found, compared_found, **_extras(rules, candidate, candidate_record, frame)
+        rules,
+        found,
+        compared_found,
+        backtest=backtest,
+        **_extras(rules, candidate, candidate_record, frame),
     )
     passed = all(check.passed for check in checks)
     outcome = Promotion(
