@@ -222,6 +222,17 @@ def _data_add(scene: Scene) -> list[object]:
     return ["data", "add", "more", scene.file("more.parquet", scene.tiny.rows(seed=1))]
 
 
+@recipe("data from-log")
+def _data_from_log(scene: Scene) -> list[object]:
+    ids = scene.traffic(20)
+    labels = [{"id": i, "label": True} for i in ids[:10]] + [
+        {"id": i, "label": False} for i in ids[10:]
+    ]
+    with TestClient(create_app("tiny")) as client:
+        assert client.post("/feedback", json=labels).json()["accepted"] == 20
+    return ["data", "from-log", "tiny", "served", "--target", "y"]
+
+
 @recipe("data list")
 def _data_list(scene: Scene) -> list[object]:
     return ["data", "list"]

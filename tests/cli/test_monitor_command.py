@@ -22,6 +22,7 @@ CHECKS = [
     "data_drift",
     "correlation",
     "prediction_drift",
+    "rolling_drift",
     "quality",
     "performance",
     "estimated_performance",
