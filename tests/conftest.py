@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated environment per test, and workspaces on SQLite and PostgreSQL.
+"""Shared fixtures: an isolated environment per test, workspaces on SQLite and PostgreSQL, and
+``cli``, which runs `loopml ...` in this process and captures what it prints.
 
 PostgreSQL tests use a real server ($LOOPML_TEST_POSTGRES_URL, default the local one), each in
 a schema of its own that is dropped afterwards. Where no server answers they are skipped,
@@ -8,8 +9,10 @@ unless LOOPML_TEST_POSTGRES_REQUIRED=1 (set by .ci/run), which turns the skip in
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -114,3 +117,32 @@ def new_workspace(tmp_path: Path) -> Iterator[object]:
     yield make
     for ws in made:
         ws.close()
+
+
+@dataclass
+class Result:
+    """What a command returned and printed."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run `loopml ARGS...` in this process and capture what it prints."""
+
+    def invoke(*args: object) -> Result:
+        monkeypatch.setattr(sys, "argv", ["loopml", *map(str, args)])
+        capsys.readouterr()
+        try:
+            from loopml.cli.main import main
+
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 0
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke

@@ -1,44 +1,15 @@
-"""Fixtures for CLI tests: run `loopml ...` in this process, and check one-line errors."""
+"""Fixtures for CLI tests: check one-line errors (``cli``, which runs `loopml ...` in this
+process, is in the suite's conftest)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from loopml.cli.main import main
 
-
-@dataclass
-class Result:
-    """What a command returned and printed."""
-
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    """Run `loopml ARGS...` in this process and capture what it prints."""
-
-    def invoke(*args: object) -> Result:
-        monkeypatch.setattr(sys, "argv", ["loopml", *map(str, args)])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 0
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return invoke
-
-
-def _assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
+def _assert_one_line_error(result: Any, code: int, *fragments: str) -> None:
     assert result.code == code
     assert result.out == ""
     assert "Traceback" not in result.err

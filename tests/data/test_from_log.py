@@ -4,7 +4,6 @@ snapshot (loopml.data.from_log and `loopml data from-log`)."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -131,26 +130,12 @@ def test_a_time_column_the_log_does_not_have_is_named(tiny) -> None:
     assert str(parsed.to_pandas()["time"].dtype) == "datetime64[us, UTC]"
 
 
-def _command(capsys, monkeypatch, *args: str) -> tuple[int, str]:
-    from loopml.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["loopml", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 0
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
-def test_the_command_stores_the_snapshot(tiny, capsys, monkeypatch) -> None:
+def test_the_command_stores_the_snapshot(tiny, cli) -> None:
     _serve(_june(tiny, 30), labelled=30)
     args = ["data", "from-log", "tiny", "tiny.served", "--target", "y"]
-    code, output = _command(capsys, monkeypatch, *args, "--json")
-    assert code == 0, output
-    record = json.loads(output)
+    stored = cli(*args, "--json")
+    assert stored.code == 0, stored.err
+    record = json.loads(stored.out)
     assert record["rows"] == 30 and record["dataset"] == "tiny.served"
-    code, output = _command(capsys, monkeypatch, *args, "--since", "yesterday")
-    assert code != 0 and "--since is a time" in output
+    refused = cli(*args, "--since", "yesterday")
+    assert refused.code != 0 and "--since is a time" in refused.err
