@@ -149,3 +149,15 @@ def test_a_pool_of_one_version_has_nothing_to_compare(endpoint, policy, tiny) ->
     with TestClient(create_app(endpoint)) as client:
         _serve_and_label(client, _rows(tiny, [1, 2], 300, seed=10), tiny)
     assert run_loop(endpoint, rules, as_of=JULY).decisions == []
+
+
+def test_a_window_with_no_labels_is_nothing_to_judge(endpoint, policy, tiny) -> None:
+    rules = _policy(policy)
+    _promote_version_2(endpoint, rules, tiny)
+    records = _rows(tiny, [1, 2], 600, seed=11)[tiny.FEATURES].to_dict("records")
+    with TestClient(create_app(endpoint)) as client:
+        for start in range(0, len(records), 50):
+            client.post("/predict", json={"records": records[start : start + 50]})
+    stepped = run_loop(endpoint, rules, as_of=JULY + 2 * DAY)
+    assert stepped.decisions == [] and stepped.state == "idle"  # no verdict without labels
+    assert loopml.models.get_version("tiny@champion").version == 2
