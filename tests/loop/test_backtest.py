@@ -14,10 +14,15 @@ import pandas as pd
 from loopml.loop import decisions, run_loop
 from loopml.serving.deployments import raise_alert
 
+MARCH = pd.Timestamp("2013-03-01", tz="UTC").timestamp()
 JULY = pd.Timestamp("2013-07-01", tz="UTC").timestamp()
 
 
-def _gated(endpoint: str, rules: dict):
+def _gated(endpoint: str, rules: dict, started: float = MARCH):
+    """The gate's decision at July, the loop's first step (which dates the champion's data,
+    registered after the loop's clock) taken at ``started``."""
+    rules["triggers"]["every"] = "1000d"
+    run_loop(endpoint, rules, as_of=started)  # records only that the schedule starts
     raise_alert(endpoint, "rule:drift", "psi breached")
     run_loop(endpoint, rules, as_of=JULY)
     return next(d for d in decisions(endpoint) if d.action.startswith("gate_"))
@@ -53,13 +58,18 @@ def test_a_backtest_longer_than_the_data_uses_the_folds_it_has(endpoint, policy)
     gate = _gated(endpoint, policy(backtest={"folds": 12}))
     folds = gate.evidence["folds"]
     judged = [f for f in folds if "fold" in f]
-    # June back to February have rows to train and validate on; January has nothing before it
-    assert [f["fold"][:7] for f in judged] == [
-        "2013-06",
-        "2013-05",
-        "2013-04",
-        "2013-03",
-        "2013-02",
-    ]
-    assert folds[-1] == {"missing": "7 of 12 folds had no data"}
+    # June back to March; the champion was trained before the loop's first step (March)
+    assert [f["fold"][:7] for f in judged] == ["2013-06", "2013-05", "2013-04", "2013-03"]
+    left = [f["left_out"] for f in folds if "left_out" in f]
+    assert len(left) == 8
+    assert left[0] == (
+        "2013-02-01..2013-03-01: version 1, champion then, was trained on data up to 2013-03-01"
+    )
     assert gate.action in ("gate_passed", "gate_failed")  # decided, not crashed
+
+
+def test_a_fold_the_champion_then_had_trained_on_is_left_out(endpoint, policy) -> None:
+    gate = _gated(endpoint, policy(backtest={"folds": 3}), started=JULY)
+    judged = [f["fold"] for f in gate.evidence["folds"] if "fold" in f]
+    assert judged == ["2013-06-01..2013-07-01"]  # nothing says version 1 did not see May
+    assert len([f for f in gate.evidence["folds"] if "left_out" in f]) == 2

@@ -647,11 +647,13 @@ class _Step:
             c.metric for c in gate.checks if isinstance(c, ImprovementCheck | DifferenceCheck)
         ]
         folds = [self._fold(0, self.as_of, f"{self.name}@{version}", champion.version, newest)]
-        moment = self.as_of
+        left_out, moment = [], self.as_of
         for index in range(1, wanted):
             moment = back(moment, self.policy.retrain.validation)
             found = self._past_fold(index, moment)
-            if found is not None:
+            if isinstance(found, str):
+                left_out.append({"index": index, "left_out": found})
+            else:
                 folds.append(found)
         pooled, results = evaluate_folds(
             [fold for fold, _ in folds],
@@ -665,15 +667,23 @@ class _Step:
         shown = [
             {**result.to_dict(), **facts} for result, (_, facts) in zip(results, folds, strict=True)
         ]
-        if len(folds) < wanted:
-            shown.append({"missing": f"{wanted - len(folds)} of {wanted} folds had no data"})
-        return pooled, shown
+        return pooled, shown + left_out
 
-    def _past_fold(self, index: int, moment: float) -> tuple[Any, dict[str, Any]] | None:
+    def _past_fold(self, index: int, moment: float) -> tuple[Any, dict[str, Any]] | str:
         """Fold ``index``: the recipe trained as a retrain at ``moment`` would be, against the
-        version that was champion then; None when the data holds no rows for it."""
+        version that was champion when the fold began; why it is left out when the data holds
+        no rows for it, or that version had trained on them (it would win unfairly)."""
         from loopml.pipeline.loading import load_pipeline
 
+        start, end = self._validation(moment)
+        window = f"{_day(start)[:10]}..{_day(end)[:10]}"
+        baseline = self._champion_at(start)
+        trained = self._trained_until(baseline)
+        if start < trained:
+            return (
+                f"{window}: version {baseline}, champion then, was trained on data up to "
+                f"{_day(trained)[:10]}"
+            )
         params = self.policy.params(moment, self.served)
         retrain = self.policy.retrain
         try:
@@ -682,14 +692,33 @@ class _Step:
             )
             rows, model = run[retrain.evaluation], run[retrain.model]
         except Exception as error:  # said in the evidence; the fold is left out
-            log.warning("%s: backtest fold %d failed: %s", self.name, index, error)
-            return None
+            return f"{window}: the pipeline failed: {type(error).__name__}: {error}"
         if rows is None or not len(rows) or rows[retrain.target or ""].nunique() < 2:
-            return None
-        baseline = self._champion_at(self._validation(moment)[0])
+            return f"{window}: the data holds no labelled rows of two kinds for it"
         found = self._fold(index, moment, model, baseline, rows)
         found[1]["run"] = run.run_id
         return found
+
+    def _trained_until(self, version: int) -> float:
+        """Where a version's training data ends on the loop's clock: a refit's at its data's
+        end, a retrained candidate's at its validation's start; a version the loop did not
+        make was trained before it was registered, and before the loop's first step."""
+        from loopml.registry.api import get_version
+
+        made = [
+            d
+            for d in self.past + self.made
+            if d.version == version and d.action in ("refit", "retrain") and d.as_of is not None
+        ]
+        if made:
+            first = made[0]
+            end = back(first.as_of, self.policy.retrain.label_delay)
+            return end if first.action == "refit" else self._validation(first.as_of)[0]
+        registered = get_version(f"{self.name}@{version}", workspace=self.workspace).created_at
+        clocks = [d.as_of for d in self.past + self.made if d.as_of is not None]
+        # registered before the loop's clock: not trained on later data; else (a replay of
+        # the past) the loop's first step is all that is known
+        return min([registered, *clocks, self.as_of])
 
     def _fold(
         self, index: int, moment: float, candidate: Any, baseline: int, rows: Any
