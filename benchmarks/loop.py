@@ -7,13 +7,18 @@ loop left to run by itself, against the static first model and a monthly oracle.
   ``fpp2/elecdemand``), a regressor (MAE), with benchmarks/elecdemand_pipeline.py and the
   loop_elecdemand_*.yaml files; every half hour of each month sent.
 
-Each replay works as the demo's does (examples/demo_loop.py): the champion served by
-``loopml serve`` in a subprocess; each month sent in four parts of requests of 50 rows from
-four client threads, a loop step after each part; the month's outcomes posted to /feedback at
-its end, the month monitored with the alert rules, and a loop step dated the next month's
-first day. The static model is version 1 (trained on January and February). The oracle is
-the same recipe retrained every month on the two months before it, from the same snapshot the
-loop retrains from (whole months), with no gate and no delay, scored on the rows sent.
+Each replay is the demo's (examples/demo_loop.py, whose functions it calls): the champion
+served by ``loopml serve`` in a subprocess; each month sent in four parts of requests of 50
+rows from four client threads, each keyed by one of 97 callers taken in turn, with a loop
+step after each part; the month's outcomes posted to /feedback at its end, the month
+monitored with the alert rules, and a loop step dated the next month's first day. The loop
+trains on what was served (``retrain.served``): the logged requests with the labels posted so
+far, appended to a base snapshot of January and February; it never reads the dataset's later
+months. The static model is version 1 (trained on January and February). The oracle is the
+loop's recipe (its model step) retrained at every month's start on the policy's window (three
+months) as the loop could have had it (January and February whole, then the rows sent), with
+no gate and no delay, scored on the rows sent: what the loop would serve if every refit
+reached the traffic at once.
 
 Printed, and written to benchmarks/results/loop.md and loop.json: the monthly metric of the
 static model, the looped system (what the server answered) and the oracle; the share of the
@@ -34,18 +39,15 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 
@@ -54,13 +56,15 @@ EXAMPLES = HERE.parent / "examples"
 RESULTS = HERE / "results"
 sys.path[:0] = [str(HERE), str(EXAMPLES)]
 
+import demo_loop  # noqa: E402
 from machine import describe  # noqa: E402
 
 import loopml  # noqa: E402
 from loopml.loop.controller import run_loop  # noqa: E402
+from loopml.loop.policy import back, read_policy  # noqa: E402
 from loopml.monitoring.window import monitor  # noqa: E402
 
-PARTS, ROWS, CLIENTS, FEEDBACK_CHUNK = 4, 50, 4, 1000
+PARTS = demo_loop.PARTS
 
 
 @dataclass
@@ -71,12 +75,15 @@ class Problem:
     task: str
     metric: str
     target: str
+    time: str  # the rows' time column
     policy: Path
     rules: Path
     months: list[pd.Timestamp]
-    sent: Callable[[pd.Timestamp], pd.DataFrame]  # the rows sent in a month
-    inputs: list[str]  # the columns a request carries
-    oracle: Callable[[pd.Timestamp, pd.DataFrame], np.ndarray]  # scores of the month's rows
+    sent: Callable[[pd.Timestamp], pd.DataFrame]  # the rows sent in a month, as features
+    requests: Callable[[pd.DataFrame], pd.DataFrame]  # what a caller sends for those rows
+    inputs: list[str]  # the columns the models read
+    known: pd.DataFrame  # the labelled rows the first model knew (January and February)
+    fit: Callable[[pd.DataFrame], Any]  # the oracle's recipe: a model of some rows
     label: Callable[[Any], Any] = field(default=lambda value: value)
 
 
@@ -88,81 +95,93 @@ def month_after(month: pd.Timestamp) -> pd.Timestamp:
 
 
 def flights_problem() -> Problem:
-    """The demo's set-up (data, first run, registration and promotion), then its replay."""
+    """The demo's set-up (data, first run, registration and promotion, the loop's base
+    snapshot), then its replay."""
     import demo_data
     import demo_pipeline
     import flights_pipeline
-    from demo_loop import PER_MONTH, SEED
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     demo_data.main(demo_pipeline.show)
     demo_pipeline.show("run", "flights_pipeline:train", "--seed", "7")
     demo_pipeline.register_and_promote()
-    flights = flights_pipeline.features(loopml.data.get("flights").to_pandas())
+    stored = loopml.data.get("flights").to_pandas()
+    raw = stored[stored[flights_pipeline.TARGET].notna()].reset_index(drop=True)
+    flights = flights_pipeline.features(raw)
+    demo_loop.base(raw)
 
-    def sent(month: pd.Timestamp) -> pd.DataFrame:
-        rows = flights[flights["month"] == month.month]
-        return rows.sample(PER_MONTH, random_state=SEED + month.month).reset_index(drop=True)
-
-    def oracle(month: pd.Timestamp, rows: pd.DataFrame) -> np.ndarray:
-        train = flights[flights["month"].between(month.month - 2, month.month - 1)]
-        x, y = flights_pipeline._xy(train)
-        model = HistGradientBoostingClassifier(
+    def fit(rows: pd.DataFrame) -> Any:
+        x, y = flights_pipeline._xy(rows)
+        return HistGradientBoostingClassifier(
             max_depth=6,
             learning_rate=0.1,
             max_iter=150,
             categorical_features="from_dtype",
             random_state=0,
         ).fit(x, y)
-        return model.predict_proba(flights_pipeline._xy(rows)[0])[:, 1]
 
     return Problem(
         name="flights",
         task="classification",
         metric="roc_auc",
         target=flights_pipeline.TARGET,
+        time="time_hour",
         policy=EXAMPLES / "flights_policy.yaml",
         rules=EXAMPLES / "flights_alerts.yaml",
         months=[pd.Timestamp(2013, m, 1, tz="UTC") for m in range(3, 13)],
-        sent=sent,
+        sent=lambda month: demo_loop.sample(flights, month.month),
+        requests=lambda rows: demo_loop.requests_of(raw.loc[rows.index], rows),
         inputs=[c for c in flights.columns if c not in ("time_hour", flights_pipeline.TARGET)],
-        oracle=oracle,
+        known=flights[flights["month"] <= 2],
+        fit=fit,
         label=bool,
     )
 
 
 def elecdemand_problem() -> Problem:
-    """The demand data as a snapshot, version 1 trained on January and February, champion."""
+    """The demand data as a snapshot, version 1 trained on January and February, champion;
+    January and February as the loop's base snapshot."""
     import elecdemand_pipeline as recipe
 
-    loopml.data.add(recipe.DATASET, recipe.frame(), time_column="time")
+    stored = recipe.frame()
+    loopml.data.add(recipe.DATASET, stored, time_column="time")
     params = {"train_from": "2014-01-01", "split_at": "2014-03-01", "data_end": "2014-03-01"}
     run = recipe.train.run(params, progress=False)
     version = loopml.models.register(
         recipe.DATASET, run=run.run_id, reference="train_rows", target=recipe.TARGET
     ).version
     loopml.models.set_alias(recipe.DATASET, "champion", version)
-    rows = recipe.features(loopml.data.get(recipe.DATASET).to_pandas())
+    march = pd.Timestamp(2014, 3, 1, tz="UTC")
+    loopml.data.add(
+        f"{recipe.DATASET}.base",
+        stored[stored["time"] < march],
+        time_column="time",
+        parent=recipe.DATASET,
+    )
+    rows = recipe.features(stored)
 
     def sent(month: pd.Timestamp) -> pd.DataFrame:
         chosen = rows[(rows["time"] >= month) & (rows["time"] < month_after(month))]
-        return chosen.sample(frac=1.0, random_state=month.month).reset_index(drop=True)
+        return chosen.sample(frac=1.0, random_state=month.month)
 
-    def oracle(month: pd.Timestamp, month_rows: pd.DataFrame) -> np.ndarray:
-        before = rows[(rows["time"] >= month - pd.DateOffset(months=2)) & (rows["time"] < month)]
-        return recipe.model(before).predict(month_rows[recipe.FEATURES])
+    def requests(chosen: pd.DataFrame) -> pd.DataFrame:
+        when = chosen["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return chosen[recipe.FEATURES].assign(time=when)
 
     return Problem(
         name=recipe.DATASET,
         task="regression",
         metric="mae",
         target=recipe.TARGET,
+        time="time",
         policy=HERE / "loop_elecdemand_policy.yaml",
         rules=HERE / "loop_elecdemand_alerts.yaml",
         months=[pd.Timestamp(2014, m, 1, tz="UTC") for m in range(3, 13)],
         sent=sent,
+        requests=requests,
         inputs=recipe.FEATURES,
-        oracle=oracle,
+        known=rows[rows["time"] < march],
+        fit=recipe.model,
         label=float,
     )
 
@@ -176,59 +195,17 @@ def served(name: str):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    path = os.pathsep.join(filter(None, [str(HERE), str(EXAMPLES), os.environ.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "loopml.cli.main", "serve", name, "--port", str(port)]
-    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": path})
+    process = demo_loop.serve(port, name, folders=(str(HERE),))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("loopml serve did not start")
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
         yield port
     finally:
         os.kill(process.pid, signal.SIGTERM)
         process.wait(30)
 
 
-def send(port: int, rows: pd.DataFrame, inputs: list[str]) -> list[dict]:
-    """The rows in requests of ROWS from CLIENTS threads, each keyed for a sticky canary."""
-    records = rows[inputs].astype(object).where(rows[inputs].notna(), None)
-    batches = [
-        records.iloc[i : i + ROWS].to_dict(orient="records") for i in range(0, len(rows), ROWS)
-    ]
-
-    def one(client: httpx.Client, index: int) -> list[dict]:
-        headers = {"X-Loopml-Key": f"caller-{index % 97}"}
-        answer = client.post("/predict", json={"records": batches[index]}, headers=headers)
-        answer.raise_for_status()
-        return answer.json()["predictions"]
-
-    base = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base, timeout=60) as client, ThreadPoolExecutor(CLIENTS) as pool:
-        return [
-            p for answer in pool.map(lambda i: one(client, i), range(len(batches))) for p in answer
-        ]
-
-
-def feedback(port: int, ids: list[str], labels: list[Any]) -> None:
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-        for start in range(0, len(ids), FEEDBACK_CHUNK):
-            chunk = zip(
-                ids[start : start + FEEDBACK_CHUNK],
-                labels[start : start + FEEDBACK_CHUNK],
-                strict=True,
-            )
-            client.post("/feedback", json=[{"id": i, "label": y} for i, y in chunk])
-
-
 def replay(problem: Problem) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Every month through the server and the loop. Returns each sent row's month, label and
-    answered score, and the CPU seconds of the loop's steps and monitoring per month."""
+    """Every month through the server and the loop. Returns each sent row's month, label
+    and answered score, and the CPU seconds of the loop's steps and monitoring per month."""
     cpu: dict[str, float] = {}
     answered_rows = []
 
@@ -238,13 +215,8 @@ def replay(problem: Problem) -> tuple[pd.DataFrame, dict[str, float]]:
         cpu[month] = cpu.get(month, 0.0) + time.process_time() - started
         for decision in taken.decisions:
             print(f"    loop: {decision.action}: {decision.message}", flush=True)
-        if taken.decisions:  # the server rereads its deployment every two seconds
-            wanted = loopml.serving.deployment(problem.name)[1]
-            deadline = time.monotonic() + 30
-            while httpx.get(f"http://127.0.0.1:{port}/deployment").json()["revision"] < wanted:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not follow the deployment")
-                time.sleep(0.1)
+        if taken.decisions:
+            demo_loop.follow(port, problem.name)
 
     with served(problem.name) as port:
         for month in problem.months:
@@ -252,10 +224,10 @@ def replay(problem: Problem) -> tuple[pd.DataFrame, dict[str, float]]:
             rows = problem.sent(month)
             answers = []
             for part in np.array_split(np.arange(len(rows)), PARTS):
-                answers += send(port, rows.iloc[part], problem.inputs)
+                answers += demo_loop.send_part(port, problem.requests(rows.iloc[part]))
                 step(port, month, label)
             truth = [problem.label(value) for value in rows[problem.target]]
-            feedback(port, [a["id"] for a in answers], truth)
+            demo_loop.feedback(port, [a["id"] for a in answers], truth)
             started = time.process_time()
             monitor(problem.name, label=label, rules=problem.rules)
             cpu[label] += time.process_time() - started
@@ -266,9 +238,22 @@ def replay(problem: Problem) -> tuple[pd.DataFrame, dict[str, float]]:
                 flush=True,
             )
             answered_rows.append(
-                rows.assign(__month__=label, __looped__=[a["score"] for a in answers])
+                rows.reset_index(drop=True).assign(
+                    __month__=label, __looped__=[a["score"] for a in answers]
+                )
             )
     return pd.concat(answered_rows, ignore_index=True), cpu
+
+
+def oracle_scores(problem: Problem, month: pd.Timestamp, rows: pd.DataFrame, sent: pd.DataFrame):
+    """The oracle's scores of a month's rows: the recipe trained at the month's start on the
+    policy's window as the loop could have had it (the rows the first model knew and the rows
+    sent, all labelled by then), with no gate and no delay."""
+    history = pd.concat([problem.known, sent[problem.known.columns]], ignore_index=True)
+    window = read_policy(problem.policy).retrain.window
+    first = pd.Timestamp(back(month.timestamp(), window), unit="s", tz="UTC")
+    when = history[problem.time]
+    return _scores(problem.fit(history[(when >= first) & (when < month)]), rows, problem)
 
 
 # -- the figures -----------------------------------------------------------------------------
@@ -286,7 +271,7 @@ def judge(problem: Problem, sent: pd.DataFrame, cpu: dict[str, float]) -> dict[s
             {
                 "looped": rows["__looped__"].to_numpy(dtype=float),
                 "static": _scores(static, rows, problem),
-                "oracle": problem.oracle(month, rows),
+                "oracle": oracle_scores(problem, month, rows, sent),
                 problem.target: rows[problem.target].to_numpy(),
             }
         )

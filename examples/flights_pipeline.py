@@ -116,7 +116,8 @@ def model(
 ) -> HistGradientBoostingClassifier:
     """Gradient boosting, grown STAGE iterations at a time; each stage reports the
     validation AUC, so a sweep can stop a poor trial early. Without validation rows (a
-    refit on the whole window) it grows all its iterations at once."""
+    refit on the whole window), or with rows of one class only (a few flights of the next
+    month, by UTC), it grows all its iterations at once."""
     x, y = _xy(train_rows)
     x_valid, y_valid = _xy(valid_rows)
     fitted = HistGradientBoostingClassifier(
@@ -126,7 +127,7 @@ def model(
         warm_start=True,
         random_state=context.seed or 0,
     )
-    if not len(valid_rows):
+    if len(np.unique(y_valid)) < 2:
         return fitted.set_params(max_iter=iterations).fit(x, y)
     for stage, grown in enumerate(range(STAGE, iterations + STAGE, STAGE)):
         fitted.set_params(max_iter=min(grown, iterations)).fit(x, y)

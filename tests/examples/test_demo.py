@@ -84,7 +84,12 @@ def _the_loop_ran_by_itself(stdout: str, home: Path) -> None:
     for action in ("retrain", "gate_passed", "refit", "canary", "promote", "held", "pool"):
         assert action in actions, actions
     assert actions.index("refit") < actions.index("canary") < actions.index("promote")
-    assert "harmful" not in actions
+    assert actions.count("harmful") == actions.count("rollback")  # none left standing
+    retrains = [d for d in loopml.loop.decisions("flights") if d.action == "retrain"]
+    sources = {d.evidence["params"]["source"].partition("@")[0] for d in retrains}
+    assert sources == {"flights.served"}  # the loop learned from what it served
+    served_data = loopml.data.get(retrains[-1].evidence["params"]["source"])
+    assert served_data.record.parent_id == loopml.data.get("flights.base").record.id
     assert loopml.models.get_version("flights@champion").version > 1
     rows = [line for line in stdout.splitlines() if line.startswith("2013-")]
     table = [line.split() for line in rows if len(line.split()) == 4]
