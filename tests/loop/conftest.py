@@ -56,7 +56,7 @@ POLICY: dict[str, Any] = {
         "shadow_requests": 4,
         "canary_fraction": 0.5,
         "canary_requests": 4,
-        "guardrails": {"min_requests": 1000},
+        "guardrails": {"min_requests": 4, "max_latency_ratio": None, "max_prediction_psi": None},
     },
 }
 

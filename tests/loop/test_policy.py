@@ -56,10 +56,11 @@ def test_a_small_policy_gets_the_documented_defaults(folder: Path) -> None:
     )
     rollout = found.rollout
     assert (rollout.shadow_requests, rollout.canary_fraction, rollout.canary_requests) == (
-        100,
-        0.1,
-        100,
-    )
+        0,
+        0.5,
+        5,
+    )  # the loop benchmark's sizes
+    assert rollout.guardrails.min_requests == 5 and rollout.guardrails.max_prediction_psi is None
     assert found.gate == folder / "gate.yaml" and found.gate.is_absolute()
 
 
@@ -222,6 +223,11 @@ def test_a_policy_reads_from_text_a_dict_or_itself(folder: Path) -> None:
             "  served: {dataset: d}\ngate: gate.yaml\n",
             ["needs 'target:'"],
         ),
+        (
+            "retrain: {pipeline: steps:train}\ngate: gate.yaml\nrollout:\n  canary_requests: 3\n"
+            "  guardrails: {min_requests: 10}\n",
+            ["rollout (line 4)", "wait for 10 canary requests", "promoted after 3", "unjudged"],
+        ),
         ("retrain: {pipeline: steps:train}\n", ["gate", "Field required"]),
         ("retrain: {pipeline: [steps\ngate: gate.yaml\n", ["is not valid YAML"]),
     ],
@@ -235,6 +241,7 @@ def test_a_policy_reads_from_text_a_dict_or_itself(folder: Path) -> None:
         "served-unread",
         "served-undefined",
         "served-no-target",
+        "unjudged-canary",
         "no-gate",
         "yaml",
     ],
@@ -292,3 +299,9 @@ def test_a_zero_duration_is_accepted(folder: Path, field: str) -> None:
     )
     found = read_policy(_write(folder, text))
     assert found.cooldown == 0 and found.params(_moment("2013-05-01")) == {}
+
+
+def test_the_default_guardrails_judge_a_short_canary(folder: Path) -> None:
+    text = "retrain: {pipeline: 'steps:train'}\ngate: gate.yaml\nrollout: {canary_requests: 3}\n"
+    found = read_policy(_write(folder, text))
+    assert found.rollout.guardrails.min_requests == 3  # judged before it is promoted

@@ -51,7 +51,7 @@ POLICY = {
         "shadow_requests": 4,
         "canary_fraction": 0.5,
         "canary_requests": 4,
-        "guardrails": {"min_requests": 1000, "max_prediction_psi": None},
+        "guardrails": {"min_requests": 4, "max_latency_ratio": None, "max_prediction_psi": None},
     },
 }
 PARTS, REQUESTS, ROWS = 4, 6, 5  # each part of a month: 6 requests of 5 rows
