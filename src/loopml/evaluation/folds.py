@@ -79,32 +79,12 @@ def evaluate_folds(
     names = _metric_names(task, [metric] if metric else None)
     subjects = [_subjects(fold, task, threshold, positive, names) for fold in folds]
     sizes = np.array([len(fold.labels) for fold in folds], dtype=np.float64)
-    starts = np.concatenate([[0], np.cumsum(sizes).astype(int)])
-    total = int(starts[-1])
-
-    def measure(weights: np.ndarray) -> list[dict[str, dict[str, np.ndarray]]]:
-        return [
-            {role: subject.values(weights[:, starts[i] : starts[i + 1]]) for role, subject in pair}
-            for i, pair in enumerate(subjects)
-        ]
-
-    point = measure(np.ones((1, total), dtype=np.uint8))
-    parts = [
-        measure(bootstrap.block(seed, total, start, min(bootstrap.CHUNK, resamples - start)))
-        for start in range(0, resamples, bootstrap.CHUNK)
-    ]
-    boot = [
-        {
-            role: {n: np.concatenate([p[i][role][n] for p in parts]) for n in names}
-            for role in ("candidate", "baseline")
-        }
-        for i in range(len(folds))
-    ]
+    point, boot = _measured(subjects, sizes, names, resamples, seed)
     pooled_point = _pooled(point, sizes, names)
     pooled_boot = _pooled(boot, sizes, names)
     evaluation = Evaluation(
         task=task,
-        rows=total,
+        rows=int(sizes.sum()),
         level=level,
         resamples=resamples,
         seed=seed,
@@ -128,6 +108,42 @@ def evaluate_folds(
         for i, fold in enumerate(folds)
     ]
     return evaluation, results
+
+
+Measured = list[dict[str, dict[str, np.ndarray]]]  # per fold: role -> metric -> values
+
+
+def _measured(
+    subjects: list[list[tuple[str, _Subject]]],
+    sizes: np.ndarray,
+    names: Sequence[str],
+    resamples: int,
+    seed: int,
+) -> tuple[Measured, Measured]:
+    """Every fold's metrics for both roles on the data itself and on each resample, one
+    weight stream over all the folds' rows."""
+    starts = np.concatenate([[0], np.cumsum(sizes).astype(int)])
+    total = int(starts[-1])
+
+    def measure(weights: np.ndarray) -> Measured:
+        return [
+            {role: subject.values(weights[:, starts[i] : starts[i + 1]]) for role, subject in pair}
+            for i, pair in enumerate(subjects)
+        ]
+
+    point = measure(np.ones((1, total), dtype=np.uint8))
+    parts = [
+        measure(bootstrap.block(seed, total, start, min(bootstrap.CHUNK, resamples - start)))
+        for start in range(0, resamples, bootstrap.CHUNK)
+    ]
+    boot = [
+        {
+            role: {n: np.concatenate([p[i][role][n] for p in parts]) for n in names}
+            for role in ("candidate", "baseline")
+        }
+        for i in range(len(subjects))
+    ]
+    return point, boot
 
 
 def _subjects(
