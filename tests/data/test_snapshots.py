@@ -248,6 +248,8 @@ def test_unusable_sources_and_bad_arguments_store_nothing(
         loopml.data.add("flights", small_frame(seed=9), time_column="when")
     with pytest.raises(UsageError, match="'bad name!' is not a valid dataset name"):
         loopml.data.add("bad name!", small_frame(seed=9))
+    with pytest.raises(UsageError, match="'flights\\\\n' is not a valid dataset name"):
+        loopml.data.add("flights\n", small_frame(seed=9))  # names are matched whole
     with pytest.raises(DatasetNotFoundError, match="'nope'"):
         loopml.data.add("flights", small_frame(seed=9), parent="nope")
     with pytest.raises(DataError, match="header.csv has no rows"):

@@ -93,6 +93,10 @@ def test_unknown_names_versions_and_aliases(workspace) -> None:
         loopml.models.set_alias("churn", "12", 1)
     with pytest.raises(UsageError, match="Model names are"):
         loopml.models.register("no spaces", fitted())
+    with pytest.raises(UsageError, match="Model names are"):
+        loopml.models.register("churn\n", fitted())  # names are matched whole
+    with pytest.raises(UsageError, match="Aliases are"):
+        loopml.models.set_alias("churn", "champion\n", 1)
     with pytest.raises(UsageError, match="either a model object or the output of a run"):
         loopml.models.register("churn")
 

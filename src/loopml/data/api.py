@@ -29,7 +29,7 @@ def resolve(data: Any, workspace: Workspace | None = None) -> Any:
     text ('flights', 'flights@3fa2') is a snapshot reference."""
     if isinstance(data, str) and not Path(data).exists():
         name = data.partition("@")[0]
-        if NAME.match(name):
+        if NAME.fullmatch(name):
             return get(data, workspace=workspace)
         raise DataError(f"No such file or dataset: {data!r}. Check the path or the name.")
     return data

@@ -302,7 +302,7 @@ def local_copy(workspace: Workspace, digest: str) -> Path:
 
 def check_name(name: str) -> None:
     """Dataset names: letters, digits, '_', '-' and '.', starting with a letter or digit."""
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise UsageError(
             f"{name!r} is not a valid dataset name: use up to 128 letters, digits, '_', '-' "
             "or '.', starting with a letter or digit."

@@ -103,7 +103,7 @@ def register_metric(
     replace: bool = False,
 ) -> Metric:
     """Register a metric by name, a function of (y, score, weight), for one task."""
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise UsageError(
             f"A metric's name starts with a letter and holds letters, digits, '_', '.' or '-' "
             f"(at most 64), not {name!r}."

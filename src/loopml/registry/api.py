@@ -92,7 +92,7 @@ def register(
 
 
 def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise UsageError(
             f"Model names are 1 to 255 letters, digits, '.', '_' or '-', starting with a letter "
             f"or digit; not {name!r}."
@@ -355,7 +355,7 @@ def _event(
 
 
 def _check_alias(alias: str) -> None:
-    if not isinstance(alias, str) or not ALIAS.match(alias) or alias.isdigit():
+    if not isinstance(alias, str) or not ALIAS.fullmatch(alias) or alias.isdigit():
         raise UsageError(
             f"Aliases are 1 to 64 letters, digits, '_' or '-', starting with a letter; not "
             f"{alias!r}."
