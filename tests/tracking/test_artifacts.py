@@ -13,6 +13,7 @@ from loopml.errors import (
     ArtifactExistsError,
     ArtifactNotFoundError,
     InvalidValueError,
+    UsageError,
 )
 from loopml.hashing import sha256_bytes
 from loopml.workspace import Workspace
@@ -93,6 +94,45 @@ def test_bad_sources_are_reported(workspace: Workspace) -> None:
             run.log_artifact(b"x", name="/etc/passwd")
     with pytest.raises(ArtifactNotFoundError, match="no output artifact named 'nope'"):
         loopml.load_artifact(run.id, "nope")
+
+
+@pytest.mark.parametrize(
+    "name", ["../outside.txt", "a/../../outside.txt", "..\\outside.txt", "/abs", "a\nb", ".", ""]
+)
+def test_a_name_that_leaves_the_run_is_refused(workspace: Workspace, name: str) -> None:
+    with (
+        loopml.start_run(experiment="e") as run,
+        pytest.raises(InvalidValueError, match="relative name|needs a name"),
+    ):
+        run.log_artifact(b"x", name=name)
+    assert loopml.list_artifacts(run.id) == []
+
+
+def test_names_are_stored_in_one_spelling(workspace: Workspace, tmp_path: Path) -> None:
+    with loopml.start_run(experiment="e") as run:
+        run.log_artifact(b"x", name="./plots//roc.bin")
+        run.log_artifact(b"y", name="plots\\pr.bin")
+    assert sorted(a.name for a in loopml.list_artifacts(run.id)) == [
+        "plots/pr.bin",
+        "plots/roc.bin",
+    ]
+    written = loopml.download_artifact(run.id, "plots/roc.bin", tmp_path)
+    assert written == tmp_path / "plots" / "roc.bin" and written.read_bytes() == b"x"
+
+
+def test_a_stored_name_that_leaves_the_destination_is_not_written(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """A name stored before names were checked is not followed out of the destination."""
+    with loopml.start_run(experiment="e") as run:
+        record = run.link_output(
+            "../escaped.bin", run.log_artifact(b"z", name="z").digest, "bytes", 1
+        )
+    target = tmp_path / "into"
+    target.mkdir()
+    with pytest.raises(UsageError, match="leaves"):
+        loopml.download_artifact(run.id, record.name, target)
+    assert not (tmp_path / "escaped.bin").exists()
 
 
 def test_a_tampered_artifact_is_never_loaded(workspace: Workspace, tmp_path: Path) -> None:

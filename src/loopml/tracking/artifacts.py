@@ -115,7 +115,7 @@ def materialize(
     folder, else to destination itself (default: a new temporary folder)."""
     target = Path(destination) if destination is not None else _scratch_folder()
     if target.is_dir():
-        target = target / record.name
+        target = _inside(target, record.name)
     if target.exists() and not target.is_dir() and record.kind == "directory":
         raise UsageError(
             f"Cannot copy the folder artifact {record.name!r} to {target}: a file is there. "
@@ -131,10 +131,22 @@ def materialize(
     manifest = json.loads(store.get_bytes(record.digest))
     target.mkdir(parents=True, exist_ok=True)
     for relative in manifest["folders"]:
-        (target / relative).mkdir(parents=True, exist_ok=True)
+        _inside(target, relative).mkdir(parents=True, exist_ok=True)
     for entry in manifest["files"]:
-        store.get_file(entry["digest"], target / entry["path"])
+        store.get_file(entry["digest"], _inside(target, entry["path"]))
     return target
+
+
+def _inside(root: Path, relative: str) -> Path:
+    """root / relative, refused when it would leave root (a name such as '../x' stored
+    before names were checked, or a crafted folder manifest)."""
+    found = (root / relative).resolve()
+    if not found.is_relative_to(root.resolve()):
+        raise UsageError(
+            f"The artifact path {relative!r} leaves {root}; it is not written. Names inside a "
+            "run are relative and have no '..' part."
+        )
+    return root / relative
 
 
 def _scratch_folder() -> Path:

@@ -368,8 +368,27 @@ def _artifact_name(source: Any, name: str | None) -> str:
             f"An artifact made from a {type(source).__name__} needs a name: "
             "run.log_artifact(value, name='model')."
         )
-    if len(name) > 512 or name != name.strip() or Path(name).is_absolute():
+    return normal_name(name)
+
+
+def normal_name(name: str) -> str:
+    """An artifact's name in its one spelling ('a/b', never 'a//b', './a/b' or 'a\\b');
+    names that leave their root ('../x', '/x'), hold control characters or are longer than
+    512 characters are refused."""
+    parts = [part for part in name.replace("\\", "/").split("/") if part not in ("", ".")]
+    normal = "/".join(parts)
+    if (
+        len(name) > 512
+        or name != name.strip()
+        or not parts
+        or Path(name).is_absolute()
+        or name.startswith(("/", "\\"))
+        or ".." in parts
+        or any(ord(c) < 32 or ord(c) == 127 for c in name)
+    ):
         raise InvalidValueError(
-            f"Artifact name {name!r} must be a relative name of at most 512 characters."
+            f"Artifact name {name!r} must be a relative name of at most 512 characters, with "
+            "no '..' part and no control characters: a name inside the run, such as "
+            "'model.pkl' or 'plots/roc.png'."
         )
-    return name
+    return normal
