@@ -62,6 +62,29 @@ def test_bad_feedback_gets_422_with_its_problems(server, body, where) -> None:
     assert read_events("feedback").empty
 
 
+def test_a_label_that_is_not_valid_unicode_is_refused_and_the_labels_stay_readable(
+    server,
+) -> None:
+    ids = _predicted(server)
+    body = b'{"id": "%s", "label": "\\ud800"}' % ids[0].encode()  # a lone surrogate
+    answer = server.post("/feedback", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    assert answer.json()["problems"][0]["location"] == "body.label"
+    assert read_events("feedback").empty
+    paired = b'{"id": "%s", "label": "\\ud83d\\ude00"}' % ids[1].encode()  # an emoji is fine
+    kept = server.post("/feedback", content=paired, headers={"content-type": "application/json"})
+    assert kept.json()["accepted"] == 1
+    assert labelled("churn")["label"].tolist() == ["\U0001f600"]
+
+
+def test_feedback_that_is_not_json_is_refused_as_such(server) -> None:
+    ids = _predicted(server)
+    form = server.post("/feedback", data={"id": ids[0], "label": "1"})  # a browser's form post
+    assert form.status_code == 415
+    assert "application/json" in form.json()["problems"][0]["message"]
+    assert read_events("feedback").empty
+
+
 def test_labels_import_in_bulk_from_sealed_and_unsealed_logs(server, tmp_path) -> None:
     first = _predicted(server)
     from loopml.events.log import writer

@@ -106,6 +106,44 @@ def test_a_body_that_is_not_json_is_a_422(server: httpx.Client) -> None:
     assert answer.status_code == 422 and "not valid JSON" in answer.json()["problems"][0]["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "location"),
+    [
+        (
+            "/predict",
+            b'{"records": [{"a": 1.0, "b": 1.0, "note": "\\udc00"}]}',
+            "body.records[0].note",
+        ),
+        (
+            "/invocations",
+            b'{"dataframe_records": [{"a": 1.0, "b": "\\ud800"}]}',
+            "body.dataframe_records[0].b",
+        ),
+        (
+            "/v2/models/churn/infer",
+            b'{"inputs": [{"name": "a", "shape": [1], "datatype": "BYTES", "data": ["\\ud800"]}]}',
+            "body.inputs[0].data[0]",
+        ),
+    ],
+)
+def test_text_that_is_not_valid_unicode_is_a_422_and_logged(server, path, body, location) -> None:
+    answer = server.post(path, content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    assert answer.json()["problems"][0]["location"] == location
+    assert list(read_events("predictions")["status"]) == ["rejected"]
+
+
+def test_only_json_is_accepted(server: httpx.Client) -> None:
+    answer = server.post(
+        "/predict", content=b'{"records": []}', headers={"content-type": "text/plain"}
+    )
+    assert answer.status_code == 415 and answer.json()["problems"][0]["location"] == "content-type"
+    typed = server.post(
+        "/predict", json=ROWS, headers={"content-type": "application/json; charset=utf-8"}
+    )
+    assert typed.status_code == 200
+
+
 def test_prometheus_metrics(server: httpx.Client) -> None:
     server.post("/predict", json=ROWS)
     server.post("/predict", json={"records": [{"a": 99.0, "b": 0.0}]})

@@ -216,7 +216,7 @@ class Server:
         try:
             items = items_of(await _body(request))
         except PayloadError as error:
-            return JSONResponse({"problems": error.problems}, 422)
+            return JSONResponse({"problems": error.problems}, error.status)
         result = await asyncio.to_thread(
             record_feedback, items, recent=self.recent, workspace=self.workspace
         )
@@ -417,7 +417,7 @@ class Server:
         self.metrics.requests.labels(self.name, version, role, dialect, "rejected").inc()
         return JSONResponse(
             {"id": request_id, "error": _summary(error.problems), "problems": error.problems},
-            422,
+            error.status,
             headers={"X-Request-Id": request_id},
         )
 
@@ -580,14 +580,28 @@ def _json_lines(common: dict[str, Any], columns: dict[str, Any], rows: int) -> b
 
 
 async def _body(request: Request) -> Any:
+    """The request's JSON body. Refused: a content type that is not JSON (415: a browser page
+    cannot post a form or plain text here on a visitor's behalf), a body that is not JSON,
+    and text that is not valid Unicode (422: it could be neither logged nor stored)."""
     if "inference-header-content-length" in request.headers:
         message = "binary tensor data is not supported: send JSON tensors (binary_data=False)"
         raise PayloadError([payloads.problem("body", message)])
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind and kind != "application/json" and not kind.endswith("+json"):
+        # none is accepted: Open Inference clients (tritonclient) send their JSON without one
+        message = f"send JSON with Content-Type: application/json, not {kind!r}"
+        raise PayloadError([payloads.problem("content-type", message)], 415)
     raw = await request.body()
     try:
-        return json.loads(raw)
+        found = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise PayloadError([payloads.problem("body", f"not valid JSON: {error}")]) from None
+    if payloads.SURROGATE_ESCAPE.search(raw):  # rare: only then is every string looked at
+        where = payloads.unencodable(found)
+        if where is not None:
+            message = "not valid Unicode text (a lone surrogate escape such as \\ud800)"
+            raise PayloadError([payloads.problem(where, message)])
+    return found
 
 
 def _rules(rules: Any) -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from typing import Any
 
@@ -43,11 +44,39 @@ MAX_LISTED = 10
 
 
 class PayloadError(ValueError):
-    """A request body that cannot be read; ``problems`` says where and why."""
+    """A request body that cannot be read; ``problems`` says where and why, ``status`` the
+    HTTP status to answer with (422, or 415 for a body that is not JSON)."""
 
-    def __init__(self, problems: list[dict[str, Any]]) -> None:
+    def __init__(self, problems: list[dict[str, Any]], status: int = 422) -> None:
         super().__init__("; ".join(p["message"] for p in problems))
         self.problems = problems
+        self.status = status
+
+
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def unencodable(body: Any, where: str = "body") -> str | None:
+    """Where the parsed body holds a string that is not valid Unicode (a lone surrogate,
+    which JSON's \\ud800 escapes can make), or None: such text cannot be logged or stored."""
+    if isinstance(body, str):
+        try:
+            body.encode("utf-8")
+        except UnicodeEncodeError:
+            return where
+        return None
+    if isinstance(body, dict):
+        items: Any = ((f"{where}.{key}", key, value) for key, value in body.items())
+        for place, key, value in items:
+            found = unencodable(key, place) or unencodable(value, place)
+            if found:
+                return found
+    elif isinstance(body, list):
+        for index, value in enumerate(body):
+            found = unencodable(value, f"{where}[{index}]")
+            if found:
+                return found
+    return None
 
 
 def problem(location: str, message: str, **extra: Any) -> dict[str, Any]:
