@@ -340,3 +340,15 @@ def test_the_packages_names_are_the_functions_whatever_was_imported_first() -> N
     assert loopml.monitoring.monitor is monitor
     assert loopml.monitoring.series is series
     assert callable(loopml.monitoring.drift)
+
+
+def test_a_model_error_answers_an_id_not_the_exception(priced) -> None:
+    _register()
+    with TestClient(create_app("churn")) as client:
+        answer = client.post("/predict", json={"a": 1e3, "b": 0.0, "c": "x"})
+    assert answer.status_code == 500
+    told = answer.json()
+    assert "far out of range" not in answer.text and "RuntimeError" not in answer.text
+    assert told["id"] == answer.headers["X-Request-Id"] and told["id"] in told["error"]
+    logged = read_events("predictions").set_index("id").loc[told["id"]]
+    assert logged["status"] == "error" and "a is far out of range" in str(logged["problems"])

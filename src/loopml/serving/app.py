@@ -424,13 +424,16 @@ class Server:
     def _failed(self, request_id, dialect, failure, started) -> Response:
         served = failure.served
         message = f"{served.record.ref} failed to predict: {failure.error!r}"
-        log.error(message)
+        log.error("request %s: %s", request_id, message)
         problems = [payloads.problem("model", message)]
         self._log_failure(request_id, dialect, "champion", served, started, "error", problems)
         version = str(served.record.version)
         self.metrics.requests.labels(self.name, version, "champion", dialect, "error").inc()
+        # the exception stays in the server's log and the prediction log, under the id: its
+        # text can hold the model's internals or the caller's data
+        told = f"the model failed to predict; request {request_id} in the prediction log says why"
         return JSONResponse(
-            {"id": request_id, "error": message}, 500, headers={"X-Request-Id": request_id}
+            {"id": request_id, "error": told}, 500, headers={"X-Request-Id": request_id}
         )
 
     def _log_failure(self, request_id, dialect, role, served, started, status, problems) -> None:
