@@ -3,6 +3,7 @@ checks answered with 422 and a list of problems, every prediction logged before 
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -205,3 +206,18 @@ def test_a_request_of_many_rows_is_logged_row_by_row(server: httpx.Client) -> No
         logged.loc[ids, "output.score"], [p["score"] for p in answer["predictions"]]
     )
     assert set(logged["request_id"]) == {answer["id"]}
+
+
+def test_the_api_docs_work_offline(server: httpx.Client) -> None:
+    page = server.get("/docs")
+    assert page.status_code == 200
+    sources = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page.text)
+    scripts = re.findall(r"""url: ?['"]([^'"]+)['"]|['"](/[^'"]+\.(?:js|css))['"]""", page.text)
+    assert not [s for s in sources if s.startswith("http")]  # nothing from a CDN
+    assert "cdn." not in page.text
+    local = {found for pair in scripts for found in pair if found} | {
+        s for s in sources if s.startswith("/")
+    }
+    assert any(path.endswith(".js") for path in local)
+    for path in local:
+        assert server.get(path).status_code == 200, path

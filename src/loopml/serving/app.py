@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -173,7 +174,9 @@ class Server:
         self._shadow_slots = threading.BoundedSemaphore(SHADOW_QUEUE)
         title = f"loopml: {name}@{alias or self.live.spec.champion}"
         lifespan = self._lifespan if follow else None
-        self.app = self._routes(FastAPI(title=title, version="1", lifespan=lifespan))
+        # the docs pages' scripts and styles are served from the package, not a CDN
+        app = FastAPIOffline(title=title, version="1", lifespan=lifespan)
+        self.app = self._routes(app)
 
     def _routes(self, app: FastAPI) -> FastAPI:
         app.post("/predict", openapi_extra=payloads.openapi_body("predict"))(self.predict)
