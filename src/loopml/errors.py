@@ -33,7 +33,8 @@
     │   ├── WorkspaceTooNewError      created by a newer loopml schema
     │   └── StoreUnavailableError     the metadata or artifact store does not answer
     ├── IntegrityError
-    │   └── ArtifactCorruptedError    stored bytes no longer match their hash
+    │   ├── ArtifactCorruptedError    stored bytes no longer match their hash
+    │   └── MetadataCorruptedError    the SQLite metadata file is damaged
     └── MissingDependencyError        (also an ImportError) an optional extra is not installed
 
 Messages say what happened, with the offending value, and what to do next.
@@ -190,6 +191,10 @@ class IntegrityError(LoopmlError):
 
 class ArtifactCorruptedError(IntegrityError):
     """An artifact's bytes no longer match the sha256 they were stored under."""
+
+
+class MetadataCorruptedError(IntegrityError):
+    """The SQLite metadata file is damaged; nothing is read from or written to it."""
 
 
 class MissingDependencyError(LoopmlError, ImportError):

@@ -7,6 +7,7 @@ with "database is locked" when a read would have to be upgraded to a write.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
-from loopml.errors import ConfigError, UnknownSchemeError
+from loopml.errors import ConfigError, MetadataCorruptedError, UnknownSchemeError
 from loopml.settings import hide_password
 
 KNOWN_SCHEMES = {
@@ -70,16 +71,26 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> Engine:
         url, connect_args={"timeout": busy_timeout, "check_same_thread": False}
     )
     timeout_ms = int(busy_timeout * 1000)
+    checked: list[bool] = []  # the file is checked once per engine, at its first connection
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not checked:
+                (verdict,) = cursor.execute("PRAGMA quick_check(1)").fetchone()
+                if verdict != "ok":
+                    raise sqlite3.DatabaseError(verdict)
+                checked.append(True)
+        except sqlite3.DatabaseError as error:
+            raise MetadataCorruptedError(corrupted_message(database, error)) from None
+        finally:
+            cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -89,10 +100,36 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> Engine:
     return engine
 
 
+def corrupted_message(database: str, error: BaseException) -> str:
+    """What to say of a damaged SQLite file, and what to do."""
+    return (
+        f"The metadata store {database} is damaged ({error}); loopml neither reads nor writes "
+        f"it. Restore it from a backup, or recover what it holds with `sqlite3 {database} "
+        f".recover | sqlite3 recovered.db` and point LOOPML_METADATA_URL at the copy."
+    )
+
+
+@contextmanager
+def _translated(engine: Engine) -> Iterator[None]:
+    """Damage found by a statement, not at connection, said as at connection (the
+    transaction that met it is rolled back: nothing of it is written)."""
+    try:
+        yield
+    except sa.exc.DatabaseError as error:
+        if engine.dialect.name != "sqlite" or not isinstance(error.orig, sqlite3.DatabaseError):
+            raise
+        text = str(error.orig)
+        if "malformed" not in text and "not a database" not in text:
+            raise
+        raise MetadataCorruptedError(
+            corrupted_message(engine.url.database or "", error.orig)
+        ) from None
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection in a transaction that holds the write lock from its first statement."""
-    with engine.connect() as connection:
+    with _translated(engine), engine.connect() as connection:
         connection = connection.execution_options(**{WRITE_OPTION: True})
         with connection.begin():
             yield connection
@@ -101,5 +138,5 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection in a read transaction: one consistent snapshot."""
-    with engine.connect() as connection, connection.begin():
+    with _translated(engine), engine.connect() as connection, connection.begin():
         yield connection
