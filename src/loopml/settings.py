@@ -89,6 +89,20 @@ class Settings(BaseModel):
         description="A prediction or feedback log segment is closed, ready to seal into "
         "Parquet, when it reaches this size (or when the hour changes).",
     )
+    serve_max_body_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="A model server answers 413 to a request body larger than this.",
+    )
+    serve_max_rows: int = Field(
+        100_000, ge=1, description="A model server answers 413 to a request of more rows."
+    )
+    serve_max_columns: int = Field(
+        512,
+        ge=1,
+        description="A model server answers 422 to a request of more columns (the model's "
+        "and any others).",
+    )
     cpu_hour_price: float = Field(
         0.05,
         ge=0,

@@ -10,10 +10,15 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
 import loopml
 from loopml.events import read_events
+from loopml.serving import create_app
+from loopml.workspace import use_workspace
+from tests.conftest import make_workspace
+from tests.serving.conftest import CONTRACT
 
 ROWS = [{"a": 0.5, "b": 1.0}, {"a": -1.0, "b": 0.2}, {"a": 2.0, "b": -3.0}]
 
@@ -221,3 +226,28 @@ def test_the_api_docs_work_offline(server: httpx.Client) -> None:
     assert any(path.endswith(".js") for path in local)
     for path in local:
         assert server.get(path).status_code == 200, path
+
+
+def test_requests_beyond_the_limits_are_refused_and_logged(tmp_path) -> None:
+    limited = make_workspace(
+        tmp_path / "limited", serve_max_rows=5, serve_max_columns=4, serve_max_body_bytes=2048
+    )
+    x = pd.DataFrame({"a": np.arange(10.0) - 5, "b": np.zeros(10)})
+    model = LogisticRegression().fit(x, x["a"] > 0)
+    with use_workspace(limited):
+        loopml.models.register("churn", model, contract=CONTRACT, card=False)
+        loopml.models.set_alias("churn", "champion", 1)
+    rows = [{"a": 1.0, "b": 0.0}] * 6
+    wide = [{"a": 1.0, "b": 0.0, "x0": 0, "x1": 1, "x2": 2}]
+    with TestClient(create_app("churn", workspace=limited)) as client:
+        assert client.post("/predict", json={"records": rows[:5]}).status_code == 200
+        many = client.post("/predict", json={"records": rows})
+        assert many.status_code == 413 and many.json()["problems"][0]["location"] == "rows"
+        answer = client.post("/predict", json={"records": wide})
+        assert answer.status_code == 422 and answer.json()["problems"][0]["location"] == "columns"
+        big = client.post("/predict", json={"records": [{**rows[0], "note": "x" * 3000}]})
+        assert big.status_code == 413 and big.json()["problems"][0]["location"] == "body"
+        labels = client.post("/feedback", json=[{"id": str(i), "label": 1} for i in range(6)])
+        assert labels.status_code == 413
+    statuses = read_events("predictions", workspace=limited)["status"].tolist()
+    assert statuses.count("ok") == 5 and statuses.count("rejected") == 3

@@ -161,6 +161,7 @@ class Server:
         policy: Any = None,
     ):
         self.workspace = workspace or current_workspace()
+        self.settings = self.workspace.settings
         self.name = name
         self.monitor_every = monitor_every
         self.rules = _rules(rules)
@@ -217,7 +218,10 @@ class Server:
         """Labels for earlier predictions: {"id": ..., "label": ...}, a list of them, or
         {"feedback": [...]}. Answers how many were accepted and which ids are unknown."""
         try:
-            items = items_of(await _body(request))
+            items = items_of(await _body(request, self.settings.serve_max_body_bytes))
+            if len(items) > self.settings.serve_max_rows:
+                message = f"{len(items):,} labels is more than {self.settings.serve_max_rows:,}"
+                raise PayloadError([payloads.problem("feedback", message)], 413)
         except PayloadError as error:
             return JSONResponse({"problems": error.problems}, error.status)
         result = await asyncio.to_thread(
@@ -276,8 +280,9 @@ class Server:
         key = request.headers.get(canary.key) if canary else None
         role, served = self.live.route(key, request_id)
         try:
-            body = await _body(request)
+            body = await _body(request, self.settings.serve_max_body_bytes)
             table = read(body)
+            _bounded(table, self.settings.serve_max_rows, self.settings.serve_max_columns)
             served.check(table)
             role, served, scores, array = await self._score(role, served, table)
             labels = array.tolist()
@@ -585,7 +590,42 @@ def _json_lines(common: dict[str, Any], columns: dict[str, Any], rows: int) -> b
     return "".join(line + "\n" for line in lines).encode()
 
 
-async def _body(request: Request) -> Any:
+async def _raw(request: Request, limit: int) -> bytes:
+    """The request's body, refused (413) once it grows past ``limit`` bytes: a declared
+    length above it is refused before anything is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadError([_too_large(int(declared), limit)], 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadError([_too_large(size, limit)], 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> dict[str, Any]:
+    message = (
+        f"the body is larger than {limit:,} bytes (at least {size:,}); send fewer rows a "
+        "request (serve_max_body_bytes)"
+    )
+    return payloads.problem("body", message)
+
+
+def _bounded(table: pa.Table, rows: int, columns: int) -> None:
+    """A request table within the server's limits: rows (413) and columns (422)."""
+    if table.num_rows > rows:
+        message = f"{table.num_rows:,} rows is more than {rows:,} a request (serve_max_rows)"
+        raise PayloadError([payloads.problem("rows", message)], 413)
+    if table.num_columns > columns:
+        message = (
+            f"{table.num_columns:,} columns is more than {columns:,} a request (serve_max_columns)"
+        )
+        raise PayloadError([payloads.problem("columns", message)])
+
+
+async def _body(request: Request, limit: int = 32 * 1024 * 1024) -> Any:
     """The request's JSON body. Refused: a content type that is not JSON (415: a browser page
     cannot post a form or plain text here on a visitor's behalf), a body that is not JSON,
     and text that is not valid Unicode (422: it could be neither logged nor stored)."""
@@ -597,7 +637,7 @@ async def _body(request: Request) -> Any:
         # none is accepted: Open Inference clients (tritonclient) send their JSON without one
         message = f"send JSON with Content-Type: application/json, not {kind!r}"
         raise PayloadError([payloads.problem("content-type", message)], 415)
-    raw = await request.body()
+    raw = await _raw(request, limit)
     try:
         found = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
