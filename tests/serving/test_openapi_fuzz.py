@@ -196,3 +196,19 @@ def test_a_model_without_contract_answers_bad_rows_with_a_422(serve, sqlite_work
         for rows in ([{"a": 1.0}], [{"a": "x", "b": 2.0}], [{"a": None, "b": 2.0}]):
             answer = bare.post("/predict", json=rows)
             assert answer.status_code == 422 and answer.json()["problems"], rows
+
+
+def test_the_spec_describes_the_errors_the_feedback_and_the_metrics(server: httpx.Client) -> None:
+    paths = server.get("/openapi.json").json()["paths"]
+    for path in DIALECTS:
+        answers = paths[path]["post"]["responses"]
+        assert {"413", "415", "422", "500"} <= set(answers), path
+        problems = answers["422"]["content"]["application/json"]["schema"]["properties"]
+        assert "problems" in problems
+    assert "404" in paths["/v2/models/{model}/infer"]["post"]["responses"]
+    assert "404" in paths["/v2/models/{model}"]["get"]["responses"]
+    feedback = paths["/feedback"]["post"]
+    assert feedback["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    assert {"413", "415", "422"} <= set(feedback["responses"])
+    metrics = paths["/metrics"]["get"]["responses"]["200"]["content"]
+    assert "application/json" not in metrics and any(kind.startswith("text/") for kind in metrics)

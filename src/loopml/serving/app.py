@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -180,15 +180,31 @@ class Server:
         self.app = self._routes(app)
 
     def _routes(self, app: FastAPI) -> FastAPI:
-        app.post("/predict", openapi_extra=payloads.openapi_body("predict"))(self.predict)
-        app.post("/invocations", openapi_extra=payloads.openapi_body("mlflow"))(self.invocations)
-        app.post("/feedback")(self.feedback)
+        refused = payloads.openapi_responses(413, 415, 422, 500)
+        for path, dialect, handler in (
+            ("/predict", "predict", self.predict),
+            ("/invocations", "mlflow", self.invocations),
+        ):
+            app.post(path, openapi_extra=payloads.openapi_body(dialect), responses=refused)(handler)
+        app.post(
+            "/feedback",
+            openapi_extra=payloads.openapi_body("feedback"),
+            responses=payloads.openapi_responses(413, 415, 422),
+        )(self.feedback)
         app.get("/deployment")(self.deployment)
         app.get("/v2/health/live")(self.live_route)
         app.get("/v2/health/ready")(self.ready)
-        app.get("/v2/models/{model}")(self.metadata)
-        app.post("/v2/models/{model}/infer", openapi_extra=payloads.openapi_body("v2"))(self.infer)
-        app.get("/metrics")(self.prometheus)
+        app.get("/v2/models/{model}", responses=payloads.openapi_responses(404))(self.metadata)
+        app.post(
+            "/v2/models/{model}/infer",
+            openapi_extra=payloads.openapi_body("v2"),
+            responses=payloads.openapi_responses(404, 413, 415, 422, 500),
+        )(self.infer)
+        app.get(
+            "/metrics",
+            response_class=PlainTextResponse,
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+        )(self.prometheus)
         return app
 
     @asynccontextmanager

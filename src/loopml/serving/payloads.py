@@ -420,10 +420,46 @@ def _requested_outputs(outputs: Any) -> list[dict[str, Any]]:
 
 
 def openapi_body(dialect: str) -> dict[str, Any]:
-    """The OpenAPI ``requestBody`` of DIALECT ("predict", "mlflow" or "v2"), for a route's
-    ``openapi_extra``: the handlers read the body themselves, so FastAPI cannot describe it."""
+    """The OpenAPI ``requestBody`` of DIALECT ("predict", "mlflow", "v2" or "feedback"), for
+    a route's ``openapi_extra``: the handlers read the body themselves, so FastAPI cannot
+    describe it."""
     content = {"application/json": {"schema": _BODY_SCHEMAS[dialect]}}
     return {"requestBody": {"required": True, "content": content}}
+
+
+_PROBLEMS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "the request's id in the prediction log"},
+        "error": {"type": "string"},
+        "problems": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["location", "message"],
+                "properties": {"location": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+_WHY = {
+    404: "no such model: this server serves one endpoint",
+    413: "the body, its rows or its labels are beyond the server's limits",
+    415: "the body is not sent as JSON",
+    422: "the body cannot be read, or breaks the model's contract: each problem listed",
+    500: "the model failed on valid input: the request's id, to look up in the log",
+}
+
+
+def openapi_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers of a route, for its ``responses``: each with its JSON shape."""
+    return {
+        code: {
+            "description": _WHY[code],
+            "content": {"application/json": {"schema": _PROBLEMS_SCHEMA}},
+        }
+        for code in codes
+    }
 
 
 _SCALAR_SCHEMA = {"type": ["string", "number", "boolean", "null"]}
@@ -446,7 +482,25 @@ def _one_key(key: str, schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_LABEL_SCHEMA = {
+    "type": "object",
+    "required": ["id", "label"],
+    "properties": {"id": {"type": "string"}, "label": _SCALAR_SCHEMA},
+}
 _BODY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "feedback": {
+        "anyOf": [
+            _LABEL_SCHEMA,
+            {"type": "array", "minItems": 1, "items": _LABEL_SCHEMA},
+            {
+                "type": "object",
+                "required": ["feedback"],
+                "properties": {
+                    "feedback": {"type": "array", "minItems": 1, "items": _LABEL_SCHEMA}
+                },
+            },
+        ]
+    },
     "predict": {
         "anyOf": [
             {"type": "object", "required": ["records"], "properties": {"records": _RECORDS_SCHEMA}},
