@@ -352,3 +352,19 @@ def test_a_model_error_answers_an_id_not_the_exception(priced) -> None:
     assert told["id"] == answer.headers["X-Request-Id"] and told["id"] in told["error"]
     logged = read_events("predictions").set_index("id").loc[told["id"]]
     assert logged["status"] == "error" and "a is far out of range" in str(logged["problems"])
+
+
+def test_a_champion_that_fails_every_request_is_not_ready(priced) -> None:
+    _register()
+    bad, good = {"a": 1e3, "b": 0.0, "c": "x"}, {"a": 1.0, "b": 0.0, "c": "x"}
+    with TestClient(create_app("churn")) as client:
+        assert client.get("/v2/health/ready").status_code == 200  # no answer yet
+        for _ in range(4):
+            client.post("/predict", json=bad)
+        assert client.get("/v2/health/ready").status_code == 200  # too few to say
+        client.post("/predict", json=bad)
+        unready = client.get("/v2/health/ready")
+        assert unready.status_code == 503
+        assert unready.json() == {"ready": False, "reason": "version 1 failed its last 5 requests"}
+        assert client.post("/predict", json=good).status_code == 200
+        assert client.get("/v2/health/ready").json() == {"ready": True}

@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ from loopml.workspace import Workspace, current_workspace
 SCORE_BUCKETS = tuple(i / 10 for i in range(11))
 FEW_ROWS = 16  # requests up to this many rows are logged line by line
 SHADOW_QUEUE = 64  # shadow requests waiting at most; more are dropped, and counted
+READY_WINDOW = 20  # the champion's latest answers readiness looks at
+READY_FAILURES = 5  # ... of which at least this many, all failed, make it not ready
 SEAL_SECONDS = 60.0
 TICK_SECONDS = 0.25
 
@@ -170,6 +173,7 @@ class Server:
         self.log = writer(self.workspace, "predictions")
         self.metrics = _Metrics()
         self.recent = RecentIds()
+        self.outcomes: deque[tuple[int, bool]] = deque(maxlen=READY_WINDOW)  # champion's
         self.batcher = Batcher()
         self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="loopml-shadow")
         self._shadow_slots = threading.BoundedSemaphore(SHADOW_QUEUE)
@@ -193,7 +197,7 @@ class Server:
         )(self.feedback)
         app.get("/deployment")(self.deployment)
         app.get("/v2/health/live")(self.live_route)
-        app.get("/v2/health/ready")(self.ready)
+        app.get("/v2/health/ready", responses=payloads.openapi_responses(503))(self.ready)
         app.get("/v2/models/{model}", responses=payloads.openapi_responses(404))(self.metadata)
         app.post(
             "/v2/models/{model}/infer",
@@ -259,8 +263,16 @@ class Server:
     async def live_route(self) -> dict[str, bool]:
         return {"live": True}
 
-    async def ready(self) -> dict[str, bool]:
-        return {"ready": True}
+    async def ready(self) -> Response:
+        """Ready while the champion answers: not when each of its last READY_WINDOW answers
+        (at least READY_FAILURES of them) failed (503, with why), as a champion that always
+        raises would."""
+        version = self.live.champion.record.version
+        seen = [ok for served, ok in self.outcomes if served == version]
+        if len(seen) >= READY_FAILURES and not any(seen):
+            reason = f"version {version} failed its last {len(seen)} requests"
+            return JSONResponse({"ready": False, "reason": reason}, 503)
+        return JSONResponse({"ready": True})
 
     async def metadata(self, model: str) -> Response:
         if model != self.name:
@@ -313,6 +325,8 @@ class Server:
             _Answer(request_id, dialect, role, served, ids, table, scores, labels, elapsed, used)
         )
         self._count(role, served, dialect, elapsed, scores)
+        if role == "champion":
+            self.outcomes.append((served.record.version, True))
         self.recent.add(ids, self.name)
         self.live.sample = table
         self._send_to_shadow(request_id, ids, dialect, table)
@@ -447,6 +461,7 @@ class Server:
 
     def _failed(self, request_id, dialect, failure, started) -> Response:
         served = failure.served
+        self.outcomes.append((served.record.version, False))
         message = f"{served.record.ref} failed to predict: {failure.error!r}"
         log.error("request %s: %s", request_id, message)
         problems = [payloads.problem("model", message)]

@@ -448,6 +448,7 @@ _WHY = {
     415: "the body is not sent as JSON",
     422: "the body cannot be read, or breaks the model's contract: each problem listed",
     500: "the model failed on valid input: the request's id, to look up in the log",
+    503: "not ready: the champion failed each of its latest requests",
 }
 
 
