@@ -264,15 +264,26 @@ class Server:
         return {"live": True}
 
     async def ready(self) -> Response:
-        """Ready while the champion answers: not when each of its last READY_WINDOW answers
-        (at least READY_FAILURES of them) failed (503, with why), as a champion that always
-        raises would."""
-        version = self.live.champion.record.version
+        """Ready while the champion answers. Once each of its latest answers failed (at
+        least READY_FAILURES of the last READY_WINDOW), it is tried on the last rows it
+        answered well: ready if it answers them, else 503 with why. The probe keeps a server
+        that a load balancer stopped sending to from staying unready for ever."""
+        champion = self.live.champion
+        version = champion.record.version
         seen = [ok for served, ok in self.outcomes if served == version]
-        if len(seen) >= READY_FAILURES and not any(seen):
-            reason = f"version {version} failed its last {len(seen)} requests"
-            return JSONResponse({"ready": False, "reason": reason}, 503)
-        return JSONResponse({"ready": True})
+        if len(seen) < READY_FAILURES or any(seen):
+            return JSONResponse({"ready": True})
+        sample = self.live.sample
+        if sample is not None:
+            try:
+                await asyncio.to_thread(champion.predict, sample)
+            except Exception as error:  # the probe's verdict, said in the answer
+                log.warning("readiness probe of version %s failed: %r", version, error)
+            else:
+                self.outcomes.append((version, True))
+                return JSONResponse({"ready": True})
+        reason = f"version {version} failed its last {len(seen)} requests"
+        return JSONResponse({"ready": False, "reason": reason}, 503)
 
     async def metadata(self, model: str) -> Response:
         if model != self.name:
