@@ -7,10 +7,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.linear_model import LogisticRegression
 
@@ -39,6 +41,17 @@ class Unloadable(LogisticRegression):
 
     def __setstate__(self, state: dict) -> None:
         raise RuntimeError("cannot unpickle this version")
+
+
+class Flaky(LogisticRegression):
+    """Fails while its flag file exists: an artifact or a resource missing for a moment."""
+
+    flag = ""
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        if Path(self.flag).exists():
+            raise RuntimeError("a resource is missing for a moment")
+        return super().predict_proba(frame)
 
 
 class Gated(LogisticRegression):
@@ -108,6 +121,52 @@ def test_a_broken_version_is_refused_and_no_request_fails(serve, churn, broken) 
     assert {a.json()["model"] for a in answers} == {"churn@1"}
     (alert,) = alerts(churn)
     assert alert.kind == "load_failed" and alert.details["version"] == bad
+
+
+def test_a_version_that_failed_to_load_is_tried_again_later(churn, tmp_path, monkeypatch) -> None:
+    from loopml.serving import live as live_module
+    from loopml.serving.live import Live
+
+    clock = [1000.0]
+    monkeypatch.setattr(live_module, "now", lambda: clock[0])
+    flag = tmp_path / "missing"
+    flag.touch()
+    flaky = _fit(Flaky())
+    flaky.flag = str(flag)
+    served = Live(churn, loopml.current_workspace())
+    served.sample = pa.table({"a": [0.5], "b": [1.0]})
+    second = _register(flaky)
+    loopml.models.set_alias(churn, "champion", second)
+    served.refresh()
+    assert served.champion.record.version == 1  # refused: the old version serves on
+    flag.unlink()  # the resource is back
+    served.refresh()
+    assert served.champion.record.version == 1  # not before its backoff
+    clock[0] += 5.5
+    served.refresh()
+    assert served.champion.record.version == second  # tried again, and loaded
+    assert [a.kind for a in alerts(churn)] == ["load_failed"]
+
+
+def test_retries_back_off_and_alert_once(churn, tmp_path, monkeypatch) -> None:
+    from loopml.serving import live as live_module
+    from loopml.serving.live import Live
+
+    clock = [0.0]
+    monkeypatch.setattr(live_module, "now", lambda: clock[0])
+    served = Live(churn, loopml.current_workspace())
+    served.sample = pa.table({"a": [0.5], "b": [1.0]})
+    loopml.models.set_alias(churn, "champion", _register(Broken()))
+    tried = []
+    for step in range(40):
+        clock[0] = step * 10.0
+        before = served._refused.get(2, (0, 0.0))[0]
+        served.refresh()
+        if served._refused[2][0] > before:
+            tried.append(clock[0])
+    assert tried[:4] == [0.0, 10.0, 20.0, 40.0]  # waits of 5, 10, 20 s, rounded up to a step
+    assert [a.kind for a in alerts(churn)] == ["load_failed"]  # said once
+    assert served.champion.record.version == 1
 
 
 def test_the_shadow_gets_a_copy_and_never_holds_the_answer_back(serve, churn) -> None:

@@ -4,7 +4,9 @@ deployment: a champion, and optionally a shadow and a canary.
 ``refresh()`` resolves the deployment's references (aliases move with promote and rollback)
 and loads what changed. A version that fails to load, or fails on the last request the
 server answered, is not swapped in: the old one keeps serving and an alert is recorded (once
-per version). Requests read ``roles`` once, a dict replaced whole, so a swap never shows a
+per version). It is tried again with backoff (5 s, 10 s, 20 s, ... at most 5 minutes), so an
+artifact missing for a moment does not keep the version out for good. Requests read
+``roles`` once, a dict replaced whole, so a swap never shows a
 request half of one deployment and half of another.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -24,6 +27,8 @@ from loopml.serving.model import ServedModel, load_served
 from loopml.workspace import Workspace
 
 log = logging.getLogger("loopml.serving")
+RETRY_FIRST, RETRY_MOST = 5.0, 300.0  # seconds before a version that failed to load is retried
+now = time.monotonic  # the clock of the retries
 
 
 class Live:
@@ -35,7 +40,7 @@ class Live:
         self.roles: dict[str, ServedModel] = {}
         self.guard = Guard()
         self.sample: pa.Table | None = None  # the last request answered: a smoke test
-        self._refused: set[int] = set()
+        self._refused: dict[int, tuple[int, float]] = {}  # version: (failures, retry at)
         self._lock = threading.Lock()
         self.refresh(first=True)
 
@@ -77,7 +82,8 @@ class Live:
         for served in self.roles.values():  # the same version in another role: reuse it
             if served.record.version == number:
                 return served
-        if number in self._refused:
+        failures, retry_at = self._refused.get(number, (0, 0.0))
+        if failures and now() < retry_at:
             return self._keep(role, None)
         return self._load(role, f"{self.name}@{number}", number, required)
 
@@ -89,17 +95,24 @@ class Live:
         except Exception as error:  # any failure of a model's own code: keep the old one
             if required:
                 raise
-            self._refused.add(number)
-            message = f"{ref} failed to load for the {role}, kept the version serving: {error}"
-            log.error(message)
-            raise_alert(
-                self.name,
-                "load_failed",
-                message,
-                {"version": number, "role": role, "error": repr(error)},
-                workspace=self.workspace,
+            failures = self._refused.get(number, (0, 0.0))[0] + 1
+            wait = min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MOST)
+            self._refused[number] = (failures, now() + wait)
+            message = (
+                f"{ref} failed to load for the {role}, kept the version serving (tried "
+                f"{failures} times, again in {wait:g} s): {error}"
             )
+            log.error(message)
+            if failures == 1:
+                raise_alert(
+                    self.name,
+                    "load_failed",
+                    message,
+                    {"version": number, "role": role, "error": repr(error)},
+                    workspace=self.workspace,
+                )
             return self._keep(role, None)
+        self._refused.pop(number, None)
         log.info("serving %s as the %s", ref, role)
         return served
 
