@@ -230,7 +230,15 @@ def test_a_candidate_shadows_then_canaries_then_becomes_champion(endpoint, polic
 def test_a_promoted_canary_serves_where_the_champion_was_pinned(endpoint, policy, tiny) -> None:
     deploy(endpoint, {"champion": "1"})
     rules = policy(
-        rollout={"shadow_requests": 0, "canary_requests": 1, "guardrails": {"min_requests": 1}}
+        rollout={
+            "shadow_requests": 0,
+            "canary_requests": 1,
+            "guardrails": {
+                "min_requests": 1,
+                "max_latency_ratio": None,
+                "max_prediction_psi": None,
+            },
+        }
     )
     _drift_alert(endpoint)
     assert run_loop(endpoint, rules, as_of=JULY).state == "canary"

@@ -61,7 +61,15 @@ def _promote_version_2(endpoint: str, rules: dict, tiny) -> None:
 
 def _policy(policy, harm: bool = True, pool: bool = True) -> dict:
     return policy(
-        rollout={"shadow_requests": 0, "canary_requests": 1, "guardrails": {"min_requests": 1}},
+        rollout={
+            "shadow_requests": 0,
+            "canary_requests": 1,
+            "guardrails": {
+                "min_requests": 1,
+                "max_latency_ratio": None,
+                "max_prediction_psi": None,
+            },
+        },
         harm={"min_rows": 200, "enabled": harm},
         pool={"min_rows": 200, "enabled": pool},
     )
