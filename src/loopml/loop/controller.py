@@ -711,9 +711,8 @@ class _Step:
             if d.version == version and d.action in ("refit", "retrain") and d.as_of is not None
         ]
         if made:
-            first = made[0]
-            end = back(first.as_of, self.policy.retrain.label_delay)
-            return end if first.action == "refit" else self._validation(first.as_of)[0]
+            _, validation, end = self.policy.window(made[0].as_of)
+            return end if made[0].action == "refit" else validation
         registered = get_version(f"{self.name}@{version}", workspace=self.workspace).created_at
         clocks = [d.as_of for d in self.past + self.made if d.as_of is not None]
         # registered before the loop's clock: not trained on later data; else (a replay of
@@ -744,8 +743,7 @@ class _Step:
 
     def _validation(self, moment: float) -> tuple[float, float]:
         """The validation window of a retrain dated ``moment``: [start, end)."""
-        end = back(moment, self.policy.retrain.label_delay)
-        return back(end, self.policy.retrain.validation), end
+        return self.policy.window(moment)[1:]
 
     def _champion_at(self, moment: float) -> int:
         """The version that was champion at a moment of the loop's clock, as the loop's

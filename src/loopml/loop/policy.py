@@ -295,15 +295,21 @@ class RetrainingPolicy(BaseModel):
         }
         return self._dated(moved | self.refit.params, as_of, served)
 
+    def window(self, as_of: float) -> tuple[float, float, float]:
+        """The data window of a retrain at the loop's clock ``as_of``: its start, the start
+        of its validation, and its end (label_delay before the clock)."""
+        end = back(as_of, self.retrain.label_delay)
+        return back(end, self.retrain.window), back(end, self.retrain.validation), end
+
     def _dated(
         self, params: dict[str, Any], as_of: float, served: str | None = None
     ) -> dict[str, Any]:
-        end = back(as_of, self.retrain.label_delay)
+        start, validation, end = self.window(as_of)
         dates = {
             "$as_of": _date(as_of),
             "$data_end": _date(end),
-            "$window_start": _date(back(end, self.retrain.window)),
-            "$validation_start": _date(back(end, self.retrain.validation)),
+            "$window_start": _date(start),
+            "$validation_start": _date(validation),
             **({"$served": served} if served is not None else {}),
         }
         return {

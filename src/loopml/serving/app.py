@@ -667,7 +667,7 @@ def _bounded(table: pa.Table, rows: int, columns: int) -> None:
         raise PayloadError([payloads.problem("columns", message)])
 
 
-async def _body(request: Request, limit: int = 32 * 1024 * 1024) -> Any:
+async def _body(request: Request, limit: int) -> Any:
     """The request's JSON body. Refused: a content type that is not JSON (415: a browser page
     cannot post a form or plain text here on a visitor's behalf), a body that is not JSON,
     and text that is not valid Unicode (422: it could be neither logged nor stored)."""

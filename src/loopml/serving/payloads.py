@@ -66,17 +66,12 @@ def unencodable(body: Any, where: str = "body") -> str | None:
             return where
         return None
     if isinstance(body, dict):
-        items: Any = ((f"{where}.{key}", key, value) for key, value in body.items())
-        for place, key, value in items:
-            found = unencodable(key, place) or unencodable(value, place)
-            if found:
-                return found
+        inside = [(f"{where}.{key}", part) for key, value in body.items() for part in (key, value)]
     elif isinstance(body, list):
-        for index, value in enumerate(body):
-            found = unencodable(value, f"{where}[{index}]")
-            if found:
-                return found
-    return None
+        inside = [(f"{where}[{index}]", value) for index, value in enumerate(body)]
+    else:
+        return None
+    return next((found for place, part in inside if (found := unencodable(part, place))), None)
 
 
 def problem(location: str, message: str, **extra: Any) -> dict[str, Any]:
