@@ -42,6 +42,17 @@ class Settings(BaseModel):
         description="fsspec URL or local path of the artifact store: file://, memory:// or "
         "s3://bucket/prefix. Empty means the folder <home>/artifacts.",
     )
+    events_url: str = Field(
+        "",
+        description="fsspec URL or local path of the event store (the prediction and "
+        "feedback logs): a folder, which hosts sharing it write together, or "
+        "s3://bucket/prefix. Empty means the folder <home>/events.",
+    )
+    host_id: str = Field(
+        "",
+        description="This host's name in the event log's segment names, so that hosts "
+        "sharing a log never collide. Empty means the machine's host name.",
+    )
     s3_endpoint_url: str = Field(
         "",
         description="Endpoint of an S3-compatible object store (MinIO, Ceph, ...); empty "
@@ -88,6 +99,25 @@ class Settings(BaseModel):
         ge=4096,
         description="A prediction or feedback log segment is closed, ready to seal into "
         "Parquet, when it reaches this size (or when the hour changes).",
+    )
+    events_segment_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A log segment is also closed when it is this many seconds old, so "
+        "other hosts of an object-store log see its events soon after it is sealed.",
+    )
+    events_durable: bool = Field(
+        False,
+        description="Survive a power loss, not only a killed process: every logged event "
+        "is fsynced before the request is answered, and sealed files and folders are "
+        "fsynced before a segment is deleted. Costs throughput; see "
+        "benchmarks/results/serving.md.",
+    )
+    events_retention_days: float = Field(
+        0.0,
+        ge=0,
+        description="Sealed log partitions whose hour ended longer ago than this are "
+        "deleted by `loopml events compact`; 0 keeps them for ever.",
     )
     serve_max_body_bytes: int = Field(
         32 * 1024 * 1024,
@@ -148,7 +178,7 @@ class Settings(BaseModel):
 
 
 PATH_FIELDS = ("home",)
-URL_FIELDS = ("metadata_url", "artifacts_url")
+URL_FIELDS = ("metadata_url", "artifacts_url", "events_url")
 
 
 def hide_password(url: str) -> str:
@@ -257,8 +287,15 @@ def _resolve_paths(settings: Settings, bases: dict[str, Path], cwd: Path) -> Set
     metadata_url = _absolute_sqlite_url(metadata_url, bases.get("metadata_url", cwd))
     artifacts_url = settings.artifacts_url or str(home / "artifacts")
     artifacts_url = _absolute_local_url(artifacts_url, bases.get("artifacts_url", cwd))
+    events_url = settings.events_url or str(home / "events")
+    events_url = _absolute_local_url(events_url, bases.get("events_url", cwd))
     return settings.model_copy(
-        update={"home": home, "metadata_url": metadata_url, "artifacts_url": artifacts_url}
+        update={
+            "home": home,
+            "metadata_url": metadata_url,
+            "artifacts_url": artifacts_url,
+            "events_url": events_url,
+        }
     )
 
 

@@ -16,16 +16,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from loopml.artifacts.store import ArtifactStore
 from loopml.settings import Settings, load_settings
 from loopml.store import runs as runs_repo
 from loopml.store.metadata import MetadataStore
 
+if TYPE_CHECKING:
+    from loopml.events.store import EventStore
+
 T = TypeVar("T")
 
 _current: ContextVar[Workspace | None] = ContextVar("loopml_workspace", default=None)
+EVENTS = "events.store"
 _opened: dict[str, Workspace] = {}
 _opened_lock = threading.Lock()
 _every_workspace: weakref.WeakSet[Workspace] = weakref.WeakSet()
@@ -57,6 +61,11 @@ class Workspace:
         """Pickled as its settings: a worker process reopens the same stores (one per
         process). A memory:// artifact store does not travel: each process has its own."""
         return reopen_workspace, (self.settings,)
+
+    @property
+    def events(self) -> EventStore:
+        """The prediction and feedback logs (opened on first use)."""
+        return self.service(EVENTS, _open_events)
 
     def prepare(self) -> Workspace:
         """Create or upgrade the schema and mark runs whose process died as killed."""
@@ -148,6 +157,24 @@ def use_workspace(workspace: Workspace | str | Path) -> Iterator[Workspace]:
         yield workspace
     finally:
         _current.reset(token)
+
+
+def _open_events(workspace: Workspace) -> EventStore:
+    from loopml.events.store import EventStore
+
+    settings = workspace.settings
+    url = settings.events_url or str(Path(workspace.home) / "events")
+    remote = url.startswith("s3://")
+    options = {"endpoint_url": settings.s3_endpoint_url} if settings.s3_endpoint_url else {}
+    return EventStore(
+        url,
+        spool=Path(workspace.home) / "events" / "spool",
+        host=settings.host_id or socket.gethostname(),
+        segment_bytes=settings.events_segment_bytes,
+        segment_seconds=settings.events_segment_seconds,
+        durable=settings.events_durable,
+        storage_options=options if remote else None,
+    )
 
 
 def process_is_alive(pid: int) -> bool:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,20 +15,6 @@ from loopml.errors import (
     UnknownSchemeError,
 )
 from loopml.hashing import sha256_bytes
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A local S3-compatible server (moto) on 127.0.0.1."""
-    server_module = pytest.importorskip("moto.server", reason="moto[server] is not installed")
-    pytest.importorskip("s3fs", reason="s3fs (loopml[s3]) is not installed")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture(params=["file", "memory", "s3"])

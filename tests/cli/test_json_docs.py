@@ -373,6 +373,23 @@ def _feedback_import(scene: Scene) -> list[object]:
     return ["feedback", "import", labels]
 
 
+@recipe("events seal")
+def _events_seal(scene: Scene) -> list[object]:
+    scene.traffic(5)
+    return ["events", "seal"]
+
+
+@recipe("events compact")
+def _events_compact(scene: Scene) -> list[object]:
+    return ["events", "compact"]
+
+
+@recipe("events status")
+def _events_status(scene: Scene) -> list[object]:
+    scene.traffic(5)
+    return ["events", "status"]
+
+
 def test_every_documented_command_has_a_recipe() -> None:
     assert sorted(RECIPES) == sorted(SHAPES)
 

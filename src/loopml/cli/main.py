@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("loopml.cli.models:models_app", "The model registry: versions, aliases, cards."),
     "feedback": ("loopml.cli.serving:feedback_app", "Ground truth for logged predictions."),
     "loop": ("loopml.cli.loop:loop_app", "Retrain and roll out by a policy."),
+    "events": ("loopml.cli.events:events_app", "Seal, compact and inspect the event logs."),
 }
 """Every sub-command, in the order help lists them: 'module:attribute' of its Typer app (a
 group of commands) or function (one command), and the summary help lists it with, so that

@@ -1,9 +1,10 @@
 """An endpoint's logged traffic in a window of time, read with DuckDB in bounded memory.
 
-Sealed Parquet partitions are scanned with the endpoint and hour taken from their folder
-names, so only the window's partitions are read; events not sealed yet (the open segments of
-a running server) are added from their files. Rows come out as Arrow record batches, and
-aggregates (latency percentiles, counts, CPU time) are computed by DuckDB, never in Python.
+The views are a consistent snapshot of the endpoint's log (``EventStore.snapshot``): sealed
+Parquet partitions, scanned with the endpoint and hour taken from their folder names so a
+query on the window's hours reads only those, and the events not sealed yet. Rows come out
+as Arrow record batches, and aggregates (latency percentiles, counts, CPU time) are computed
+by DuckDB, never in Python.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from loopml.events.log import hour_of, quoted, root, seal, unsealed
+from loopml.events.log import hour_of, seal
 from loopml.workspace import Workspace
 
 BATCH_ROWS = 100_000
@@ -23,11 +24,8 @@ class Traffic:
     """The predictions and feedback of one endpoint logged in [start, end)."""
 
     def __init__(self, endpoint: str, start: float, end: float, workspace: Workspace) -> None:
-        import duckdb
-
         self.endpoint, self.start, self.end = endpoint, start, end
-        self.connection = duckdb.connect()
-        self.connection.execute("SET threads TO 2")
+        self.connection = workspace.events.connect()
         self.columns = {kind: self._view(kind, workspace) for kind in ("predictions", "feedback")}
 
     def close(self) -> None:
@@ -41,29 +39,12 @@ class Traffic:
 
     def _view(self, kind: str, workspace: Workspace) -> list[str]:
         """Make the view ``<kind>`` of every event of the endpoint; return its columns."""
-        base = root(workspace)
-        folder = base / kind / f"endpoint={self.endpoint}"
-        parts = []
-        if any(folder.glob("hour=*/*.parquet")):
-            pattern = quoted(str(folder / "hour=*" / "*.parquet"))
-            parts.append(
-                f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = true, "
-                "union_by_name = true)"
-            )
-        pending = unsealed(base, kind)
-        if len(pending):
-            pending = pending[pending["endpoint"] == self.endpoint].drop(columns="endpoint")
-        if len(pending):
-            pending = pending.assign(hour=[hour_of(t) for t in pending["time"]])
-            self.connection.register(f"{kind}_open", pa.Table.from_pandas(pending))
-            parts.append(f"SELECT * FROM {kind}_open")
-        if not parts:
+        snapshot = workspace.events.snapshot(kind, endpoint=self.endpoint)
+        if not snapshot.view(self.connection, kind):
             self.connection.execute(
                 f"CREATE VIEW {kind} AS SELECT NULL::VARCHAR AS id, NULL::DOUBLE AS time, "
                 "NULL::VARCHAR AS status, NULL::VARCHAR AS role, NULL::VARCHAR AS hour LIMIT 0"
             )
-        else:
-            self.connection.execute(f"CREATE VIEW {kind} AS " + " UNION ALL BY NAME ".join(parts))
         described = self.connection.execute(f"DESCRIBE {kind}").fetchall()
         return [row[0] for row in described]
 

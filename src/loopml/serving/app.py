@@ -40,8 +40,8 @@ from prometheus_client import (
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
-from loopml.events.log import seal, writer
-from loopml.ids import new_id
+from loopml.events.log import compact, seal, writer
+from loopml.ids import new_event_ids, new_id
 from loopml.serving import payloads
 from loopml.serving.batching import Batcher
 from loopml.serving.feedback import RecentIds, items_of, labelled, record_feedback
@@ -56,6 +56,7 @@ SHADOW_QUEUE = 64  # shadow requests waiting at most; more are dropped, and coun
 READY_WINDOW = 20  # the champion's latest answers readiness looks at
 READY_FAILURES = 5  # ... of which at least this many, all failed, make it not ready
 SEAL_SECONDS = 60.0
+HOUR = 3600.0
 TICK_SECONDS = 0.25
 
 log = logging.getLogger("loopml.serving")
@@ -329,7 +330,7 @@ class Server:
             return self._rejected(request_id, dialect, role, served, error, started)
         except _Failed as failure:
             return self._failed(request_id, dialect, failure, started)
-        ids = [new_id() for _ in range(table.num_rows)]
+        ids = new_event_ids(table.num_rows)
         elapsed = time.perf_counter() - started
         used = time.process_time() - cpu
         self._log(
@@ -394,7 +395,7 @@ class Server:
                 dialect,
                 "shadow",
                 shadow,
-                [new_id() for _ in ids],
+                new_event_ids(len(ids)),
                 table,
                 scores,
                 labels,
@@ -503,8 +504,9 @@ class Server:
         )
 
     async def _follow(self) -> None:
-        """Follow the registry and the deployment, judge the canary, seal closed segments."""
-        due = {"reload": 0.0, "check": 0.0, "seal": 0.0}
+        """Follow the registry and the deployment, judge the canary, seal closed segments
+        (and hourly compact the log)."""
+        due = {"reload": 0.0, "check": 0.0, "seal": 0.0, "compact": time.monotonic() + HOUR}
         due["monitor"] = time.monotonic() + (self.monitor_every or 0.0)
         while True:
             await asyncio.sleep(TICK_SECONDS)
@@ -518,6 +520,9 @@ class Server:
             if now >= due["seal"]:
                 await asyncio.to_thread(self._safely, self._seal)
                 due["seal"] = now + SEAL_SECONDS
+            if now >= due["compact"]:
+                await asyncio.to_thread(self._safely, self._compact)
+                due["compact"] = now + HOUR
             if self.monitor_every and now >= due["monitor"]:
                 await asyncio.to_thread(self._safely, self._monitor)
                 due["monitor"] = time.monotonic() + self.monitor_every
@@ -552,6 +557,9 @@ class Server:
             step = run_loop(self.name, self.policy, workspace=self.workspace)
             for decision in step.decisions:
                 log.warning("loop: %s: %s", decision.action, decision.message)
+
+    def _compact(self) -> None:
+        compact(workspace=self.workspace)
 
     def _seal(self) -> None:
         for kind in ("predictions", "feedback"):

@@ -29,7 +29,7 @@ from loopml.data.io import open_stream
 from loopml.data.validate import REASON_COLUMN, Validator
 from loopml.errors import DataError, UsageError
 from loopml.events.log import write_partition
-from loopml.ids import new_id
+from loopml.ids import new_event_id, new_id
 from loopml.serving.model import ServedModel, load_served
 from loopml.workspace import Workspace, current_workspace
 
@@ -133,7 +133,7 @@ class _Scorer:
         contract = served.contract
         self.validator = Validator(contract, quarantine=True) if contract else None
         self.features = served.features
-        self.timing = (0.0, 0.0)  # the last chunk's (wall, CPU) seconds
+        self.timing = (0.0, 0.0, 0.0)  # the last chunk's (wall, CPU) seconds and its time
 
     def score(self, batch: pa.RecordBatch, first: int) -> tuple[pa.Table | None, pa.Table | None]:
         """(scored rows with their predictions, rows set aside with their reasons)."""
@@ -150,7 +150,8 @@ class _Scorer:
         if batch.num_rows == 0:
             return None, aside
         scores, labels = self.served.predict(batch)
-        ids = _ids(self.job.id, first, batch.num_rows)
+        moment = time.time()
+        ids = _ids(new_event_id(moment), first, batch.num_rows)
         table = pa.table(
             {
                 name: _plain_column(column)
@@ -160,13 +161,13 @@ class _Scorer:
         table = table.append_column("prediction_id", ids)
         table = table.append_column("score", pa.array(scores, pa.float64()))
         table = table.append_column("label", pa.array(labels))
-        self.timing = (time.perf_counter() - started, time.process_time() - cpu)
+        self.timing = (time.perf_counter() - started, time.process_time() - cpu, moment)
         return table, aside
 
-    def log(self, table: pa.Table, first: int, timing: tuple[float, float]) -> None:
+    def log(self, table: pa.Table, first: int, timing: tuple[float, float, float]) -> None:
         """Write the chunk's predictions into the log's partition; timing is the chunk's
-        (wall, CPU) seconds."""
-        (seconds, cpu), rows, now = timing, table.num_rows, time.time()
+        (wall, CPU) seconds and the time it was scored at, which its ids carry."""
+        (seconds, cpu, now), rows = timing, table.num_rows
         record = self.served.record
         names = self.features or [n for n in table.column_names if n not in OUTPUT_COLUMNS]
         columns = {
@@ -250,7 +251,7 @@ def _write(
     scored: pa.Table | None,
     rejected: pa.Table | None,
     first: int,
-    timing: tuple[float, float],
+    timing: tuple[float, float, float],
 ) -> None:
     """Write a chunk (on the writer thread, while the next one is scored): the output, the
     quarantine, the log."""
