@@ -37,7 +37,7 @@ test-lowest: $(UV)  ## run the suite on the lowest versions pyproject.toml allow
 	$(UV) pip install --quiet --python .venv-lowest/bin/python --resolution lowest-direct -e '.[test,examples]'
 	.venv-lowest/bin/python -m pytest
 
-BENCHMARKS := tracking data drift pipeline evaluation serving serving_batch cli_startup loop
+BENCHMARKS := tracking data drift pipeline evaluation serving serving_batch events cli_startup loop
 
 bench: $(BENCH_STAMP)  ## run every benchmark; each writes its results to benchmarks/results/
 	for name in $(BENCHMARKS); do $(BENCH_VENV)/bin/python benchmarks/$$name.py || exit 1; done

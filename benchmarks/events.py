@@ -272,8 +272,9 @@ def markdown(found: dict[str, Any]) -> str:
         "",
         f"One run on {info['cpu_count']} cores ({info['cpu']}), {info['memory_gib']:.0f} GiB, "
         f"Python {info['python']}, DuckDB {info['duckdb']}, pyarrow {info['pyarrow']}; "
-        f"loopml at commit {info.get('loopml_commit')}. Made by `benchmarks/events.py`, whose "
-        "docstring says how.",
+        f"loopml at commit {info.get('loopml_commit')}"
+        + (" with uncommitted changes in src/" if info.get("loopml_uncommitted_changes") else "")
+        + ". Made by `benchmarks/events.py`, whose docstring says how.",
         "",
         "| predictions logged | feedback look-up p50 | p95 | server memory after | "
         "look-up by scanning every file | append | seal | scan | files | disk |",
@@ -311,10 +312,16 @@ def markdown(found: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--most", type=int, default=STAGES[-1], help="the last stage's size")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite events.md from events.json"
+    )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="loopml-events-") as folder:
-        found = run(Path(folder), args.most)
     results = HERE / "results"
+    if args.report_only:
+        found = json.loads((results / "events.json").read_text())
+    else:
+        with tempfile.TemporaryDirectory(prefix="loopml-events-") as folder:
+            found = run(Path(folder), args.most)
     results.mkdir(exist_ok=True)
     (results / "events.json").write_text(json.dumps(found, indent=2) + "\n")
     (results / "events.md").write_text(markdown(found))

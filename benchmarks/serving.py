@@ -21,6 +21,9 @@ Contenders:
 3. The HTTP floor: serving_floor.py, a bare ASGI app answering a constant JSON, under uvicorn
    with one worker; it gets loopml's body.
 4. The model floor: `model.predict_proba` on the same rows, in this process.
+5. `loopml serve` with `LOOPML_EVENTS_DURABLE=true`: every logged request fsynced before its
+   answer (what power-loss durability costs).
+6. `loopml serve --workers 2` and `mlflow models serve --workers 2`.
 
 Payloads: 1 row and 1,000 rows. Each server's answer is checked once (status 200, one
 prediction per row, and for loopml and MLflow the scores of predict_proba in process) before
@@ -541,6 +544,9 @@ CONTENDERS = [
     ("floor", "HTTP floor (bare ASGI, uvicorn, 1 worker)"),
     ("loopml", "`loopml serve` (1 worker, contract, prediction log)"),
     ("mlflow", "`mlflow models serve` (1 worker, signature)"),
+    ("loopml_durable", "`loopml serve`, events_durable (1 worker, an fsync per request)"),
+    ("loopml_2", "`loopml serve --workers 2` (contract, prediction log)"),
+    ("mlflow_2", "`mlflow models serve --workers 2` (signature)"),
 ]
 
 
@@ -559,6 +565,9 @@ def results_table(found: dict[str, Any]) -> str:
             c1, c8 = run["c1"], run["c8"]
             if key == "loopml":
                 against = ""
+            elif key == "mlflow_2":
+                two = servers["loopml_2"][size]["c8"]["requests_per_second"]
+                against = f"2 workers: **{ratio(two / c8['requests_per_second'])}** this"
             else:
                 share = ratio(ours / c8["requests_per_second"])
                 against = f"**{share}** this" if key == "mlflow" else f"{share} this"
@@ -637,6 +646,19 @@ def markdown(found: dict[str, Any]) -> str:
         f"at concurrency 8 it serves {b[1]['ratio']:.2f}x MLflow's requests/s at 1 row and "
         f"{b[big]['ratio']:.2f}x at {big:,} rows, logging every prediction.**"
     )
+
+    def c8(key: str, size: int) -> float:
+        return servers[key][size]["c8"]["requests_per_second"]
+
+    extra = " ".join(
+        f"At {size:,} row(s) per request and c=8: with `events_durable` loopml serves "
+        f"{rate(c8('loopml_durable', size))} req/s, "
+        f"{c8('loopml_durable', size) / c8('loopml', size):.2f}x its "
+        f"{rate(c8('loopml', size))} without; with 2 workers each, loopml serves "
+        f"{rate(c8('loopml_2', size))} and MLflow {rate(c8('mlflow_2', size))} req/s "
+        f"(**{c8('loopml_2', size) / c8('mlflow_2', size):.2f}x**)."
+        for size in SIZES
+    )
     check_rows = [
         "| check | numbers | result |",
         "| --- | --- | --- |",
@@ -687,6 +709,8 @@ def markdown(found: dict[str, Any]) -> str:
             + busy,
             "",
             summary,
+            "",
+            extra,
             "",
             "## Checks",
             "",
@@ -840,6 +864,18 @@ def run(folder: Path, duration: float, warmup: float, budget: float) -> dict[str
             "/predict",
             loopml_bodies,
         ),
+        "loopml_durable": (
+            [str(BIN / "loopml"), "serve", NAME, "--host", HOST, "--port"],
+            "/v2/health/ready",
+            "/predict",
+            loopml_bodies,
+        ),
+        "loopml_2": (
+            [str(BIN / "loopml"), "serve", NAME, "--workers", "2", "--host", HOST, "--port"],
+            "/v2/health/ready",
+            "/predict",
+            loopml_bodies,
+        ),
         "mlflow": (
             [
                 str(BIN / "mlflow"),
@@ -858,12 +894,16 @@ def run(folder: Path, duration: float, warmup: float, budget: float) -> dict[str
             mlflow_bodies,
         ),
     }
+    command, health, path, bodies = plans["mlflow"]
+    plans["mlflow_2"] = ([*command[:-1], "--workers", "2", command[-1]], health, path, bodies)
+    settings = {"loopml_durable": {"LOOPML_EVENTS_DURABLE": "true"}}
     servers: dict[str, Server] = {}
     for key, label in CONTENDERS:
         command, health, path, bodies = plans[key]
         port = free_port()
         print(f"{label} on port {port} ...", flush=True)
-        server = start(key, label, [*command, str(port)], env, folder, port, health)
+        server_env = {**env, **settings.get(key, {})}
+        server = start(key, label, [*command, str(port)], server_env, folder, port, health)
         before = os.getloadavg()[0]
         try:
             measure(server, key, path, bodies, expected, folder, duration, warmup)
@@ -888,7 +928,9 @@ def run(folder: Path, duration: float, warmup: float, budget: float) -> dict[str
         },
         "log": {
             "events": len(logged),
-            "acknowledged": acknowledged_rows(servers["loopml"]),
+            "acknowledged": sum(
+                acknowledged_rows(servers[key]) for key in servers if key.startswith("loopml")
+            ),
             "bytes": log_bytes,
         },
         "contract": contract,

@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
@@ -132,6 +132,18 @@ class Settings(BaseModel):
         ge=1,
         description="A model server answers 422 to a request of more columns (the model's "
         "and any others).",
+    )
+    serve_extra_columns: Literal["drop", "refuse", "log"] = Field(
+        "drop",
+        description="What a model server does with request columns the version does not "
+        "know (neither a feature nor a column of its contract): drop them before they are "
+        "scored or logged, refuse the request with 422, or log them as they come.",
+    )
+    serve_read_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="A model server answers 408 to a request whose body has not fully "
+        "arrived this many seconds after its headers.",
     )
     cpu_hour_price: float = Field(
         0.05,

@@ -380,3 +380,19 @@ def test_two_compactions_at_once_still_read_each_event_once(place) -> None:
     first.compact("predictions")
     assert len(first._files("predictions", None, None, None)) == 1
     assert sorted(first.snapshot("predictions").frame()["id"]) == sorted(ids)
+
+
+def test_compacting_one_hour_leaves_the_same_segments_other_hours_whole(place) -> None:
+    """A segment that spans two hours is sealed into a file of the same name in each: the
+    merged file of one hour replaces its own folder's file only."""
+    start = (int(time.time()) // HOUR - 5) * HOUR
+    clock = [float(start)]
+    store = open_store(place, "alpha", clock=lambda: clock[0])
+    for _ in range(2):
+        events = [prediction(moment=start + HOUR - 30), prediction(moment=start + HOUR + 30)]
+        store.writer("predictions").append_many(events)
+        store.close()
+        store.seal("predictions")
+    clock[0] = start + HOUR + 1800  # the first hour is over, the second is not
+    assert store.compact("predictions") == 2
+    assert len(store.snapshot("predictions").frame()) == 4

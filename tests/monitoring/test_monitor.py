@@ -23,8 +23,8 @@ from sklearn.preprocessing import OneHotEncoder
 import loopml
 import loopml.serving.feedback
 from loopml.errors import InvalidValueError
-from loopml.events import read_events, writer
-from loopml.monitoring import checks, traffic
+from loopml.events import read_events, traffic, writer
+from loopml.monitoring import checks
 from loopml.monitoring.timeseries import series, window_report, windows
 from loopml.monitoring.window import monitor
 from loopml.serving import create_app, deploy

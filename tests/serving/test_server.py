@@ -251,3 +251,56 @@ def test_requests_beyond_the_limits_are_refused_and_logged(tmp_path) -> None:
         assert labels.status_code == 413
     statuses = read_events("predictions", workspace=limited)["status"].tolist()
     assert statuses.count("ok") == 5 and statuses.count("rejected") == 3
+
+
+def _churn_workspace(folder, **settings):
+    made = make_workspace(folder, **settings)
+    x = pd.DataFrame({"a": np.arange(10.0) - 5, "b": np.zeros(10)})
+    model = LogisticRegression().fit(x, x["a"] > 0)
+    with use_workspace(made):
+        loopml.models.register("churn", model, contract=CONTRACT, card=False)
+        loopml.models.set_alias("churn", "champion", 1)
+    return made
+
+
+@pytest.mark.parametrize("extra", ["drop", "refuse", "log"])
+def test_columns_the_version_does_not_know_are_dropped_refused_or_logged(tmp_path, extra):
+    made = _churn_workspace(tmp_path / extra, serve_extra_columns=extra)
+    wide = {"records": [{"a": 1.0, "b": 0.0, "note": "x" * 100, "x1": 3}]}
+    with TestClient(create_app("churn", workspace=made)) as client:
+        answer = client.post("/predict", json=wide)
+    logged = read_events("predictions", workspace=made)
+    if extra == "refuse":
+        assert answer.status_code == 422
+        assert answer.json()["problems"][0]["rule"] == "extra_column"
+        assert "note, x1" in answer.json()["problems"][0]["message"]
+        assert list(logged["status"]) == ["rejected"]
+        return
+    assert answer.status_code == 200
+    kept = {c for c in logged.columns if c.startswith("input.")}
+    if extra == "drop":  # the default: what the version does not know is not kept
+        assert kept == {"input.a", "input.b"}
+    else:
+        assert kept == {"input.a", "input.b", "input.note", "input.x1"}
+
+
+def test_a_body_that_arrives_too_slowly_gets_408(tmp_path) -> None:
+    import asyncio
+
+    made = _churn_workspace(tmp_path / "slow", serve_read_timeout=0.2)
+
+    async def slowly():
+        yield b'{"records": [{"a": 1.0, '
+        await asyncio.sleep(1.0)
+        yield b'"b": 0.0}]}'
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app("churn", workspace=made))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post(
+                "/predict", content=slowly(), headers={"Content-Type": "application/json"}
+            )
+
+    answer = asyncio.run(send())
+    assert answer.status_code == 408
+    assert "serve_read_timeout" in answer.json()["problems"][0]["message"]

@@ -53,7 +53,7 @@ def from_log(
     target: the label's column. base: a snapshot the rows are appended to (its time column is
     the snapshot's unless ``time_column`` names another). time_column: a logged request column
     that orders the rows in time (parsed as timestamps); without one, the prediction's time."""
-    from loopml.monitoring.labelled import (
+    from loopml.events.labelled import (
         ID,
         LABEL,
         LABEL_TIME,

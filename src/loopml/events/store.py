@@ -63,7 +63,7 @@ KNOWN_SCHEMES = {
     "file": "file:///path/to/events (or a plain path)",
     "s3": "s3://bucket/prefix (needs loopml[s3])",
 }
-ROW_GROUP_ROWS = 65_536  # find reads one row group of a partition sorted by id
+ROW_GROUP_ROWS = 16_384  # find reads one row group of a partition sorted by id
 FIND_MARGIN = 300.0  # an event is logged within this many seconds of its id being made
 COMPACTED = "compact-"
 COVERS = b"loopml.covers"  # a compacted file's metadata: the files it replaces
@@ -101,6 +101,7 @@ class EventStore:
         self.host, self.durable, self.clock = host, durable, clock
         self.segment_bytes, self.segment_seconds = segment_bytes, segment_seconds
         self._writers: dict[str, SegmentWriter] = {}
+        self._duck: Any = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -125,14 +126,17 @@ class EventStore:
             return self._writers[kind]
 
     def close(self) -> None:
-        """Close this process's segments, ready to be sealed."""
+        """Close this process's segments, ready to be sealed, and its DuckDB database."""
         with self._lock:
             writers = list(self._writers.values())
+            database, self._duck = self._duck, None
         for made in writers:
             made.close()
+        if database is not None:
+            database.close()
 
     def after_fork(self) -> None:
-        self._lock = threading.Lock()
+        self._lock, self._duck = threading.Lock(), None  # never the parent's database
         for made in self._writers.values():
             made.after_fork()
 
@@ -281,14 +285,19 @@ class EventStore:
         return path if self.local else f"{_protocols(self.fs)[0]}://{path}"
 
     def connect(self) -> Any:
-        """A DuckDB connection that can read this store's files."""
-        import duckdb
+        """A DuckDB connection that can read this store's files: a cursor of the store's
+        database (made once per process, as opening a database costs tens of ms), so views
+        made on it are temporary, seen by that cursor alone."""
+        with self._lock:
+            if self._duck is None:
+                import duckdb
 
-        connection = duckdb.connect()
-        connection.execute("SET threads TO 2")
-        if not self.local:
-            connection.register_filesystem(self.fs)
-        return connection
+                database = duckdb.connect()
+                database.execute("SET threads TO 2")
+                if not self.local:
+                    database.register_filesystem(self.fs)
+                self._duck = database
+            return self._duck.cursor()
 
     # find
 
@@ -386,7 +395,7 @@ class EventStore:
             self._drop_replaced(self._parquet(folder), now)
             listed = self._parquet(folder)
             replaced = _replaced(self, listed)
-            files = [f for f in listed if _stem(f) not in replaced]
+            files = [f for f in listed if f not in replaced]
             if len(files) < 2:
                 continue
             tables = [self._read_table(path) for path in files]
@@ -394,7 +403,7 @@ class EventStore:
             if "id" in table.column_names:
                 table = table.sort_by("id")
             name = f"{COMPACTED}{int(now * 1000)}-{new_event_id()[-12:]}.parquet"
-            covers = sorted({_stem(f) for f in files} | replaced)
+            covers = sorted({_stem(f) for f in files} | {_stem(f) for f in replaced})
             self._put(table, f"{folder}/{name}", {COVERS: json.dumps(covers).encode()})
             merged += len(files)
         return merged
@@ -463,7 +472,7 @@ class EventStore:
             return
         replaced = _replaced(self, files)
         for path in files:
-            if _stem(path) in replaced:
+            if path in replaced:
                 with self._reporting("delete a compacted file"):
                     self.fs.rm(path)
 
@@ -503,7 +512,8 @@ class Snapshot:
             parts.append(f"SELECT * FROM {name}_pending")
         if not parts:
             return False
-        connection.execute(f"CREATE VIEW {name} AS " + " UNION ALL BY NAME ".join(parts))
+        query = " UNION ALL BY NAME ".join(parts)
+        connection.execute(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {query}")
         return True
 
     def frame(self) -> pd.DataFrame:
@@ -598,28 +608,34 @@ def _covers_of(store: EventStore, path: str) -> list[str]:
 
 
 def _replaced(store: EventStore, files: list[str]) -> set[str]:
-    """The stems of files among these that a compacted file replaces.
+    """The files among these that a compacted file in the same folder replaces.
 
     Two compactions at once (two processes) may each merge the same files: the compacted
     files are taken largest first, one that overlaps a file already taken is itself left
     out, so every event is read from exactly one file."""
-    merged = [f for f in files if f.rsplit("/", 1)[-1].startswith(COMPACTED)]
-    if not merged:
-        return set()
-    covers = {_stem(f): set(_covers_of(store, f)) for f in merged}
-    taken: set[str] = set()
-    for stem in sorted(covers, key=lambda name: (-len(covers[name]), name)):
-        if stem in taken or covers[stem] & taken:
-            taken.add(stem)  # a duplicate of a merge already taken, or merged into it
+    folders: dict[str, list[str]] = {}
+    for path in files:
+        folders.setdefault(path.rsplit("/", 1)[0], []).append(path)
+    replaced = set()
+    for folder, listed in folders.items():
+        merged = [f for f in listed if f.rsplit("/", 1)[-1].startswith(COMPACTED)]
+        if not merged:
             continue
-        taken |= covers[stem]
-    return taken
+        covers = {_stem(f): set(_covers_of(store, f)) for f in merged}
+        taken: set[str] = set()
+        for stem in sorted(covers, key=lambda name: (-len(covers[name]), name)):
+            if stem in taken or covers[stem] & taken:
+                taken.add(stem)  # a duplicate of a merge already taken, or merged into it
+                continue
+            taken |= covers[stem]
+        replaced |= {f"{folder}/{stem}.parquet" for stem in taken}
+    return replaced
 
 
 def _uncovered(store: EventStore, files: list[str]) -> list[str]:
     """Files with those a compacted file replaces left out (each event read once)."""
     replaced = _replaced(store, files)
-    return [f for f in files if _stem(f) not in replaced] if replaced else files
+    return [f for f in files if f not in replaced] if replaced else files
 
 
 def _read_either(segment: Segment) -> list[dict[str, Any]] | None:

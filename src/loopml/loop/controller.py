@@ -950,7 +950,7 @@ def _contract_of(name: str, workspace: Workspace) -> Any:
 
 
 def _labels_since(name: str, since: float, workspace: Workspace) -> int:
-    from loopml.monitoring.traffic import Traffic, seal_all
+    from loopml.events.traffic import Traffic, seal_all
 
     seal_all(workspace)
     with Traffic(name, since, time.time() + 1, workspace) as traffic:
@@ -966,7 +966,7 @@ def _answered(
     name: str, role: str, version: int, since: float, workspace: Workspace
 ) -> dict[str, Any]:
     """Requests a version answered in a role since a moment, with its error rate and p99."""
-    from loopml.monitoring.traffic import Traffic
+    from loopml.events.traffic import Traffic
 
     with Traffic(name, since, time.time() + 1, workspace) as traffic:
         requests, errors, quantiles = traffic.requests(

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loopml.monitoring.labelled import ID, LABEL, LABEL_TIME, ROLE, TIME, VERSION, labelled_rows
+from loopml.events.labelled import ID, LABEL, LABEL_TIME, ROLE, TIME, VERSION, labelled_rows
 from loopml.workspace import Workspace
 
 __all__ = [

@@ -28,9 +28,9 @@ import pandas as pd
 from scipy import stats
 
 from loopml.data.profile import CategoricalSummary, Profile
+from loopml.events.traffic import Traffic
 from loopml.monitoring.drift import DriftReport, FeatureDrift, drift
 from loopml.monitoring.reference import Reference
-from loopml.monitoring.traffic import Traffic
 from loopml.store.monitoring import Point
 
 SCORE = "__score__"

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from loopml.events.traffic import Traffic
 from loopml.monitoring.checks import SCORE, Check, Seen, point
-from loopml.monitoring.traffic import Traffic
 
 MIN_CALIBRATION_ROWS = 200
 CALIBRATION_ROWS = 50_000

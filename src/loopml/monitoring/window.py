@@ -27,12 +27,12 @@ import pyarrow.compute as pc
 from loopml.data.profile import Profile
 from loopml.durations import seconds
 from loopml.errors import InvalidValueError, LoopmlError
+from loopml.events.traffic import Traffic, quoted_column, seal_all
 from loopml.ids import new_id
 from loopml.monitoring import checks, rolling
 from loopml.monitoring.checks import SCORE, Check, Seen
 from loopml.monitoring.estimate import estimated_performance
 from loopml.monitoring.reference import SAMPLE, Reference, Reservoir, get_reference
-from loopml.monitoring.traffic import Traffic, quoted_column, seal_all
 from loopml.store import monitoring as repo
 from loopml.store.monitoring import WindowRecord
 from loopml.workspace import Workspace, current_workspace

@@ -48,6 +48,7 @@ from loopml.serving.feedback import RecentIds, items_of, labelled, record_feedba
 from loopml.serving.live import Live
 from loopml.serving.model import ServedModel
 from loopml.serving.payloads import PayloadError
+from loopml.settings import Settings
 from loopml.workspace import Workspace, current_workspace
 
 SCORE_BUCKETS = tuple(i / 10 for i in range(11))
@@ -185,7 +186,7 @@ class Server:
         self.app = self._routes(app)
 
     def _routes(self, app: FastAPI) -> FastAPI:
-        refused = payloads.openapi_responses(413, 415, 422, 500)
+        refused = payloads.openapi_responses(408, 413, 415, 422, 500)
         for path, dialect, handler in (
             ("/predict", "predict", self.predict),
             ("/invocations", "mlflow", self.invocations),
@@ -194,7 +195,7 @@ class Server:
         app.post(
             "/feedback",
             openapi_extra=payloads.openapi_body("feedback"),
-            responses=payloads.openapi_responses(413, 415, 422),
+            responses=payloads.openapi_responses(408, 413, 415, 422),
         )(self.feedback)
         app.get("/deployment")(self.deployment)
         app.get("/v2/health/live")(self.live_route)
@@ -203,7 +204,7 @@ class Server:
         app.post(
             "/v2/models/{model}/infer",
             openapi_extra=payloads.openapi_body("v2"),
-            responses=payloads.openapi_responses(404, 413, 415, 422, 500),
+            responses=payloads.openapi_responses(404, 408, 413, 415, 422, 500),
         )(self.infer)
         app.get(
             "/metrics",
@@ -239,7 +240,7 @@ class Server:
         """Labels for earlier predictions: {"id": ..., "label": ...}, a list of them, or
         {"feedback": [...]}. Answers how many were accepted and which ids are unknown."""
         try:
-            items = items_of(await _body(request, self.settings.serve_max_body_bytes))
+            items = items_of(await _body(request, self.settings))
             if len(items) > self.settings.serve_max_rows:
                 message = f"{len(items):,} labels is more than {self.settings.serve_max_rows:,}"
                 raise PayloadError([payloads.problem("feedback", message)], 413)
@@ -320,9 +321,10 @@ class Server:
         key = request.headers.get(canary.key) if canary else None
         role, served = self.live.route(key, request_id)
         try:
-            body = await _body(request, self.settings.serve_max_body_bytes)
+            body = await _body(request, self.settings)
             table = read(body)
             _bounded(table, self.settings.serve_max_rows, self.settings.serve_max_columns)
+            table = _known(table, served, self.settings.serve_extra_columns)
             served.check(table)
             role, served, scores, array = await self._score(role, served, table)
             labels = array.tolist()
@@ -640,18 +642,27 @@ def _json_lines(common: dict[str, Any], columns: dict[str, Any], rows: int) -> b
     return "".join(line + "\n" for line in lines).encode()
 
 
-async def _raw(request: Request, limit: int) -> bytes:
-    """The request's body, refused (413) once it grows past ``limit`` bytes: a declared
-    length above it is refused before anything is read."""
+async def _raw(request: Request, limit: int, timeout: float) -> bytes:
+    """The request's body, refused (413) once it grows past ``limit`` bytes (a declared
+    length above it before anything is read), or (408) when it has not all arrived within
+    ``timeout`` seconds: a slow client cannot hold a worker's memory and time."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadError([_too_large(int(declared), limit)], 413)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadError([_too_large(size, limit)], 413)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadError([_too_large(size, limit)], 413)
+                chunks.append(chunk)
+    except TimeoutError:
+        message = (
+            f"the body did not arrive within {timeout:g} s ({size:,} bytes read); "
+            "send it faster or raise serve_read_timeout"
+        )
+        raise PayloadError([payloads.problem("body", message)], 408) from None
     return b"".join(chunks)
 
 
@@ -675,7 +686,23 @@ def _bounded(table: pa.Table, rows: int, columns: int) -> None:
         raise PayloadError([payloads.problem("columns", message)])
 
 
-async def _body(request: Request, limit: int) -> Any:
+def _known(table: pa.Table, served: ServedModel, extra: str) -> pa.Table:
+    """The request's columns the version knows; the others dropped, refused (422) or kept,
+    as ``serve_extra_columns`` says."""
+    unknown = served.extra(table.column_names) if extra != "log" else []
+    if not unknown:
+        return table
+    if extra == "refuse":
+        shown = ", ".join(unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+        message = (
+            f"{len(unknown)} columns that {served.record.ref} does not know: {shown} "
+            "(serve_extra_columns = refuse)"
+        )
+        raise PayloadError([payloads.problem("columns", message, rule="extra_column")])
+    return table.drop_columns(unknown)
+
+
+async def _body(request: Request, settings: Settings) -> Any:
     """The request's JSON body. Refused: a content type that is not JSON (415: a browser page
     cannot post a form or plain text here on a visitor's behalf), a body that is not JSON,
     and text that is not valid Unicode (422: it could be neither logged nor stored)."""
@@ -687,7 +714,7 @@ async def _body(request: Request, limit: int) -> Any:
         # none is accepted: Open Inference clients (tritonclient) send their JSON without one
         message = f"send JSON with Content-Type: application/json, not {kind!r}"
         raise PayloadError([payloads.problem("content-type", message)], 415)
-    raw = await _raw(request, limit)
+    raw = await _raw(request, settings.serve_max_body_bytes, settings.serve_read_timeout)
     try:
         found = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:

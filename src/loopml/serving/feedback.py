@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from loopml.errors import ColumnNotFoundError, DataError
-from loopml.events.log import find, read_events, writer
+from loopml.events.log import find, writer
 from loopml.serving.payloads import PayloadError, problem
 from loopml.workspace import Workspace, current_workspace
 
@@ -152,25 +152,21 @@ def labelled(
     until: float | None = None,
     workspace: Workspace | None = None,
 ) -> pd.DataFrame:
-    """The endpoint's answered predictions that have feedback: one row per prediction with
-    its time, version, role, score and label (the latest label sent for it)."""
+    """The endpoint's answered predictions made in [since, until) that have a label by now:
+    one row per prediction with its id, time, version, role, score and label (the latest
+    label sent for it), oldest first."""
+    from loopml.events.labelled import ID, LABEL, ROLE, SCORE, TIME, VERSION, labelled_rows
+
     workspace = workspace or current_workspace()
-    labels = read_events("feedback", endpoint=endpoint, since=since, workspace=workspace)
-    if labels.empty:
-        return pd.DataFrame(columns=["id", "time", "version", "role", "score", "label"])
-    labels = labels[labels["status"] == "ok"].drop_duplicates("id", keep="last")
-    made = read_events(
-        "predictions", endpoint=endpoint, since=since, until=until, workspace=workspace
-    )
-    if made.empty:
-        return pd.DataFrame(columns=["id", "time", "version", "role", "score", "label"])
-    made = made[made["status"] == "ok"]
-    joined = made.merge(labels[["id", "label"]], on="id", how="inner")
-    joined["score"] = joined["output.score"].astype(np.float64)
-    if "role" not in joined.columns:
-        joined["role"] = "champion"
-    joined["role"] = joined["role"].fillna("champion")
-    return joined[["id", "time", "version", "role", "score", "label"]].reset_index(drop=True)
+    rows = labelled_rows(endpoint, made_since=since or 0.0, workspace=workspace)
+    names = {ID: "id", TIME: "time", VERSION: "version", ROLE: "role", SCORE: "score"}
+    if LABEL not in rows.column_names or ID not in rows.column_names:
+        return pd.DataFrame(columns=[*names.values(), "label"])
+    frame = rows.select([*names, LABEL]).to_pandas().rename(columns={**names, LABEL: "label"})
+    if until is not None:
+        frame = frame[frame["time"] < until]
+    frame["score"] = frame["score"].astype(np.float64)
+    return frame.reset_index(drop=True)
 
 
 def _plain(value: Any) -> Any:

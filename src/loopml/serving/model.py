@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,25 @@ class ServedModel:
     @property
     def features(self) -> list[str] | None:
         return self.record.info.get("features")
+
+    @cached_property
+    def known(self) -> set[str] | None:
+        """The columns a request may bring, as the version's contract says: the model's
+        features and the other columns the contract describes (a time or an id its training
+        data had); None for a version without a contract, which says nothing of the rest."""
+        saved = (self.record.info.get("contract") or {}).get("columns")
+        if not saved:
+            return None
+        found = set(saved) | set(self.features or ())
+        names = getattr(self.model, "feature_names_in_", None)
+        if names is not None:
+            found |= {str(name) for name in names}
+        return found
+
+    def extra(self, names: list[str]) -> list[str]:
+        """The columns among these that the version does not know (see ``known``)."""
+        known = self.known
+        return [] if known is None else [name for name in names if name not in known]
 
     @property
     def classifies(self) -> bool:

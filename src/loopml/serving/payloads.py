@@ -439,6 +439,7 @@ _PROBLEMS_SCHEMA = {
 }
 _WHY = {
     404: "no such model: this server serves one endpoint",
+    408: "the body did not arrive within serve_read_timeout",
     413: "the body, its rows or its labels are beyond the server's limits",
     415: "the body is not sent as JSON",
     422: "the body cannot be read, or breaks the model's contract: each problem listed",

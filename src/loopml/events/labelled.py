@@ -1,25 +1,27 @@
 """What an endpoint served, with the labels that came back for it: the logged requests joined
 with their latest feedback, one row per answered prediction.
 
-The loop judges promotions and compares versions on these rows, and ``loopml data from-log``
-makes training data of them. Only labels already posted are read: a replay's future is never
-seen.
+It is the one join of predictions and labels: the loop judges promotions and compares
+versions on these rows, the canary guardrails and ``serving.labelled`` read them, and
+``loopml data from-log`` makes training data of them. Only labels already posted are read:
+a replay's future is never seen.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from loopml.monitoring.traffic import Traffic, quoted_column, seal_all
+from loopml.events.traffic import Traffic, quoted_column, seal_all
 from loopml.workspace import Workspace
 
-ID, LABEL, VERSION, ROLE, TIME, LABEL_TIME = (
+ID, LABEL, VERSION, ROLE, TIME, LABEL_TIME, SCORE = (
     "__id__",
     "__label__",
     "__version__",
     "__role__",
     "__time__",
     "__label_time__",
+    "__score__",
 )
 
 
@@ -35,7 +37,7 @@ def labelled_rows(
 ) -> pa.Table:
     """The answered predictions of endpoint NAME made since ``made_since`` whose latest label
     arrived in [labelled_since, until): their logged inputs as columns, and ID (the
-    prediction's), LABEL, VERSION, ROLE, TIME (of the prediction) and LABEL_TIME.
+    prediction's), LABEL, VERSION, ROLE, TIME (of the prediction), LABEL_TIME and SCORE.
     ``version`` and ``role`` narrow them to what one version answered in one role."""
     import time
 
@@ -64,6 +66,11 @@ def labelled_rows(
                 f"coalesce(p.role, 'champion') AS {ROLE}",
                 f"p.time AS {TIME}",
                 f"l.label_time AS {LABEL_TIME}",
+                (
+                    f'p."output.score" AS {SCORE}'
+                    if traffic.has("predictions", "output.score")
+                    else f"NULL::DOUBLE AS {SCORE}"
+                ),
             ]
         )
         query = (

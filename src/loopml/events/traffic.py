@@ -42,8 +42,9 @@ class Traffic:
         snapshot = workspace.events.snapshot(kind, endpoint=self.endpoint)
         if not snapshot.view(self.connection, kind):
             self.connection.execute(
-                f"CREATE VIEW {kind} AS SELECT NULL::VARCHAR AS id, NULL::DOUBLE AS time, "
-                "NULL::VARCHAR AS status, NULL::VARCHAR AS role, NULL::VARCHAR AS hour LIMIT 0"
+                f"CREATE TEMPORARY VIEW {kind} AS SELECT NULL::VARCHAR AS id, "
+                "NULL::DOUBLE AS time, NULL::VARCHAR AS status, NULL::VARCHAR AS role, "
+                "NULL::VARCHAR AS hour LIMIT 0"
             )
         described = self.connection.execute(f"DESCRIBE {kind}").fetchall()
         return [row[0] for row in described]
