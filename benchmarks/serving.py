@@ -404,7 +404,7 @@ def check_answer(
     if not isinstance(predictions, list) or len(predictions) != size:
         count = len(predictions) if isinstance(predictions, list) else "no"
         raise SystemExit(f"Check failed: {server.label}: {count} predictions for {size} rows")
-    if kind == "loopml":
+    if kind.startswith("loopml"):
         scores = np.array([p["score"] for p in predictions], dtype=float)
     else:  # MLflow: [p(false), p(true)] per row
         scores = np.array([p[-1] for p in predictions], dtype=float)
@@ -805,7 +805,7 @@ def run(folder: Path, duration: float, warmup: float, budget: float) -> dict[str
     from mlflow.models import infer_signature
 
     import loopml
-    from loopml.events import read_events
+    from loopml.events import read_events, seal
 
     print("training the model ...", flush=True)
     train, target, held_out = flights_features()
@@ -909,6 +909,8 @@ def run(folder: Path, duration: float, warmup: float, budget: float) -> dict[str
             measure(server, key, path, bodies, expected, folder, duration, warmup)
         finally:
             stop(server)
+        if key.startswith("loopml"):  # the next server starts with nothing left to seal
+            seal("predictions")
         server.load = (before, os.getloadavg()[0])
         servers[key] = server
     logged = read_events("predictions")
