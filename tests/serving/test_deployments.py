@@ -280,3 +280,44 @@ def test_deployment_files_are_checked_with_their_line(churn, tmp_path) -> None:
         deploy(churn, path)
     path.write_text("champion: champion\nshadow: 1\n")
     assert deploy(churn, path) == 1 and deployment(churn) == (read_deployment(path), 1)
+
+
+class HalfBroken(LogisticRegression):
+    """Fails on every row with a positive ``a``: a champion that passes a smoke test on
+    some rows and then fails on much of the traffic."""
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        if (frame["a"] > 0).any():
+            raise RuntimeError("this version fails on positive a")
+        return super().predict_proba(frame)
+
+
+def test_a_new_champion_breaking_its_error_slo_is_rolled_back(serve, churn) -> None:
+    deploy(churn, {**FAST, "slos": {"max_error_rate": 0.1}})
+    second = _register(_fit(HalfBroken()))
+    with httpx.Client(base_url=serve(churn), timeout=10) as client:
+
+        def answering() -> str:  # with a row both versions answer
+            return client.post("/predict", json={"a": -1.0, "b": 0.0}).json()["model"]
+
+        answering()  # the last rows, which the smoke test of a new version uses
+        loopml.models.set_alias(churn, "champion", second)
+        _until(lambda: answering() == f"churn@{second}")
+        for number in range(40):
+            client.post("/predict", json={"a": 1.0 if number % 2 else -1.0, "b": 0.0})
+            if loopml.models.get_version(f"{churn}@champion").version == 1:
+                break
+        _until(lambda: answering() == "churn@1")
+    last = loopml.models.history(churn)[-1]
+    assert (last.action, last.from_version, last.to_version) == ("rollback", second, 1)
+    assert "max_error_rate" in last.reason
+    raised = [a for a in alerts(churn) if a.kind == "champion_rolled_back"]
+    assert len(raised) == 1 and raised[0].details["version"] == second
+
+
+def test_a_rollback_that_expects_another_version_changes_nothing(churn) -> None:
+    second = _register(_fit(LogisticRegression(C=0.01)))
+    loopml.models.set_alias(churn, "champion", second)
+    assert loopml.models.rollback(churn, "champion", expected=1) is None
+    assert loopml.models.get_version(f"{churn}@champion").version == second
+    assert loopml.models.rollback(churn, "champion", expected=second).to_version == 1

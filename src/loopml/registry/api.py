@@ -308,10 +308,13 @@ def rollback(
     alias: str = "champion",
     *,
     reason: str | None = None,
+    expected: int | None = None,
     workspace: Workspace | None = None,
-) -> RegistryEvent:
+) -> RegistryEvent | None:
     """Return an alias to the version it pointed at before its current one, in one
-    transaction. Rolling back again goes further back."""
+    transaction. Rolling back again goes further back. With ``expected``, only if the alias
+    still points at that version (None, and nothing changed, otherwise): of several
+    processes that judge the same version at once, one rolls it back."""
     workspace = workspace or current_workspace()
     now = time.time()
     with workspace.metadata.write() as connection:
@@ -320,6 +323,8 @@ def rollback(
         current = repo.aliases(connection, model).get(alias)
         if current is None:
             raise ModelNotFoundError(f"Model {name!r} has no alias {alias!r} to roll back.")
+        if expected is not None and current != expected:
+            return None
         previous = _previous(repo.events(connection, model, name), alias, current)
         if previous is None:
             raise UsageError(

@@ -42,8 +42,10 @@ from prometheus_client.utils import floatToGoString
 
 from loopml.events.log import compact, seal, writer
 from loopml.ids import new_event_ids, new_id
+from loopml.registry.api import rollback
 from loopml.serving import payloads
 from loopml.serving.batching import Batcher
+from loopml.serving.deployments import raise_alert
 from loopml.serving.feedback import RecentIds, items_of, labelled, record_feedback
 from loopml.serving.live import Live
 from loopml.serving.model import ServedModel
@@ -55,6 +57,8 @@ SCORE_BUCKETS = tuple(i / 10 for i in range(11))
 FEW_ROWS = 16  # requests up to this many rows are logged line by line
 SHADOW_QUEUE = 64  # shadow requests waiting at most; more are dropped, and counted
 READY_WINDOW = 20  # the champion's latest answers readiness looks at
+SWAP_MIN_REQUESTS = 20  # a new champion's first requests judged against the error-rate SLO
+SWAP_JUDGED = 1000  # ... up to this many; after them monitoring judges it
 READY_FAILURES = 5  # ... of which at least this many, all failed, make it not ready
 SEAL_SECONDS = 60.0
 HOUR = 3600.0
@@ -176,6 +180,7 @@ class Server:
         self.metrics = _Metrics()
         self.recent = RecentIds()
         self.outcomes: deque[tuple[int, bool]] = deque(maxlen=READY_WINDOW)  # champion's
+        self.swap: _Swap | None = None  # a champion that replaced another, until judged
         self.batcher = Batcher()
         self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="loopml-shadow")
         self._shadow_slots = threading.BoundedSemaphore(SHADOW_QUEUE)
@@ -341,6 +346,7 @@ class Server:
         self._count(role, served, dialect, elapsed, scores)
         if role == "champion":
             self.outcomes.append((served.record.version, True))
+            self._judged(served, True)
         self.recent.add(ids, self.name)
         self.live.sample = table
         self._send_to_shadow(request_id, ids, dialect, table)
@@ -476,6 +482,7 @@ class Server:
     def _failed(self, request_id, dialect, failure, started) -> Response:
         served = failure.served
         self.outcomes.append((served.record.version, False))
+        self._judged(served, False)
         message = f"{served.record.ref} failed to predict: {failure.error!r}"
         log.error("request %s: %s", request_id, message)
         problems = [payloads.problem("model", message)]
@@ -514,8 +521,13 @@ class Server:
             await asyncio.sleep(TICK_SECONDS)
             now, spec = time.monotonic(), self.live.spec
             if now >= due["reload"]:
+                before = self.live.champion.record.version
                 await asyncio.to_thread(self._safely, self.live.refresh)
+                if self.live.champion.record.version != before:
+                    self.swap = _Swap(self.live.champion.record.version, before)
                 due["reload"] = now + spec.reload_seconds
+            if self.swap is not None and self.swap.due(spec.slos.max_error_rate):
+                await asyncio.to_thread(self._safely, self._roll_back_swap)
             if spec.canary is not None and now >= due["check"]:
                 await asyncio.to_thread(self._safely, self._check)
                 due["check"] = now + spec.check_seconds
@@ -528,6 +540,41 @@ class Server:
             if self.monitor_every and now >= due["monitor"]:
                 await asyncio.to_thread(self._safely, self._monitor)
                 due["monitor"] = time.monotonic() + self.monitor_every
+
+    def _judged(self, served: ServedModel, ok: bool) -> None:
+        swap = self.swap
+        if swap is not None and served.record.version == swap.version:
+            swap.answered += 1
+            swap.failed += not ok
+            if swap.answered > SWAP_JUDGED:  # it kept its SLO: monitoring judges it now
+                self.swap = None
+
+    def _roll_back_swap(self) -> None:
+        """The champion that replaced another breaks the error-rate SLO on its first
+        requests: the alias goes back to the one it replaced, unless another process or a
+        person moved it meanwhile; the alias's history says why, and an alert is raised."""
+        swap, limit = self.swap, self.live.spec.slos.max_error_rate
+        self.swap = None
+        rate = swap.failed / swap.answered
+        reason = (
+            f"{self.name}@{swap.version} failed {swap.failed} of its first {swap.answered} "
+            f"requests as champion ({rate:.0%} > the SLO's max_error_rate {limit:g}); back to "
+            f"{self.name}@{swap.previous}"
+        )
+        moved = rollback(
+            self.name, "champion", reason=reason, expected=swap.version, workspace=self.workspace
+        )
+        if moved is None:
+            return
+        log.error("rolled back: %s", reason)
+        raise_alert(
+            self.name,
+            "champion_rolled_back",
+            reason,
+            {"version": swap.version, "previous": moved.to_version, "error_rate": rate},
+            workspace=self.workspace,
+        )
+        self.live.refresh()
 
     def _check(self) -> None:
         canary = self.live.spec.canary
@@ -573,6 +620,22 @@ class Server:
             work()
         except Exception:  # the server keeps serving whatever its background work meets
             log.exception("background work of the server failed")
+
+
+@dataclass
+class _Swap:
+    """A champion that replaced ``previous``, and how its first requests went."""
+
+    version: int
+    previous: int
+    answered: int = 0
+    failed: int = 0
+
+    def due(self, limit: float | None) -> bool:
+        """True once it has answered enough requests to be judged, and breaks ``limit``."""
+        if limit is None or self.answered < SWAP_MIN_REQUESTS:
+            return False
+        return self.failed / self.answered > limit
 
 
 @dataclass
