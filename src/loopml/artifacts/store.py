@@ -170,20 +170,28 @@ def _corrupted(digest: str, path: str, actual: str) -> ArtifactCorruptedError:
 
 
 def _open_filesystem(url: str, options: dict[str, Any]) -> tuple[Any, str]:
+    return open_filesystem(url, options, store="artifact", schemes=KNOWN_SCHEMES)
+
+
+def open_filesystem(
+    url: str, options: dict[str, Any], *, store: str, schemes: dict[str, str]
+) -> tuple[Any, str]:
+    """The fsspec filesystem and root path of a store's URL (a plain path is a folder, made
+    if missing); an unknown scheme is an error naming the known ones and the setting."""
     scheme = url.split("://", 1)[0] if "://" in url else "file"
-    if scheme not in KNOWN_SCHEMES:
-        known = "; ".join(KNOWN_SCHEMES.values())
+    if scheme not in schemes:
+        known = "; ".join(schemes.values())
         raise UnknownSchemeError(
-            f"Cannot open artifact store '{hide_password(url)}': unknown scheme '{scheme}://'. "
-            f"Known schemes: "
-            f"{known}. Set LOOPML_ARTIFACTS_URL or artifacts_url in loopml.toml."
+            f"Cannot open {store} store '{hide_password(url)}': unknown scheme '{scheme}://'. "
+            f"Known schemes: {known}. Set LOOPML_{store.upper()}S_URL or {store}s_url in "
+            "loopml.toml."
         )
     import fsspec
 
     try:
         fs, root = fsspec.core.url_to_fs(url, **options)
     except ImportError:
-        raise missing_dependency("s3fs", "s3", f"The artifact store {url}") from None
+        raise missing_dependency("s3fs", "s3", f"The {store} store {url}") from None
     if scheme == "file":
         Path(root).mkdir(parents=True, exist_ok=True)
     return fs, root

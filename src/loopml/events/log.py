@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loopml.events.segments import SegmentWriter
-from loopml.events.store import KINDS, check_kind, hour_of, quoted
+from loopml.events.store import KINDS, hour_of, quoted
 from loopml.workspace import Workspace, current_workspace
 
 __all__ = [
@@ -51,19 +51,8 @@ def read_events(
     workspace: Workspace | None = None,
 ) -> pd.DataFrame:
     """Every event of a kind, sealed or not, oldest first; filtered by endpoint and time."""
-    check_kind(kind)
     store = (workspace or current_workspace()).events
-    frame = store.snapshot(kind, endpoint=endpoint, since=since, until=until).frame()
-    if frame.empty:
-        return frame
-    keep = pd.Series(True, index=frame.index)
-    if endpoint is not None:
-        keep &= frame["endpoint"] == endpoint
-    if since is not None:
-        keep &= frame["time"] >= since
-    if until is not None:
-        keep &= frame["time"] < until
-    return frame[keep].reset_index(drop=True)
+    return store.snapshot(kind, endpoint=endpoint, since=since, until=until).frame()
 
 
 def find(kind: str, ids: list[str], *, workspace: Workspace | None = None) -> dict[str, str]:

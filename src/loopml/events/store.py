@@ -40,7 +40,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loopml.errors import StoreUnavailableError, UnknownSchemeError, UsageError, missing_dependency
+from loopml.artifacts.store import open_filesystem
+from loopml.errors import StoreUnavailableError, UsageError
 from loopml.events.segments import (
     CLOSED,
     COLUMNS,
@@ -239,8 +240,8 @@ class EventStore:
                 read.add(segment.id)
         files = self._files(kind, endpoint, since, until)
         files = [f for f in _uncovered(self, files) if _stem(f) not in read]
-        pending = _filtered(pending_frame(events), endpoint, since, until)
-        return Snapshot(self, kind, files, pending)
+        bounds = (endpoint, since, until)
+        return Snapshot(self, kind, files, _filtered(pending_frame(events), *bounds), bounds)
 
     def _files(
         self, kind: str, endpoint: str | None, since: float | None, until: float | None
@@ -492,6 +493,11 @@ class Snapshot:
     kind: str
     files: list[str]
     pending: pd.DataFrame = field(repr=False)
+    bounds: tuple[str | None, float | None, float | None] = (
+        None,
+        None,
+        None,
+    )  # endpoint, [since, until)
 
     def __len__(self) -> int:
         return len(self.files) + len(self.pending)
@@ -517,7 +523,7 @@ class Snapshot:
         return True
 
     def frame(self) -> pd.DataFrame:
-        """Every event of the snapshot, oldest first."""
+        """Every event of the snapshot within its endpoint and times, oldest first."""
         connection = self.store.connect()
         try:
             if not self.view(connection, "events"):
@@ -525,6 +531,7 @@ class Snapshot:
             frame = connection.execute("SELECT * EXCLUDE (hour) FROM events").df()
         finally:
             connection.close()
+        frame = _filtered(frame, *self.bounds)  # the files were chosen by hour
         return frame.sort_values("time", kind="stable").reset_index(drop=True)
 
 
@@ -729,19 +736,4 @@ class _Reporting:
 
 
 def _open_filesystem(url: str, options: dict[str, Any]) -> tuple[Any, str]:
-    scheme = url.split("://", 1)[0] if "://" in url else "file"
-    if scheme not in KNOWN_SCHEMES:
-        known = "; ".join(KNOWN_SCHEMES.values())
-        raise UnknownSchemeError(
-            f"Cannot open event store '{hide_password(url)}': unknown scheme '{scheme}://'. "
-            f"Known schemes: {known}. Set LOOPML_EVENTS_URL or events_url in loopml.toml."
-        )
-    import fsspec
-
-    try:
-        fs, root = fsspec.core.url_to_fs(url, **options)
-    except ImportError:
-        raise missing_dependency("s3fs", "s3", f"The event store {url}") from None
-    if scheme == "file":
-        Path(root).mkdir(parents=True, exist_ok=True)
-    return fs, root
+    return open_filesystem(url, options, store="event", schemes=KNOWN_SCHEMES)
