@@ -145,6 +145,13 @@ class Settings(BaseModel):
         description="A model server answers 408 to a request whose body has not fully "
         "arrived this many seconds after its headers.",
     )
+    lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a lease of the metadata store lasts without renewal: the "
+        "loop's scheduler of an endpoint holds one, and a standby takes over this long "
+        "after its holder stops.",
+    )
     cpu_hour_price: float = Field(
         0.05,
         ge=0,

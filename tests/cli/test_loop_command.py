@@ -163,3 +163,16 @@ def test_an_as_of_date_means_that_date_in_any_time_zone(cli, tiny, berlin) -> No
         cli("loop", "run", tiny, "--policy", "policy.yaml", "--as-of", "2013-07-01", "--json").out
     )
     assert step["decisions"][0]["evidence"]["params"]["data_end"] == "2013-07-01"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["nope", "--every", "1m"], ["No model is registered as 'nope'"]),
+        (["tiny", "--every", "soon"], ["soon"]),
+        (["tiny", "--every", "1m", "--policy", "missing.yaml"], ["missing.yaml"]),
+    ],
+    ids=["unknown-endpoint", "bad-period", "missing-policy"],
+)
+def test_serve_errors_are_one_line(cli, one_line_error, tiny, args, fragments) -> None:
+    one_line_error(cli("loop", "serve", *args), 2, *fragments)

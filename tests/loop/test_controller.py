@@ -222,7 +222,9 @@ def test_a_candidate_shadows_then_canaries_then_becomes_champion(endpoint, polic
     assert _actions(endpoint) == ["retrain", "gate_passed", "shadow", "canary", "promote"]
     assert [d.version for d in decisions(endpoint)] == [2] * 5
     moves = [(e.action, e.alias, e.to_version) for e in loopml.models.history(endpoint)]
-    assert ("promote", "challenger", 2) in moves and moves[-2] == ("promote", "champion", 2)
+    assert ("promote", "challenger", 2) in moves
+    # the canary ends first, then the alias moves: a failed move leaves the old champion
+    assert moves[-2:] == [("deploy", None, None), ("promote", "champion", 2)]
     with TestClient(create_app(endpoint)) as client:
         assert _predict(client, records[:1])["model"] == "tiny@2"
 
@@ -403,3 +405,31 @@ def test_the_schedule_counts_from_the_first_step_when_the_champion_is_newer_than
     assert due[0].action == "retrain"
     assert due[0].evidence["triggers"] == ["the champion is older than the schedule allows"]
     assert _actions(endpoint).count("schedule_started") == 1
+
+
+def test_a_canary_ended_while_its_promotion_is_decided_is_not_promoted(
+    endpoint, policy, monkeypatch
+) -> None:
+    """The canary's guardrails end it (on a server) between the step reading the deployment
+    and moving the alias: the promotion sees the deployment changed and moves nothing."""
+    import loopml.loop.controller as controller
+
+    rules = policy(rollout={"shadow_requests": 0})
+    _drift_alert(endpoint)
+    assert run_loop(endpoint, rules, as_of=JULY).state == "canary"
+    answered = controller._answered
+
+    def meanwhile(name, role, version, since, workspace):
+        seen = answered(name, role, version, since, workspace)
+        if role == "champion":  # the promotion is being decided: a guardrail ends the canary
+            end_canary(endpoint, "error rate 0.5 > 0.05 over 60 requests")
+        return {**seen, "requests": 99} if role == "canary" else seen
+
+    monkeypatch.setattr(controller, "_answered", meanwhile)
+    step = run_loop(endpoint, rules, as_of=JULY + DAY)
+    assert (step.state, [d.action for d in step.decisions]) == ("idle", ["promote_skipped"])
+    assert step.decisions[0].message.startswith("the deployment changed while the canary of")
+    assert _champion(endpoint) == 1
+    spec, _ = deployment(endpoint)
+    assert spec.canary is None
+    assert "promote" not in [e.action for e in loopml.models.history(endpoint)][-2:]

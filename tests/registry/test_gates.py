@@ -223,3 +223,30 @@ def test_regression_fairness_judges_the_gap_between_groups_errors() -> None:
 def test_an_unknown_metric_in_a_gate_is_refused_with_the_known_ones() -> None:
     with pytest.raises(PolicyError, match="Unknown metric 'maee'.*Did you mean mae"):
         load_policy({"target": "y", "checks": [{"check": "improvement", "metric": "maee"}]})
+
+
+def test_a_rollback_while_the_gate_runs_is_never_overwritten(sqlite_workspace, monkeypatch) -> None:
+    """The champion is rolled back (by a person, or a server judging its error rate) while
+    a promotion's gate is evaluating: the promotion passes its checks but does not move the
+    alias, and says why."""
+    import loopml.registry.promotion as promotion
+
+    rng = np.random.default_rng(0)
+    train, valid = data(rng), data(rng)
+    old, bad, strong = (register(train, LogisticRegression(C=c)) for c in (1.0, 0.5, 2.0))
+    loopml.models.set_alias("churn", "champion", old)
+    loopml.models.set_alias("churn", "champion", bad)
+    judge = promotion.judge
+
+    def judged_while_rolled_back(*args, **kwargs):
+        loopml.models.rollback("churn", reason="bad answers 500")
+        return judge(*args, **kwargs)
+
+    monkeypatch.setattr(promotion, "judge", judged_while_rolled_back)
+    lenient = {"target": "y", "resamples": 50, "checks": [{"check": "contract"}]}
+    outcome = loopml.models.promote("churn", strong, policy=lenient, data=valid)
+    assert outcome.passed and not outcome.moved
+    assert outcome.moved_meanwhile.startswith(f"churn@champion moved from version {bad} to {old}")
+    assert outcome.to_dict()["moved_meanwhile"] == outcome.moved_meanwhile
+    assert loopml.models.get_version("churn@champion").version == old
+    assert loopml.models.history("churn")[-1].action == "rollback"

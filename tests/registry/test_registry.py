@@ -153,3 +153,14 @@ def test_concurrent_alias_moves_leave_a_log_without_gaps(tmp_path: Path) -> None
     for before, after in itertools.pairwise(log):
         assert after.from_version == before.to_version  # each move saw the one before it
     assert log[-1].to_version == final
+
+
+def test_an_alias_moves_from_an_expected_version_only(workspace) -> None:
+    for c in (1.0, 0.5):
+        loopml.models.register("churn", fitted(c))
+    assert loopml.models.set_alias("churn", "champion", 1, expected=2) is None  # it is unset
+    assert loopml.models.set_alias("churn", "champion", 1, expected=0).to_version == 1
+    assert loopml.models.set_alias("churn", "champion", 2, expected=0) is None
+    assert loopml.models.set_alias("churn", "champion", 2, expected=1).from_version == 1
+    assert loopml.models.get_version("churn@champion").version == 2
+    assert [e.action for e in loopml.models.history("churn")] == ["register"] * 2 + ["alias"] * 2

@@ -300,3 +300,50 @@ def test_a_store_at_an_older_revision_is_upgraded_in_place(metadata_url: str) ->
         assert [r.id for r in runs_repo.load_runs(connection, ["0" * 16])] == ["0" * 16]
         assert sa.inspect(connection).has_table("snapshots")
     store.dispose()
+
+
+def test_a_lease_has_one_holder_until_it_expires_or_is_released(store: MetadataStore) -> None:
+    from loopml.store import leases
+
+    def take(holder: str, now: float):
+        with store.write() as connection:
+            return leases.acquire(connection, "loop:x", holder, 10.0, now)
+
+    first = take("a", 100.0)
+    assert first is not None and (first.holder, first.term, first.expires_at) == ("a", 1, 110.0)
+    assert take("b", 105.0) is None  # held
+    renewed = take("a", 108.0)
+    assert renewed is not None and (renewed.term, renewed.expires_at) == (1, 118.0)
+    assert take("b", 117.9) is None
+    taken = take("b", 118.5)  # expired: it changes hands, in a new term
+    assert taken is not None and (taken.holder, taken.term) == ("b", 2)
+    assert take("a", 119.0) is None  # the old holder does not get it back by renewing
+    with store.write() as connection:
+        leases.release(connection, "loop:x", "a")  # not its holder: nothing happens
+    assert take("a", 120.0) is None
+    with store.write() as connection:
+        leases.release(connection, "loop:x", "b")
+    back = take("a", 120.0)
+    assert back is not None and back.term == 3
+    with store.read() as connection:
+        assert leases.holder(connection, "loop:x").holder == "a"
+        assert leases.holder(connection, "loop:y") is None
+
+
+def test_concurrent_takers_of_a_new_lease_get_one_holder(store: MetadataStore) -> None:
+    from loopml.store import leases
+
+    barrier, won = threading.Barrier(4), []
+
+    def take(holder: str) -> None:
+        barrier.wait()
+        with store.write() as connection:
+            if leases.acquire(connection, "loop:new", holder, 60.0, time.time()):
+                won.append(holder)
+
+    threads = [threading.Thread(target=take, args=(f"h{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1

@@ -40,6 +40,72 @@ def run(
     out.print(f"{name}: {step.message} ({step.state}).")
 
 
+@loop_app.command("serve")
+def serve(
+    name: Annotated[str, typer.Argument(help="The endpoint (registered model).")],
+    every: Annotated[
+        str, typer.Option("--every", help="Monitor the traffic every so often (15m, 1h).")
+    ],
+    rules: Annotated[
+        Path | None,
+        typer.Option("--rules", help="Alert rules (YAML) judged on each monitored window."),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy", help="A retraining policy (YAML): one loop step after each window."
+        ),
+    ] = None,
+    parent: Annotated[
+        int | None, typer.Option("--parent", hidden=True, help="Stop when this process ends.")
+    ] = None,
+) -> None:
+    """Run the loop's schedule for NAME until stopped: monitor its traffic every period, judge
+    the alert rules, take a step of the policy. Start as many as you like, on any host: one
+    holds the endpoint's lease and works, the others stand by and take over when it stops."""
+    import signal
+    import threading
+
+    from loopml.durations import seconds
+    from loopml.loop.schedule import Scheduler
+
+    scheduler = Scheduler(name, seconds(every), rules=rules, policy=policy)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if parent is not None:
+        _stop_with(parent, stop)
+    out = render.console()
+    out.print(f"Scheduling {name} every {every} (Ctrl-C stops).")
+    last = {"state": None}
+
+    def report(tick) -> None:
+        if tick.state == "standby" and last["state"] != "standby":
+            out.print("Another scheduler holds the lease; standing by.")
+        last["state"] = tick.state
+        if tick.result is not None:
+            window = tick.result.window
+            out.print(f"{render.when(window.end)}: {window.rows} rows, {tick.result.status}.")
+        for decision in tick.decisions:
+            out.print(f"{decision.action}: {decision.message}")
+
+    scheduler.run(stop, report)
+    out.print("Stopped; the lease is released.")
+
+
+def _stop_with(parent: int, stop) -> None:
+    """Set ``stop`` once process ``parent`` has ended (this one is then re-parented)."""
+    import os
+    import threading
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=watch, name="loopml-parent", daemon=True).start()
+
+
 @loop_app.command("history")
 def history(
     name: Annotated[str, typer.Argument(help="The endpoint (registered model).")],

@@ -237,6 +237,8 @@ def _print_promotion(outcome) -> None:
         out.print(f"Forced: {outcome.ref} is now {outcome.alias} despite failed checks{compared}.")
     elif outcome.moved:
         out.print(f"Gate passed{compared}: {outcome.ref} is now {outcome.alias}.")
+    elif outcome.moved_meanwhile:
+        out.print(f"Not promoted: {outcome.moved_meanwhile}.")
     else:
         failed = sum(not c.passed for c in outcome.checks)
         out.print(

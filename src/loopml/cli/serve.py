@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +33,9 @@ def serve(
     monitor_every: Annotated[
         str | None,
         typer.Option(
-            "--monitor-every", help="Monitor the traffic every so often (15m, 1h) while serving."
+            "--monitor-every",
+            help="Also run the loop's schedule (loopml loop serve) beside the server: "
+            "monitor the traffic every so often (15m, 1h).",
         ),
     ] = None,
     rules: Annotated[
@@ -47,7 +51,8 @@ def serve(
 ) -> None:
     """Serve NAME as its deployment says: POST /predict, MLflow's /invocations, Open Inference
     Protocol V2, POST /feedback, /metrics, and the OpenAPI docs at /docs. Changes made with
-    'loopml deploy', 'models promote' or 'models rollback' reach it within seconds."""
+    'loopml deploy', 'models promote' or 'models rollback' reach it within seconds. With
+    --monitor-every, the loop's schedule runs in a process of its own beside the server."""
     # Before any model library loads: its native code (OpenMP, BLAS) runs on one thread per
     # server process, on every thread that predicts. Requests are small; --workers scales.
     from loopml.pipeline.executors import THREAD_VARIABLES
@@ -60,10 +65,20 @@ def serve(
     from loopml.durations import seconds
     from loopml.loop.policy import read_policy
     from loopml.monitoring.rules import read_rules
-    from loopml.serving.app import MONITOR_ENV, POLICY_ENV, RULES_ENV, SERVE_ENV
+    from loopml.serving.app import SERVE_ENV
 
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}.")
+    if (rules is not None or policy is not None) and monitor_every is None:
+        raise UsageError(
+            "--rules and --policy act after each monitored window: give --monitor-every too."
+        )
+    if monitor_every is not None:
+        seconds(monitor_every)  # a bad period, rules or policy fails here, before serving
+    if rules is not None:
+        read_rules(rules)
+    if policy is not None:
+        read_policy(policy)
     if deployment is not None or shadow or canary or fraction is not None:
         from loopml.serving.deployments import deploy, read_deployment, with_changes
 
@@ -73,23 +88,30 @@ def serve(
     champion = alias or loopml.serving.deployment(name)[0].champion
     loopml.models.get_version(f"{name}@{champion}")  # an unknown model or alias fails here
     os.environ[SERVE_ENV] = f"{name}@{alias}" if alias else name
-    if (rules is not None or policy is not None) and monitor_every is None:
-        raise UsageError(
-            "--rules and --policy act after each monitored window: give --monitor-every too."
-        )
+    schedule = None
     if monitor_every is not None:
-        os.environ[MONITOR_ENV] = str(seconds(monitor_every))
+        schedule = subprocess.Popen(_schedule_command(name, monitor_every, rules, policy))
+    try:
+        uvicorn.run(
+            "loopml.serving.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
+    finally:
+        if schedule is not None:
+            schedule.terminate()  # it gives its lease up as it stops
+            schedule.wait(timeout=30)
+
+
+def _schedule_command(name: str, every: str, rules: Path | None, policy: Path | None) -> list[str]:
+    """`loopml loop serve NAME --every EVERY [--rules R] [--policy P]`, run by this Python."""
+    command = [sys.executable, "-m", "loopml.cli.main", "loop", "serve", name, "--every", every]
+    command += ["--parent", str(os.getpid())]  # a server killed outright stops it too
     if rules is not None:
-        read_rules(rules)  # bad rules fail here, not in every worker
-        os.environ[RULES_ENV] = str(rules.resolve())
+        command += ["--rules", str(rules.resolve())]
     if policy is not None:
-        read_policy(policy)  # a bad policy fails here, not in every worker
-        os.environ[POLICY_ENV] = str(policy.resolve())
-    uvicorn.run(
-        "loopml.serving.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-    )
+        command += ["--policy", str(policy.resolve())]
+    return command

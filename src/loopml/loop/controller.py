@@ -68,8 +68,8 @@ def run_loop(
     workspace = workspace or current_workspace()
     rules = read_policy(policy)
     clock = float(as_of if as_of is not None else time.time())
-    spec, _ = deployment(name, workspace=workspace)
-    step = _Step(name, rules, clock, workspace)
+    spec, revision = deployment(name, workspace=workspace)
+    step = _Step(name, rules, clock, workspace, revision)
     if spec.shadow:
         return step.shadowing(_version(name, spec.shadow, workspace), spec)
     if spec.canary is not None:
@@ -85,9 +85,15 @@ def _version(name: str, which: str, workspace: Workspace) -> int:
 
 class _Step:
     def __init__(
-        self, name: str, policy: RetrainingPolicy, as_of: float, workspace: Workspace
+        self,
+        name: str,
+        policy: RetrainingPolicy,
+        as_of: float,
+        workspace: Workspace,
+        revision: int | None = None,
     ) -> None:
         self.name, self.policy, self.as_of, self.workspace = name, policy, as_of, workspace
+        self.revision = revision  # of the deployment the step decides on
         self.made: list[DecisionRecord] = []
         self.past = decisions(name, workspace=workspace)
         self.served: str | None = None  # the snapshot of served data this step trained on
@@ -196,7 +202,10 @@ class _Step:
         raise_alert(self.name, HARM_ALERT, message, evidence, workspace=self.workspace)
         if not harm.rollback:
             return self.result("idle", f"promotion of version {version} was harmful")
-        self._restore(spec, previous, f"the loop: promotion of {version} was harmful")
+        if not self._restore(
+            spec, version, previous, f"the loop: promotion of {version} was harmful"
+        ):
+            return self.result("idle", f"version {version} was harmful; it no longer serves")
         self.decide(
             "rollback",
             f"version {previous} is champion again: the promotion of {version} was harmful",
@@ -239,27 +248,24 @@ class _Step:
             seed=gate.seed,
         )
 
-    def _restore(self, spec: Any, version: int, reason: str) -> None:
-        """Make a version champion again, as the deployment names its champion."""
+    def _restore(self, spec: Any, harmful: int, version: int, reason: str) -> bool:
+        """Make a version champion again in place of ``harmful``, as the deployment names
+        its champion; False when something else replaced ``harmful`` meanwhile (nothing
+        is changed then)."""
         from loopml.registry.api import set_alias
-        from loopml.serving.deployments import deploy
 
         if str(spec.champion).isdigit():
-            deploy(
-                self.name,
-                spec.model_copy(update={"champion": str(version)}),
-                reason=reason,
-                workspace=self.workspace,
-            )
-        else:
-            set_alias(
-                self.name,
-                spec.champion,
-                version,
-                reason=reason,
-                action="rollback",
-                workspace=self.workspace,
-            )
+            return self._deploy(spec.model_copy(update={"champion": str(version)}), reason)
+        moved = set_alias(
+            self.name,
+            spec.champion,
+            version,
+            reason=reason,
+            action="rollback",
+            expected=harmful,
+            workspace=self.workspace,
+        )
+        return moved is not None
 
     def _from_pool(self, spec: Any) -> LoopStep | None:
         """The champion against the pool (the versions that were champion before, the most
@@ -799,18 +805,33 @@ class _Step:
         return outcome.passed
 
     def _start_shadow(self, version: int, spec: Any) -> LoopStep:
-        from loopml.serving.deployments import deploy
 
         if self.policy.rollout.shadow_requests == 0:
             return self._start_canary(version, spec, {})
-        deploy(
-            self.name,
-            spec.model_copy(update={"shadow": str(version)}),
-            reason="loop: shadow",
-            workspace=self.workspace,
-        )
+        if not self._deploy(spec.model_copy(update={"shadow": str(version)}), "loop: shadow"):
+            return self._changed_meanwhile(version)
         self.decide("shadow", f"candidate {version} shadows the champion", version)
         return self.result("shadow", f"candidate {version} is shadowing")
+
+    def _deploy(self, spec: Any, reason: str) -> bool:
+        """Deploy ``spec`` if the deployment is still the one this step decided on (False,
+        and nothing changed, when someone changed it meanwhile)."""
+        from loopml.serving.deployments import deploy
+
+        revision = deploy(
+            self.name, spec, reason=reason, expected=self.revision, workspace=self.workspace
+        )
+        if revision is None:
+            return False
+        self.revision = revision
+        return True
+
+    def _changed_meanwhile(self, version: int) -> LoopStep:
+        """Someone changed the deployment while this step decided on it: nothing is moved;
+        the next step decides again on what serves then."""
+        return self.result(
+            "idle", f"the deployment changed while the step ran; candidate {version} waits"
+        )
 
     # -- a shadow ---------------------------------------------------------------------------
 
@@ -829,18 +850,14 @@ class _Step:
         return found[-1].at if found else 0.0
 
     def _start_canary(self, version: int, spec: Any, shadowed: dict[str, Any]) -> LoopStep:
-        from loopml.serving.deployments import Canary, deploy
+        from loopml.serving.deployments import Canary
 
         rollout = self.policy.rollout
         canary = Canary(
             version=str(version), fraction=rollout.canary_fraction, guardrails=rollout.guardrails
         )
-        deploy(
-            self.name,
-            spec.model_copy(update={"canary": canary}),
-            reason="loop: canary",
-            workspace=self.workspace,
-        )
+        if not self._deploy(spec.model_copy(update={"canary": canary}), "loop: canary"):
+            return self._changed_meanwhile(version)
         self.decide(
             "canary",
             f"candidate {version} answers {rollout.canary_fraction:.0%} of the traffic as a canary",
@@ -863,29 +880,38 @@ class _Step:
 
     def _promote(self, version: int, spec: Any, seen: dict[str, Any]) -> LoopStep:
         from loopml.registry.api import get_version, set_alias
-        from loopml.serving.deployments import deploy
 
         before = get_version(f"{self.name}@{spec.champion}", workspace=self.workspace).version
         champion = _answered(
             self.name, "champion", before, spec.canary.started_at or 0.0, self.workspace
         )
         pinned = str(spec.champion).isdigit()  # a version number, not an alias to move
-        if not pinned:
-            set_alias(
+        update = {"canary": None, **({"champion": str(version)} if pinned else {})}
+        # Each move only from what this step decided on: a canary its guardrails ended, or a
+        # champion rolled back meanwhile, is never overwritten by the promotion.
+        ended = self._deploy(spec.model_copy(update=update), "loop: promoted")
+        moved = ended and (
+            pinned
+            or set_alias(
                 self.name,
                 spec.champion,
                 version,
                 reason=f"the loop: canary held its guardrails over {seen['requests']} requests",
                 action="promote",
+                expected=before,
                 workspace=self.workspace,
             )
-        update = {"canary": None, **({"champion": str(version)} if pinned else {})}
-        deploy(
-            self.name,
-            spec.model_copy(update=update),
-            reason="loop: promoted",
-            workspace=self.workspace,
         )
+        if not moved:
+            what = f"{self.name}@{spec.champion}" if ended else "the deployment"
+            self.decide(
+                "promote_skipped",
+                f"{what} changed while the canary of version {version} was judged; not "
+                "promoted, judged again from what serves now",
+                version,
+                previous=before,
+            )
+            return self.result("idle", f"version {version} was not promoted")
         self.decide(
             "promote",
             f"version {version} is champion (was {before}) after {seen['requests']} canary "

@@ -285,9 +285,13 @@ def set_alias(
     *,
     reason: str | None = None,
     action: str = "alias",
+    expected: int | None = None,
     workspace: Workspace | None = None,
-) -> RegistryEvent:
-    """Point an alias (champion, challenger, ...) at a version; recorded in the audit log."""
+) -> RegistryEvent | None:
+    """Point an alias (champion, challenger, ...) at a version; recorded in the audit log.
+    With ``expected``, only if the alias still points at that version (0: only if it points
+    at none), else None and nothing changed: a decision taken on what the alias was never
+    overwrites a move (a rollback) made meanwhile."""
     workspace = workspace or current_workspace()
     _check_alias(alias)
     now = time.time()
@@ -297,6 +301,8 @@ def set_alias(
         if version not in {v.version for v in repo.versions(connection, model, name)}:
             raise ModelNotFoundError(f"Model {name!r} has no version {version}.")
         current = repo.aliases(connection, model).get(alias)
+        if expected is not None and (current or 0) != expected:
+            return None
         repo.set_alias(connection, model, alias, version, now)
         event = _event(action, alias, current, version, reason, now)
         sequence = repo.add_event(connection, model, event)

@@ -42,6 +42,7 @@ class Promotion:
     evaluation: Evaluation
     compared: str | None = None
     event: RegistryEvent | None = field(default=None)
+    moved_meanwhile: str | None = None  # why a passing version was not promoted after all
 
     @property
     def moved(self) -> bool:
@@ -57,6 +58,7 @@ class Promotion:
             "compared": self.compared,
             "checks": [check.to_dict() for check in self.checks],
             "event": self.event.to_dict() if self.event else None,
+            "moved_meanwhile": self.moved_meanwhile,
             "evaluation": self.evaluation.to_dict(),
         }
 
@@ -87,6 +89,7 @@ def promote(
     frame = frame_of(source, workspace)
     candidate_record = get_version(f"{name}@{version}", workspace=workspace)
     candidate = load(candidate_record.ref, workspace=workspace)
+    judged_against = _current(name, to, workspace) or 0  # the alias as the gate found it
     compared_record = _compared(name, rules.against, version, workspace)
     compared = load(compared_record.ref, workspace=workspace) if compared_record else None
     task = rules.task or candidate_record.info.get("task")
@@ -119,9 +122,23 @@ def promote(
             version,
             reason=_reason(checks, passed, reason),
             action="promote" if passed else "force",
+            expected=judged_against,
             workspace=workspace,
         )
+        if outcome.event is None:
+            now = _current(name, to, workspace)
+            outcome.moved_meanwhile = (
+                f"{name}@{to} moved from version {judged_against or 'none'} to "
+                f"{now or 'none'} while the gate ran; nothing promoted, judge again"
+            )
     return outcome
+
+
+def _current(name: str, alias: str, workspace: Workspace) -> int | None:
+    try:
+        return get_version(f"{name}@{alias}", workspace=workspace).version
+    except ModelNotFoundError:
+        return None
 
 
 def _compared(name: str, alias: str, version: int, workspace: Workspace) -> VersionRecord | None:

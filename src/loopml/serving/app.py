@@ -8,7 +8,9 @@ request, in the ``X-Request-Id`` header.
 What answers follows the endpoint's deployment (live.py): the champion, a canary for its share
 of traffic, and a shadow that gets a copy of every request on a thread of its own, after the
 answer is on its way. A background task follows the registry and the deployment, judges the
-canary's guardrails, and seals closed log segments into Parquet.
+canary's guardrails, shows the last monitored window on /metrics, and seals closed log
+segments into Parquet. Monitoring and retraining are not done here: the loop's scheduler
+(loop/schedule.py) does them, once for all servers.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from loopml.serving.live import Live
 from loopml.serving.model import ServedModel
 from loopml.serving.payloads import PayloadError
 from loopml.settings import Settings
+from loopml.store.monitoring import WindowRecord, latest_window
 from loopml.workspace import Workspace, current_workspace
 
 SCORE_BUCKETS = tuple(i / 10 for i in range(11))
@@ -61,6 +64,7 @@ SWAP_MIN_REQUESTS = 20  # a new champion's first requests judged against the err
 SWAP_JUDGED = 1000  # ... up to this many; after them monitoring judges it
 READY_FAILURES = 5  # ... of which at least this many, all failed, make it not ready
 SEAL_SECONDS = 60.0
+WINDOW_SECONDS = 1.0  # how often /metrics looks for a newer monitored window
 HOUR = 3600.0
 TICK_SECONDS = 0.25
 
@@ -94,22 +98,31 @@ class _Metrics:
             ("endpoint", "metric", "key", "bound"),
             registry=self.registry,
         )
-        self.windows = Counter(
-            "loopml_monitor_windows",
-            "Windows monitored by this server, by status",
+        self.window_end = Gauge(
+            "loopml_monitor_window_end_seconds",
+            "When the last monitored window of the endpoint ended (seconds since the "
+            "epoch), by its status: a schedule that stopped shows as a value that ages",
             ("endpoint", "status"),
             registry=self.registry,
         )
+        self.shown: str | None = None  # the id of the window shown
 
-    def record_window(self, endpoint: str, result: Any) -> None:
-        """Expose a monitored window's values (and count it)."""
-        self.windows.labels(endpoint, result.status).inc()
+    def show_window(self, window: WindowRecord | None) -> None:
+        """Expose the values of the endpoint's last monitored window (the loop's schedule
+        records them; every server process shows the same)."""
+        if window is None or window.id == self.shown:
+            return
+        self.shown = window.id
+        self.window_end.clear()
+        self.window_end.labels(window.endpoint, window.status).set(window.end)
         self.monitored.clear()  # a value the newest window did not measure is not shown
-        for found in result.window.points:
+        for found in window.points:
             for bound in ("value", "low", "high"):
                 measured = getattr(found, bound)
                 if measured is not None:
-                    self.monitored.labels(endpoint, found.metric, found.key, bound).set(measured)
+                    self.monitored.labels(window.endpoint, found.metric, found.key, bound).set(
+                        measured
+                    )
 
 
 class ScoreHistogram:
@@ -153,9 +166,8 @@ class Server:
 
     alias: serve this alias (or version) as the champion, whatever the deployment says.
     follow: run the background task that follows the registry and judges the canary.
-    monitor_every: also monitor the endpoint's traffic every so many seconds, judging the
-    alert ``rules`` (a file, text or RuleSet) on the results, and then taking a step of the
-    retraining ``policy`` (a file or RetrainingPolicy), when one is given.
+    It serves, reloads and checks guardrails; monitoring and retraining run in the loop's
+    scheduler (``loopml loop serve``, loop/schedule.py).
     """
 
     def __init__(
@@ -165,16 +177,10 @@ class Server:
         *,
         workspace: Workspace | None = None,
         follow: bool = True,
-        monitor_every: float | None = None,
-        rules: Any = None,
-        policy: Any = None,
     ):
         self.workspace = workspace or current_workspace()
         self.settings = self.workspace.settings
         self.name = name
-        self.monitor_every = monitor_every
-        self.rules = _rules(rules)
-        self.policy = _policy(policy)
         self.live = Live(name, self.workspace, champion=alias)
         self.log = writer(self.workspace, "predictions")
         self.metrics = _Metrics()
@@ -513,10 +519,10 @@ class Server:
         )
 
     async def _follow(self) -> None:
-        """Follow the registry and the deployment, judge the canary, seal closed segments
-        (and hourly compact the log)."""
-        due = {"reload": 0.0, "check": 0.0, "seal": 0.0, "compact": time.monotonic() + HOUR}
-        due["monitor"] = time.monotonic() + (self.monitor_every or 0.0)
+        """Follow the registry and the deployment, judge the canary, show the last monitored
+        window, seal closed segments (and hourly compact the log)."""
+        due = {"reload": 0.0, "check": 0.0, "window": 0.0, "seal": 0.0}
+        due["compact"] = time.monotonic() + HOUR
         while True:
             await asyncio.sleep(TICK_SECONDS)
             now, spec = time.monotonic(), self.live.spec
@@ -531,15 +537,15 @@ class Server:
             if spec.canary is not None and now >= due["check"]:
                 await asyncio.to_thread(self._safely, self._check)
                 due["check"] = now + spec.check_seconds
+            if now >= due["window"]:
+                await asyncio.to_thread(self._safely, self._show_window)
+                due["window"] = now + WINDOW_SECONDS
             if now >= due["seal"]:
                 await asyncio.to_thread(self._safely, self._seal)
                 due["seal"] = now + SEAL_SECONDS
             if now >= due["compact"]:
                 await asyncio.to_thread(self._safely, self._compact)
                 due["compact"] = now + HOUR
-            if self.monitor_every and now >= due["monitor"]:
-                await asyncio.to_thread(self._safely, self._monitor)
-                due["monitor"] = time.monotonic() + self.monitor_every
 
     def _judged(self, served: ServedModel, ok: bool) -> None:
         swap = self.swap
@@ -583,29 +589,9 @@ class Server:
         found = labelled(self.name, since=canary.started_at, workspace=self.workspace)
         self.live.check(found)
 
-    def _monitor(self) -> None:
-        """Monitor the window since the last one; skipped when another server process of
-        the endpoint monitored less than half a period ago."""
-        from loopml.monitoring.timeseries import windows
-        from loopml.monitoring.window import monitor
-
-        done = windows(self.name, workspace=self.workspace)
-        now = time.time()
-        if done and now - done[-1].end < self.monitor_every / 2:
-            return
-        since = done[-1].end if done else now - self.monitor_every
-        found = monitor(
-            self.name, since=since, until=now, rules=self.rules, workspace=self.workspace
-        )
-        self.metrics.record_window(self.name, found)
-        if found.status == "failed":
-            log.error("Monitoring %s failed: %s", self.name, found.window.message)
-        if self.policy is not None:
-            from loopml.loop.controller import run_loop
-
-            step = run_loop(self.name, self.policy, workspace=self.workspace)
-            for decision in step.decisions:
-                log.warning("loop: %s: %s", decision.action, decision.message)
+    def _show_window(self) -> None:
+        with self.workspace.metadata.read() as connection:
+            self.metrics.show_window(latest_window(connection, self.name))
 
     def _compact(self) -> None:
         compact(workspace=self.workspace)
@@ -790,50 +776,15 @@ async def _body(request: Request, settings: Settings) -> Any:
     return found
 
 
-def _rules(rules: Any) -> Any:
-    if rules is None:
-        return None
-    from loopml.monitoring.rules import read_rules
-
-    return read_rules(rules)
-
-
-def _policy(policy: Any) -> Any:
-    if policy is None:
-        return None
-    from loopml.loop.policy import read_policy
-
-    return read_policy(policy)
-
-
 def create_app(
-    name: str,
-    alias: str | None = None,
-    *,
-    workspace: Workspace | None = None,
-    monitor_every: float | None = None,
-    rules: Any = None,
-    policy: Any = None,
+    name: str, alias: str | None = None, *, workspace: Workspace | None = None
 ) -> FastAPI:
     """The FastAPI app serving endpoint NAME as its deployment says; ``alias`` pins the
-    champion to an alias or version instead. monitor_every: seconds between monitored
-    windows (none by default), with alert ``rules`` judged on each and a step of the
-    retraining ``policy`` taken after each."""
-    server = Server(
-        name,
-        alias,
-        workspace=workspace,
-        monitor_every=monitor_every,
-        rules=rules,
-        policy=policy,
-    )
-    return server.app
+    champion to an alias or version instead."""
+    return Server(name, alias, workspace=workspace).app
 
 
 SERVE_ENV = "LOOPML_SERVE_MODEL"
-MONITOR_ENV = "LOOPML_SERVE_MONITOR_EVERY"
-RULES_ENV = "LOOPML_SERVE_RULES"
-POLICY_ENV = "LOOPML_SERVE_POLICY"
 
 
 def app_from_environment() -> FastAPI:
@@ -842,12 +793,4 @@ def app_from_environment() -> FastAPI:
     import os
 
     name, _, alias = os.environ[SERVE_ENV].partition("@")
-    every = os.environ.get(MONITOR_ENV)
-    rules, policy = os.environ.get(RULES_ENV), os.environ.get(POLICY_ENV)
-    return create_app(
-        name,
-        alias or None,
-        monitor_every=float(every) if every else None,
-        rules=rules or None,
-        policy=policy or None,
-    )
+    return create_app(name, alias or None)

@@ -185,10 +185,12 @@ def deploy(
     spec: Deployment | str | Path | dict[str, Any],
     *,
     reason: str | None = None,
+    expected: int | None = None,
     workspace: Workspace | None = None,
-) -> int:
+) -> int | None:
     """Set what serves NAME; running servers follow within ``reload_seconds``. Every version
-    the deployment names must exist. Returns the new revision."""
+    the deployment names must exist. Returns the new revision; with ``expected``, only if the
+    deployment is still at that revision (None, and nothing changed, otherwise)."""
     workspace = workspace or current_workspace()
     spec = spec if isinstance(spec, Deployment) else read_deployment(spec)
     for role, ref in spec.refs(name).items():
@@ -200,8 +202,7 @@ def deploy(
         spec = spec.model_copy(
             update={"canary": spec.canary.model_copy(update={"started_at": time.time()})}
         )
-    revision = _save(name, spec, "deploy", reason or _describe(spec), workspace)
-    return revision  # type: ignore[return-value]
+    return _save(name, spec, "deploy", reason or _describe(spec), workspace, expected)
 
 
 def end_canary(

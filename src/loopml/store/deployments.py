@@ -77,7 +77,7 @@ def save_deployment(
     current = connection.execute(
         sa.select(c.revision).where(c.endpoint == endpoint).with_for_update()
     ).scalar()
-    if expected is not None and current != expected:
+    if expected is not None and (current or 0) != expected:  # 0: never deployed
         return None
     values = {"spec": json.dumps(dict(spec), sort_keys=True), "updated_by": actor}
     if current is None:

@@ -102,22 +102,33 @@ def windows(
     query = sa.select(monitor_windows).where(c.endpoint == endpoint).order_by(c.end, c.at)
     if since is not None:
         query = query.where(c.end > since)
-    return [
-        WindowRecord(
-            row.id,
-            row.endpoint,
-            row.start,
-            row.end,
-            row.at,
-            row.label,
-            json.loads(row.versions),
-            row.rows,
-            row.status,
-            row.message,
-            row.report_digest,
-        )
-        for row in connection.execute(query)
-    ]
+    return [_window(row) for row in connection.execute(query)]
+
+
+def latest_window(connection: Connection, endpoint: str) -> WindowRecord | None:
+    """The endpoint's last monitored window, with its points."""
+    c = monitor_windows.c
+    row = connection.execute(
+        sa.select(monitor_windows)
+        .where(c.endpoint == endpoint)
+        .order_by(c.end.desc(), c.at.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    p = monitor_points.c
+    found = connection.execute(
+        sa.select(p.metric, p.key, p.value, p.low, p.high)
+        .where(p.window_id == row.id)
+        .order_by(p.metric, p.key)
+    )
+    return _window(row, [Point(*point) for point in found])
+
+
+def _window(row: Any, points: list[Point] | None = None) -> WindowRecord:
+    values = {name: getattr(row, name) for name in WindowRecord.__slots__ if name != "points"}
+    values["versions"] = json.loads(values["versions"])
+    return WindowRecord(**values, points=points or [])
 
 
 def points(

@@ -278,3 +278,13 @@ loop_decisions = sa.Table(
     sa.Column("evidence", sa.Text, nullable=False),
     sa.Index(None, "endpoint", "at"),
 )
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", KEY, primary_key=True),
+    sa.Column("holder", KEY, nullable=False),
+    sa.Column("term", sa.BigInteger, nullable=False),
+    sa.Column("acquired_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+)
