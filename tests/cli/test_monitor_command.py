@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
 import loopml
-from loopml.monitoring.reference import get_reference
 from loopml.monitoring.timeseries import windows
+from loopml.registry.reference import get_reference
 from loopml.serving import create_app
 
 CHECKS = [

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 import loopml
 from loopml.events import read_events
 from loopml.loop import decisions, run_loop
-from loopml.monitoring.reference import get_reference
 from loopml.monitoring.window import monitor
+from loopml.registry.reference import get_reference
 from loopml.serving import create_app, deploy, deployment
 from loopml.serving.deployments import alerts, end_canary, raise_alert
 from loopml.store import deployments as alerts_repo

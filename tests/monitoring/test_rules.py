@@ -17,8 +17,8 @@ from loopml.data.profile import Profile
 from loopml.errors import AlertRuleError
 from loopml.ids import new_id
 from loopml.monitoring.notifiers import Alert
-from loopml.monitoring.reference import Reference, set_reference
 from loopml.monitoring.rules import judge, prometheus_rules, read_rules
+from loopml.registry.reference import Reference, set_reference
 from loopml.serving.deployments import alerts
 from loopml.store import monitoring as repo
 from loopml.store.monitoring import Point, WindowRecord

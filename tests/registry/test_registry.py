@@ -164,3 +164,39 @@ def test_an_alias_moves_from_an_expected_version_only(workspace) -> None:
     assert loopml.models.set_alias("churn", "champion", 2, expected=1).from_version == 1
     assert loopml.models.get_version("churn@champion").version == 2
     assert [e.action for e in loopml.models.history("churn")] == ["register"] * 2 + ["alias"] * 2
+
+
+def test_a_version_is_stored_with_its_reference_or_not_at_all(workspace, monkeypatch) -> None:
+    """The reference's record is written in the version's transaction: a failure there
+    leaves neither behind (the version used to stay, without the baseline monitoring needs)."""
+    from loopml.registry.reference import get_reference
+    from loopml.store import monitoring as references
+
+    x = pd.DataFrame({"a": np.linspace(-1, 1, 50), "b": np.linspace(1, -1, 50)})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the store went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(references, "set_reference", broken)
+        with pytest.raises(RuntimeError, match="the store went away"):
+            loopml.models.register("churn", fitted(), reference=x, card=False)
+    with pytest.raises(ModelNotFoundError):
+        loopml.models.get_version("churn")
+    record = loopml.models.register("churn", fitted(), reference=x, card=False)
+    assert record.version == 1 and get_reference(record.ref).rows == 50
+
+
+def test_a_card_that_cannot_be_written_is_a_warning_and_the_version_stands(
+    workspace, monkeypatch
+) -> None:
+    import loopml.registry.cards as cards
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no room for the card")
+
+    monkeypatch.setattr(cards, "gather", broken)
+    with pytest.warns(loopml.models.CardNotWrittenWarning, match="loopml models card churn@1"):
+        record = loopml.models.register("churn", fitted())
+    assert record.version == 1 and not record.card
+    assert [e.action for e in loopml.models.history("churn")] == ["register"]

@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient
 
 import loopml.loop.schedule
 from loopml.loop.schedule import Scheduler
-from loopml.monitoring.reference import set_reference
 from loopml.monitoring.timeseries import windows
+from loopml.registry.reference import set_reference
 from loopml.serving import create_app
 from loopml.serving.deployments import alerts
 from loopml.store import leases

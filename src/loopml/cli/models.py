@@ -98,7 +98,7 @@ def reference(
     as_json: JsonOption = False,
 ) -> None:
     """Store (or replace) the reference data a version's traffic is monitored against."""
-    from loopml.monitoring.reference import set_reference
+    from loopml.registry.reference import set_reference
 
     found = set_reference(ref, data, target=target)
     ranked = found.top_features(5)

@@ -291,8 +291,8 @@ def _print_prometheus_rules(name: str, rules: Path, every: str) -> None:
 
     from loopml.durations import seconds
     from loopml.errors import LoopmlError
-    from loopml.monitoring.reference import get_reference
     from loopml.monitoring.rules import prometheus_rules
+    from loopml.registry.reference import get_reference
 
     try:
         top = get_reference(f"{name}@champion").top_features(100)

@@ -1,26 +1,15 @@
 """Numbers in words, in each metric's own direction: every check, card and message says
-"better" and "worse" the way the metric means it (an MAE that falls improves), and never
-prints "-0"."""
+"better" and "worse" the way the metric means it (an MAE that falls improves); numbers print
+as loopml.numbers.number does (never "-0")."""
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
 from loopml.evaluation.catalog import higher_is_better
+from loopml.numbers import number
 
-NEGATIVE_ZERO = re.compile(r"^-(0(\.0*)?)(e[+-]?\d+)?$")
-
-
-def number(value: Any, digits: int = 4) -> str:
-    """A number in ``digits`` significant digits; '-' for missing, never '-0'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return str(value)
-    text = f"{value:.{digits}g}"
-    return text[1:] if NEGATIVE_ZERO.match(text) else text
+__all__ = ["better_or_worse", "direction", "improvement", "interval", "number"]
 
 
 def interval(value: Any, low: Any, high: Any) -> str:

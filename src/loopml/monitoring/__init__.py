@@ -20,16 +20,16 @@ _EXPORTS = {
     "LogNotifier": "loopml.monitoring.notifiers",
     "MonitorResult": "loopml.monitoring.window",
     "PersistentAlert": "loopml.monitoring.persistent",
-    "Reference": "loopml.monitoring.reference",
+    "Reference": "loopml.registry.reference",
     "RuleSet": "loopml.monitoring.rules",
     "WebhookNotifier": "loopml.monitoring.notifiers",
-    "get_reference": "loopml.monitoring.reference",
+    "get_reference": "loopml.registry.reference",
     "judge": "loopml.monitoring.rules",
     "monitor": "loopml.monitoring.window",
     "persistent_alerts": "loopml.monitoring.persistent",
     "read_rules": "loopml.monitoring.rules",
     "series": "loopml.monitoring.timeseries",
-    "set_reference": "loopml.monitoring.reference",
+    "set_reference": "loopml.registry.reference",
     "window_report": "loopml.monitoring.timeseries",
     "windows": "loopml.monitoring.timeseries",
 }
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from loopml.monitoring.drift import DriftReport, FeatureDrift, drift
     from loopml.monitoring.notifiers import AlertmanagerNotifier, LogNotifier, WebhookNotifier
     from loopml.monitoring.persistent import PersistentAlert, persistent_alerts
-    from loopml.monitoring.reference import Reference, get_reference, set_reference
     from loopml.monitoring.rules import RuleSet, judge, read_rules
     from loopml.monitoring.timeseries import series, window_report, windows
     from loopml.monitoring.window import MonitorResult, monitor
+    from loopml.registry.reference import Reference, get_reference, set_reference

@@ -30,7 +30,7 @@ from scipy import stats
 from loopml.data.profile import CategoricalSummary, Profile
 from loopml.events.traffic import Traffic
 from loopml.monitoring.drift import DriftReport, FeatureDrift, drift
-from loopml.monitoring.reference import Reference
+from loopml.registry.reference import Reference
 from loopml.store.monitoring import Point
 
 SCORE = "__score__"

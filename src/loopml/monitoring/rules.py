@@ -281,7 +281,7 @@ def judge(
 
 
 def _top(name: str, windows: list[Any], workspace: Workspace) -> list[str]:
-    from loopml.monitoring.reference import get_reference
+    from loopml.registry.reference import get_reference
 
     if not windows or not windows[-1].versions:
         return []

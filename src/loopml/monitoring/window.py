@@ -32,7 +32,7 @@ from loopml.ids import new_id
 from loopml.monitoring import checks, rolling
 from loopml.monitoring.checks import SCORE, Check, Seen
 from loopml.monitoring.estimate import estimated_performance
-from loopml.monitoring.reference import SAMPLE, Reference, Reservoir, get_reference
+from loopml.registry.reference import SAMPLE, Reference, Reservoir, get_reference
 from loopml.store import monitoring as repo
 from loopml.store.monitoring import WindowRecord
 from loopml.workspace import Workspace, current_workspace

@@ -21,13 +21,14 @@ from loopml.registry.api import (
     set_alias,
     versions,
 )
-from loopml.registry.cards import read_card, write_card
+from loopml.registry.cards import CardNotWrittenWarning, read_card, write_card
 from loopml.registry.gates import CheckResult, Policy, load_policy
 from loopml.registry.promotion import Promotion, promote
 from loopml.registry.saved import LibraryVersionWarning, ModelInfo, load_model, save_model
 from loopml.store.registry import RegistryEvent, VersionRecord
 
 __all__ = [
+    "CardNotWrittenWarning",
     "CheckResult",
     "LibraryVersionWarning",
     "ModelInfo",

@@ -63,24 +63,22 @@ def register(
     if run is not None:
         run_id, model = _model_of_run(run, artifact, workspace)
     digest, info = _store(model, contract, workspace)
-    baseline = None
+    baseline = stored = None
     if reference is not None:  # built first: a refused reference leaves no version behind
-        from loopml.monitoring.reference import make_reference
+        from loopml.registry.reference import make_reference, store_reference
 
         data = _reference_data(reference, run, workspace)
         baseline = make_reference(
             model, data, features=info.features, target=target, workspace=workspace
         )
-    record = _add_version(name, digest, info, run_id, description, workspace)
-    if baseline is not None:
-        from loopml.monitoring.reference import set_reference
-
-        set_reference(record.ref, baseline, workspace=workspace)
+        stored = (store_reference(baseline, workspace), baseline.rows)
+    # the version and its reference in one transaction: never one without the other
+    record = _add_version(name, digest, info, run_id, description, workspace, stored)
     if card:
-        from loopml.registry.cards import write_card
+        from loopml.registry.cards import write_card_of_new_version
 
-        write_card(
-            record.ref,
+        write_card_of_new_version(
+            record,
             owner=owner,
             intended_use=intended_use,
             evaluation=evaluation,
@@ -151,7 +149,11 @@ def _add_version(
     run_id: str | None,
     description: str | None,
     workspace: Workspace,
+    reference: tuple[str, int] | None = None,
 ) -> VersionRecord:
+    """Add the version (and its reference's record: digest and rows) in one transaction."""
+    from loopml.store import monitoring as references
+
     now, actor = time.time(), current_user()
     with workspace.metadata.write() as connection:
         model = repo.model_id(connection, name)
@@ -174,6 +176,8 @@ def _add_version(
                 "created_at": now,
             },
         )
+        if reference is not None:
+            references.set_reference(connection, model, version, *reference, now)
         event = {"action": "register", "to_version": version, "actor": actor, "at": now}
         repo.add_event(connection, model, event)
     return get_version(f"{name}@{version}", workspace=workspace)

@@ -10,6 +10,7 @@ of the training snapshot warns about, and the ranges the model was trained on.
 
 from __future__ import annotations
 
+import logging
 import math
 import pickle
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from loopml.store.registry import VersionRecord
 from loopml.tracking.api import child_runs, list_artifacts
 from loopml.workspace import Workspace
 
+log = logging.getLogger("loopml.registry")
 FAIRNESS_RATIO = 0.8
 FAIRNESS_GAP_SHARE = 0.2  # a group's error this share of the overall error from another's
 RANGE_COLUMNS = 30
@@ -124,7 +126,7 @@ def _training(
 def _reference_profile(record: VersionRecord, workspace: Workspace) -> Any:
     """The profile of the version's monitoring reference (its training rows), if stored."""
     from loopml.errors import LoopmlError
-    from loopml.monitoring.reference import get_reference
+    from loopml.registry.reference import get_reference
 
     try:
         return get_reference(record.ref, workspace=workspace).profile
@@ -482,6 +484,30 @@ def write_card(
         model = repo.model_id(connection, facts.record.name)
         repo.set_card(connection, model, facts.record.version, stored)
     return stored
+
+
+class CardNotWrittenWarning(UserWarning):
+    """A version was registered, but its card could not be written."""
+
+
+def write_card_of_new_version(
+    record: VersionRecord, *, workspace: Workspace, **options: Any
+) -> None:
+    """Write the card of a version just registered. The version stands whatever happens
+    here: a card that cannot be written is a warning that says how to write it later, not
+    an error after which a retry would register the model twice."""
+    import warnings
+
+    try:
+        write_card(record.ref, workspace=workspace, **options)
+    except Exception as error:
+        warnings.warn(
+            f"{record.ref} is registered, but its model card could not be written: {error}. "
+            f"Write it with 'loopml models card {record.ref} --write'.",
+            CardNotWrittenWarning,
+            stacklevel=3,
+        )
+        log.exception("the card of %s could not be written", record.ref)
 
 
 def read_card(ref: str, kind: str = "markdown", *, workspace: Workspace | None = None) -> str:

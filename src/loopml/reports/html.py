@@ -15,6 +15,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from loopml.errors import UsageError
+from loopml.numbers import number
 
 PLOTLY_FILE = "plotly.min.js"  # the shared script, beside the pages that use it
 
@@ -96,8 +97,6 @@ def _number(value: Any, digits: int = 4) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        from loopml.evaluation.wording import number
-
         return number(value, digits)
     if isinstance(value, int):
         return f"{value:,}"

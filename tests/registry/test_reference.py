@@ -14,7 +14,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 import loopml
 from loopml.errors import ColumnNotFoundError, UsageError
-from loopml.monitoring.reference import SAMPLE, get_reference, set_reference
+from loopml.registry.reference import SAMPLE, get_reference, set_reference
 
 
 def _training(rows: int, seed: int = 0) -> pd.DataFrame:
@@ -141,7 +141,7 @@ class _Counting:
 
 
 def test_importance_scores_its_shuffles_in_a_few_large_predictions() -> None:
-    from loopml.monitoring.reference import (
+    from loopml.registry.reference import (
         IMPORTANCE_REPEATS,
         IMPORTANCE_ROWS,
         make_reference,

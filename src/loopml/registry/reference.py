@@ -243,19 +243,22 @@ def set_reference(
         model = load(record.ref, workspace=workspace)
         features = record.info.get("features")
         found = make_reference(model, data, features=features, target=target, seed=seed)
-    head, sample = found.to_bytes()
-    digest = workspace.artifacts.put_bytes(
-        json.dumps(
-            {
-                "head": workspace.artifacts.put_bytes(head),
-                "sample": workspace.artifacts.put_bytes(sample),
-            }
-        ).encode()
-    )
+    digest = store_reference(found, workspace)
     with workspace.metadata.write() as connection:
         model_id = require_model(connection, record.name)
         repo.set_reference(connection, model_id, record.version, digest, found.rows, time.time())
     return found
+
+
+def store_reference(found: Reference, workspace: Workspace) -> str:
+    """Store a reference's bytes in the artifact store; returns the digest its version's
+    record names (bytes first: a record never names bytes that are not there)."""
+    head, sample = found.to_bytes()
+    parts = {
+        "head": workspace.artifacts.put_bytes(head),
+        "sample": workspace.artifacts.put_bytes(sample),
+    }
+    return workspace.artifacts.put_bytes(json.dumps(parts).encode())
 
 
 def get_reference(ref: str, *, workspace: Workspace | None = None) -> Reference:
