@@ -148,6 +148,45 @@ def test_a_version_that_failed_to_load_is_tried_again_later(churn, tmp_path, mon
     assert [a.kind for a in alerts(churn)] == ["load_failed"]
 
 
+def test_every_server_process_follows_a_refusal_from_the_store(
+    churn, tmp_path, monkeypatch
+) -> None:
+    """Two server processes of one endpoint (two Live objects, as two uvicorn workers hold):
+    the first swaps the new champion in; it fails for the second, whose refusal is stored;
+    the first goes back to the version the second kept, and a third that starts then serves
+    that one too. After the backoff, the version loads for all of them, and is cleared."""
+    from loopml.serving import live as live_module
+    from loopml.serving.live import Live
+
+    clock = [1000.0]
+    monkeypatch.setattr(live_module, "now", lambda: clock[0])
+    flag = tmp_path / "missing"
+    flaky = _fit(Flaky())
+    flaky.flag = str(flag)
+    first, second = (Live(churn, loopml.current_workspace()) for _ in range(2))
+    for worker in (first, second):
+        worker.sample = pa.table({"a": [0.5], "b": [1.0]})
+    new = _register(flaky)
+    loopml.models.set_alias(churn, "champion", new)
+    first.refresh()
+    assert first.champion.record.version == new  # loaded fine here
+    flag.touch()  # ... and fails in the other process
+    second.refresh()
+    assert second.champion.record.version == 1
+    first.refresh()
+    assert first.champion.record.version == 1  # it follows the refusal
+    third = Live(churn, loopml.current_workspace())
+    assert third.champion.record.version == 1
+    refusal = third.refused[new]
+    assert (refusal.instead, refusal.failures, refusal.role) == (1, 1, "champion")
+    flag.unlink()
+    clock[0] += 5.5
+    for worker in (first, second, third):
+        worker.refresh()
+    assert {w.champion.record.version for w in (first, second, third)} == {new}
+    assert first.refused == {} and [a.kind for a in alerts(churn)] == ["load_failed"]
+
+
 def test_retries_back_off_and_alert_once(churn, tmp_path, monkeypatch) -> None:
     from loopml.serving import live as live_module
     from loopml.serving.live import Live
@@ -160,9 +199,9 @@ def test_retries_back_off_and_alert_once(churn, tmp_path, monkeypatch) -> None:
     tried = []
     for step in range(40):
         clock[0] = step * 10.0
-        before = served._refused.get(2, (0, 0.0))[0]
+        before = served.refused[2].failures if 2 in served.refused else 0
         served.refresh()
-        if served._refused[2][0] > before:
+        if served.refused[2].failures > before:
             tried.append(clock[0])
     assert tried[:4] == [0.0, 10.0, 20.0, 40.0]  # waits of 5, 10, 20 s, rounded up to a step
     assert [a.kind for a in alerts(churn)] == ["load_failed"]  # said once

@@ -4,10 +4,13 @@ deployment: a champion, and optionally a shadow and a canary.
 ``refresh()`` resolves the deployment's references (aliases move with promote and rollback)
 and loads what changed. A version that fails to load, or fails on the last request the
 server answered, is not swapped in: the old one keeps serving and an alert is recorded (once
-per version). It is tried again with backoff (5 s, 10 s, 20 s, ... at most 5 minutes), so an
-artifact missing for a moment does not keep the version out for good. Requests read
-``roles`` once, a dict replaced whole, so a swap never shows a
-request half of one deployment and half of another.
+per version). The refusal is recorded in the metadata store, beside the deployment, so every
+server process of the endpoint follows it: none serves the refused version, and one that had
+already swapped it in goes back to the version the failing server kept. It is tried again
+with backoff (5 s, 10 s, 20 s, ... at most 5 minutes), so an artifact missing for a moment
+does not keep the version out for good; a version that loads again is cleared for all.
+Requests read ``roles`` once, a dict replaced whole, so a swap never shows a request half of
+one deployment and half of another.
 """
 
 from __future__ import annotations
@@ -20,15 +23,18 @@ from typing import Any
 
 import pyarrow as pa
 
-from loopml.registry.api import get_version, version_numbers
+from loopml.registry.api import get_version, require_model, version_numbers
 from loopml.serving.deployments import Deployment, deployment, end_canary, raise_alert
 from loopml.serving.guard import Guard, metric_breach
 from loopml.serving.model import ServedModel, load_served
+from loopml.store import deployments as repo
+from loopml.store import registry as registry_repo
+from loopml.store.deployments import RefusalRecord
 from loopml.workspace import Workspace
 
 log = logging.getLogger("loopml.serving")
 RETRY_FIRST, RETRY_MOST = 5.0, 300.0  # seconds before a version that failed to load is retried
-now = time.monotonic  # the clock of the retries
+now = time.time  # the clock of the retries, shared by every server process
 
 
 class Live:
@@ -40,7 +46,7 @@ class Live:
         self.roles: dict[str, ServedModel] = {}
         self.guard = Guard()
         self.sample: pa.Table | None = None  # the last request answered: a smoke test
-        self._refused: dict[int, tuple[int, float]] = {}  # version: (failures, retry at)
+        self.refused: dict[int, RefusalRecord] = {}  # as the store had them at the refresh
         self._lock = threading.Lock()
         self.refresh(first=True)
 
@@ -52,6 +58,8 @@ class Live:
         """Follow the deployment and the aliases it names; load what changed."""
         with self._lock:
             spec, revision = deployment(self.name, workspace=self.workspace)
+            with self.workspace.metadata.read() as connection:
+                self.refused = repo.refused(connection, self.name)
             if self.pinned:
                 spec = spec.model_copy(update={"champion": self.pinned})
             refs = spec.refs(self.name)
@@ -79,15 +87,42 @@ class Live:
             if required:
                 get_version(ref, workspace=self.workspace)  # raises, saying what is known
             return self._keep(role, f"{ref} names no version; the {role} keeps serving")
-        for served in self.roles.values():  # the same version in another role: reuse it
+        refusal = self.refused.get(number)
+        if refusal is not None and now() < refusal.retry_at:
+            return self._instead(role, refusal, required)
+        served = self._loaded(number)
+        if served is not None:  # the same version in another role: reuse it
+            return served
+        return self._load(role, number, required, refusal)
+
+    def _loaded(self, number: int) -> ServedModel | None:
+        for served in self.roles.values():
             if served.record.version == number:
                 return served
-        failures, retry_at = self._refused.get(number, (0, 0.0))
-        if failures and now() < retry_at:
-            return self._keep(role, None)
-        return self._load(role, f"{self.name}@{number}", number, required)
+        return None
 
-    def _load(self, role: str, ref: str, number: int, required: bool) -> ServedModel | None:
+    def _instead(self, role: str, refusal: RefusalRecord, required: bool) -> ServedModel | None:
+        """What serves while ``refusal.version`` waits for its retry: the version the
+        server that failed kept, as every server of the endpoint does."""
+        if refusal.instead is None or refusal.instead == refusal.version:
+            return self._keep(role, None)
+        served = self._loaded(refusal.instead)
+        if served is not None:
+            return served
+        log.warning(
+            "%s@%d is refused until its retry; the %s serves %s@%d as the other servers do",
+            self.name,
+            refusal.version,
+            role,
+            self.name,
+            refusal.instead,
+        )
+        return self._load(role, refusal.instead, required, self.refused.get(refusal.instead))
+
+    def _load(
+        self, role: str, number: int, required: bool, refusal: RefusalRecord | None
+    ) -> ServedModel | None:
+        ref = f"{self.name}@{number}"
         try:
             served = load_served(ref, self.workspace)
             if self.sample is not None:
@@ -95,26 +130,43 @@ class Live:
         except Exception as error:  # any failure of a model's own code: keep the old one
             if required:
                 raise
-            failures = self._refused.get(number, (0, 0.0))[0] + 1
-            wait = min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MOST)
-            self._refused[number] = (failures, now() + wait)
-            message = (
-                f"{ref} failed to load for the {role}, kept the version serving (tried "
-                f"{failures} times, again in {wait:g} s): {error}"
-            )
-            log.error(message)
-            if failures == 1:
-                raise_alert(
-                    self.name,
-                    "load_failed",
-                    message,
-                    {"version": number, "role": role, "error": repr(error)},
-                    workspace=self.workspace,
-                )
+            self._refuse(role, number, error)
             return self._keep(role, None)
-        self._refused.pop(number, None)
+        if refusal is not None:
+            self._clear(number)
         log.info("serving %s as the %s", ref, role)
         return served
+
+    def _refuse(self, role: str, number: int, error: Exception) -> None:
+        """Record that ``number`` failed to load here, for every server of the endpoint."""
+        kept = self.roles.get(role)
+        instead = kept.record.version if kept is not None else None
+        with self.workspace.metadata.write() as connection:
+            registry_repo.lock(connection, require_model(connection, self.name))
+            found = repo.refuse(
+                connection, self.name, number, role, instead, repr(error), now(), _backoff
+            )
+        self.refused[number] = found
+        wait = found.retry_at - found.at
+        message = (
+            f"{self.name}@{number} failed to load for the {role}, kept "
+            f"{f'version {instead}' if instead else 'the version'} serving (tried "
+            f"{found.failures} times, again in {wait:g} s): {error}"
+        )
+        log.error(message)
+        if found.failures == 1:
+            raise_alert(
+                self.name,
+                "load_failed",
+                message,
+                {"version": number, "role": role, "error": repr(error), "instead": instead},
+                workspace=self.workspace,
+            )
+
+    def _clear(self, number: int) -> None:
+        with self.workspace.metadata.write() as connection:
+            repo.clear_refusal(connection, self.name, number)
+        self.refused.pop(number, None)
 
     def _keep(self, role: str, message: str | None) -> ServedModel | None:
         if message:
@@ -148,6 +200,11 @@ class Live:
             log.error("canary %s rolled back: %s", canary.version, reason)
         self.refresh()
         return reason
+
+
+def _backoff(failures: int) -> float:
+    """Seconds before the next try of a version that failed to load ``failures`` times."""
+    return min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MOST)
 
 
 def _canary_changed(old: Deployment, new: Deployment, before: dict, after: dict) -> bool:

@@ -4,14 +4,14 @@ alerts (what went wrong while serving, and when it was resolved)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from loopml.store.schema import alerts, deployments
+from loopml.store.schema import alerts, deployments, refusals
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,22 @@ class AlertRecord:
             "at": self.at,
             "resolved_at": self.resolved_at,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalRecord:
+    """A version a server of the endpoint failed to load (in ``role``): no server of the
+    endpoint serves it until ``retry_at``; they serve ``instead`` (the version the failing
+    server kept) meanwhile."""
+
+    endpoint: str
+    version: int
+    role: str
+    instead: int | None
+    failures: int
+    retry_at: float
+    reason: str
+    at: float
 
 
 def deployment(connection: Connection, endpoint: str) -> DeploymentRecord | None:
@@ -133,3 +149,40 @@ def resolve_alerts(connection: Connection, endpoint: str, kind: str, now: float)
         .values(resolved_at=now)
     )
     return done.rowcount
+
+
+def refused(connection: Connection, endpoint: str) -> dict[int, RefusalRecord]:
+    """The endpoint's refused versions, by version."""
+    rows = connection.execute(sa.select(refusals).where(refusals.c.endpoint == endpoint))
+    return {row.version: RefusalRecord(*row) for row in rows}
+
+
+def refuse(
+    connection: Connection,
+    endpoint: str,
+    version: int,
+    role: str,
+    instead: int | None,
+    reason: str,
+    now: float,
+    wait: Callable[[int], float],
+) -> RefusalRecord:
+    """Record one more failure to load ``version``; the next try waits ``wait(failures)``
+    seconds. Run in a write transaction that holds the model's lock."""
+    c = refusals.c
+    where = (c.endpoint == endpoint) & (c.version == version)
+    failures = (connection.execute(sa.select(c.failures).where(where)).scalar() or 0) + 1
+    record = RefusalRecord(
+        endpoint, version, role, instead, failures, now + wait(failures), reason, now
+    )
+    connection.execute(refusals.delete().where(where))
+    connection.execute(
+        refusals.insert().values(**{k: getattr(record, k) for k in record.__slots__})
+    )
+    return record
+
+
+def clear_refusal(connection: Connection, endpoint: str, version: int) -> None:
+    """A refused version loaded again: every server may serve it."""
+    c = refusals.c
+    connection.execute(refusals.delete().where(c.endpoint == endpoint, c.version == version))

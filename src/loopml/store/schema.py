@@ -288,3 +288,16 @@ leases = sa.Table(
     sa.Column("acquired_at", sa.Double, nullable=False),
     sa.Column("expires_at", sa.Double, nullable=False),
 )
+
+refusals = sa.Table(
+    "refusals",
+    metadata,
+    sa.Column("endpoint", KEY, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("instead", sa.Integer, nullable=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("retry_at", sa.Double, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+)
