@@ -331,8 +331,12 @@ class HalfBroken(LogisticRegression):
         return super().predict_proba(frame)
 
 
-def test_a_new_champion_breaking_its_error_slo_is_rolled_back(serve, churn) -> None:
-    deploy(churn, {**FAST, "slos": {"max_error_rate": 0.1}})
+@pytest.mark.parametrize(
+    ("slos", "limit"), [({"max_error_rate": 0.1}, "0.1"), ({}, "0.05")], ids=["slo", "default"]
+)
+def test_a_new_champion_breaking_its_error_slo_is_rolled_back(serve, churn, slos, limit) -> None:
+    """With the deployment's max_error_rate, or without one the default of 5%."""
+    deploy(churn, {**FAST, "slos": slos})
     second = _register(_fit(HalfBroken()))
     with httpx.Client(base_url=serve(churn), timeout=10) as client:
 
@@ -349,7 +353,7 @@ def test_a_new_champion_breaking_its_error_slo_is_rolled_back(serve, churn) -> N
         _until(lambda: answering() == "churn@1")
     last = loopml.models.history(churn)[-1]
     assert (last.action, last.from_version, last.to_version) == ("rollback", second, 1)
-    assert "max_error_rate" in last.reason
+    assert f"max_error_rate {limit}" in last.reason
     raised = [a for a in alerts(churn) if a.kind == "champion_rolled_back"]
     assert len(raised) == 1 and raised[0].details["version"] == second
 

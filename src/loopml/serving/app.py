@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -62,6 +63,7 @@ SHADOW_QUEUE = 64  # shadow requests waiting at most; more are dropped, and coun
 READY_WINDOW = 20  # the champion's latest answers readiness looks at
 SWAP_MIN_REQUESTS = 20  # a new champion's first requests judged against the error-rate SLO
 SWAP_JUDGED = 1000  # ... up to this many; after them monitoring judges it
+SWAP_ERROR_RATE = 0.05  # ... against this error rate when the SLOs set no max_error_rate
 READY_FAILURES = 5  # ... of which at least this many, all failed, make it not ready
 SEAL_SECONDS = 60.0
 WINDOW_SECONDS = 1.0  # how often /metrics looks for a newer monitored window
@@ -357,7 +359,7 @@ class Server:
         self.live.sample = table
         self._send_to_shadow(request_id, ids, dialect, table)
         answer = shape(request_id, ids, scores, labels, served, body)
-        return JSONResponse(answer, headers={"X-Request-Id": request_id})
+        return _json(answer, {"X-Request-Id": request_id})
 
     async def _score(self, role: str, served: ServedModel, table: pa.Table) -> tuple:
         """(role, model, scores, labels) of the model that answered: a failing canary is
@@ -428,16 +430,15 @@ class Server:
             self._shadow_slots.release()
 
     def _records_body(self, request_id, ids, scores, labels, served, body) -> dict:
-        return {
-            "id": request_id,
-            "model": served.record.ref,
-            "predictions": [
-                {"id": i, "score": float(s), "label": label}
-                if served.classifies
-                else {"id": i, "score": float(s)}
+        scores = scores.tolist()
+        if served.classifies:
+            predictions = [
+                {"id": i, "score": s, "label": label}
                 for i, s, label in zip(ids, scores, labels, strict=True)
-            ],
-        }
+            ]
+        else:
+            predictions = [{"id": i, "score": s} for i, s in zip(ids, scores, strict=True)]
+        return {"id": request_id, "model": served.record.ref, "predictions": predictions}
 
     def _mlflow_body(self, request_id, ids, scores, labels, served, body) -> dict:
         return {**payloads.mlflow_answer([float(s) for s in scores]), "ids": ids}
@@ -532,7 +533,8 @@ class Server:
                 if self.live.champion.record.version != before:
                     self.swap = _Swap(self.live.champion.record.version, before)
                 due["reload"] = now + spec.reload_seconds
-            if self.swap is not None and self.swap.due(spec.slos.max_error_rate):
+            limit = spec.slos.max_error_rate
+            if self.swap is not None and self.swap.due(SWAP_ERROR_RATE if limit is None else limit):
                 await asyncio.to_thread(self._safely, self._roll_back_swap)
             if spec.canary is not None and now >= due["check"]:
                 await asyncio.to_thread(self._safely, self._check)
@@ -560,6 +562,7 @@ class Server:
         requests: the alias goes back to the one it replaced, unless another process or a
         person moved it meanwhile; the alias's history says why, and an alert is raised."""
         swap, limit = self.swap, self.live.spec.slos.max_error_rate
+        limit = SWAP_ERROR_RATE if limit is None else limit
         self.swap = None
         rate = swap.failed / swap.answered
         reason = (
@@ -660,6 +663,12 @@ class _Failed(Exception):
         self.served, self.error = served, error
 
 
+def _json(content: Any, headers: dict[str, str] | None = None, status: int = 200) -> Response:
+    """A JSON answer, encoded by orjson (a non-finite number becomes null)."""
+    body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status, headers, media_type="application/json")
+
+
 def _summary(problems: list[dict[str, Any]]) -> str:
     """The problems in one line, for clients that show only an "error" text (V2's)."""
     return "; ".join(f"{p['location']}: {p['message']}" for p in problems)
@@ -678,17 +687,12 @@ def _json_lines(common: dict[str, Any], columns: dict[str, Any], rows: int) -> b
         scores.tolist() if finite.all() else np.where(finite, scores, None).tolist()
     )
     if rows > FEW_ROWS:
-        line = json.dumps({**common, "columns": values}, separators=(",", ":"), default=str)
-        return (line + "\n").encode()
+        return orjson.dumps({**common, "columns": values}, default=str) + b"\n"
     lines = (
-        json.dumps(
-            {**common, **{name: found[i] for name, found in values.items()}},
-            separators=(",", ":"),
-            default=str,
-        )
+        orjson.dumps({**common, **{name: found[i] for name, found in values.items()}}, default=str)
         for i in range(rows)
     )
-    return "".join(line + "\n" for line in lines).encode()
+    return b"".join(line + b"\n" for line in lines)
 
 
 async def _raw(request: Request, limit: int, timeout: float) -> bytes:
@@ -764,6 +768,10 @@ async def _body(request: Request, settings: Settings) -> Any:
         message = f"send JSON with Content-Type: application/json, not {kind!r}"
         raise PayloadError([payloads.problem("content-type", message)], 415)
     raw = await _raw(request, settings.serve_max_body_bytes, settings.serve_read_timeout)
+    try:
+        return orjson.loads(raw)  # fast; it refuses what json reads below to say what it is
+    except orjson.JSONDecodeError:
+        pass
     try:
         found = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:

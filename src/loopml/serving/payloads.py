@@ -22,6 +22,7 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -99,10 +100,30 @@ def _records(rows: Any, where: str) -> pa.Table:
                 for i in bad[:MAX_LISTED]
             ]
         )
+    fast = _struct_table(rows)
+    if fast is not None:
+        return fast
     names = list(dict.fromkeys(name for row in rows for name in row))
     if not names:
         raise PayloadError([problem(where, "the records name no columns")])
     return _frame({name: [row.get(name) for row in rows] for name in names})
+
+
+def _struct_table(rows: list[dict[str, Any]]) -> pa.Table | None:
+    """The table of records that are all plain, read by Arrow in one call (the columns in
+    the order the records first name them); None for anything else, which ``_frame`` reads
+    column by column to say what is wrong."""
+    try:
+        array = pa.array(rows)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return None
+    if not pa.types.is_struct(array.type) or array.type.num_fields == 0:
+        return None
+    table = pa.Table.from_struct_array(array)
+    for name in table.column_names:
+        if not _plain(table.column(name), lambda name=name: [row.get(name) for row in rows]):
+            return None
+    return table
 
 
 def mlflow_frame(body: Any) -> pa.Table:
@@ -194,15 +215,22 @@ def _plain_array(values: list[Any]) -> pa.Array | None:
         array = pa.array(values)
     except (pa.ArrowException, OverflowError, TypeError, ValueError):
         return None
+    return array if _plain(array, lambda: values) else None
+
+
+def _plain(array: pa.Array | pa.ChunkedArray, values: Callable[[], list[Any]]) -> bool:
+    """Whether Arrow read a column as plain values of one kind, finite; ``values`` gives the
+    column's JSON values, looked at only for a float column."""
     kind = array.type
     if pa.types.is_boolean(kind) or pa.types.is_string(kind) or pa.types.is_null(kind):
-        return array
+        return True
     if pa.types.is_integer(kind):  # Arrow refuses booleans among integers
-        return array
-    if pa.types.is_floating(kind) and _finite(array, values):
+        return True
+    if pa.types.is_floating(kind):
+        found = values()
         # ... but not after a float: [1.5, true] would become [1.5, 1.0]
-        return array if not any(v is True or v is False for v in values) else None
-    return None
+        return _finite(array, found) and not any(v is True or v is False for v in found)
+    return False
 
 
 def _finite(array: pa.Array, values: list[Any]) -> bool:
