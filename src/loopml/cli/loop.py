@@ -10,7 +10,7 @@ from rich.table import Table
 
 from loopml.cli import command_group, render
 from loopml.cli.monitoring import moment
-from loopml.cli.serving import JsonOption
+from loopml.cli.serving import JsonOption, RulesOption, SchedulePolicyOption
 
 loop_app = command_group(help="Retrain and roll out by a policy.")
 
@@ -46,16 +46,8 @@ def serve(
     every: Annotated[
         str, typer.Option("--every", help="Monitor the traffic every so often (15m, 1h).")
     ],
-    rules: Annotated[
-        Path | None,
-        typer.Option("--rules", help="Alert rules (YAML) judged on each monitored window."),
-    ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy", help="A retraining policy (YAML): one loop step after each window."
-        ),
-    ] = None,
+    rules: RulesOption = None,
+    policy: SchedulePolicyOption = None,
     parent: Annotated[
         int | None, typer.Option("--parent", hidden=True, help="Stop when this process ends.")
     ] = None,

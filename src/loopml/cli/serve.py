@@ -10,7 +10,13 @@ from typing import Annotated
 
 import typer
 
-from loopml.cli.serving import CanaryOption, FractionOption, ShadowOption
+from loopml.cli.serving import (
+    CanaryOption,
+    FractionOption,
+    RulesOption,
+    SchedulePolicyOption,
+    ShadowOption,
+)
 from loopml.errors import UsageError
 
 
@@ -38,16 +44,8 @@ def serve(
             "monitor the traffic every so often (15m, 1h).",
         ),
     ] = None,
-    rules: Annotated[
-        Path | None,
-        typer.Option("--rules", help="Alert rules (YAML) judged after each monitored window."),
-    ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy", help="A retraining policy (YAML): one loop step after each window."
-        ),
-    ] = None,
+    rules: RulesOption = None,
+    policy: SchedulePolicyOption = None,
 ) -> None:
     """Serve NAME as its deployment says: POST /predict, MLflow's /invocations, Open Inference
     Protocol V2, POST /feedback, /metrics, and the OpenAPI docs at /docs. Changes made with

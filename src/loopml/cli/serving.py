@@ -19,6 +19,14 @@ from loopml.cli.pipelines import ExecutorOption
 from loopml.errors import LoopmlError, UsageError
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+RulesOption = Annotated[
+    Path | None,
+    typer.Option("--rules", help="Alert rules (YAML) judged after each monitored window."),
+]
+SchedulePolicyOption = Annotated[
+    Path | None,
+    typer.Option("--policy", help="A retraining policy (YAML): one loop step after each window."),
+]
 ShadowOption = Annotated[
     str | None, typer.Option("--shadow", help="A version that gets a copy of every request.")
 ]
