@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopml.errors import UsageError
-from loopml.monitoring.timeseries import windows
 from loopml.monitoring.window import MonitorResult, monitor
 from loopml.store import leases as repo
+from loopml.store.monitoring import latest_window
 from loopml.workspace import Workspace, current_workspace
 
 log = logging.getLogger("loopml.loop")
@@ -133,12 +133,13 @@ class Scheduler:
         and take a step of the policy, renewing the lease while they run."""
         if not self.lease.acquire():
             return Tick("standby", time.time() + self.lease.seconds / 3)
-        done = windows(self.name, workspace=self.workspace)
+        with self.workspace.metadata.read() as connection:
+            last = latest_window(connection, self.name)
         now = time.time()
-        due = done[-1].end + self.every if done else now
+        due = last.end + self.every if last else now
         if now < due:
             return Tick("waiting", due)
-        since = done[-1].end if done else now - self.every
+        since = last.end if last else now - self.every
         with self.lease.renewed():
             result = monitor(
                 self.name, since=since, until=now, rules=self.rules, workspace=self.workspace
