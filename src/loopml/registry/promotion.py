@@ -134,19 +134,22 @@ def promote(
     return outcome
 
 
-def _current(name: str, alias: str, workspace: Workspace) -> int | None:
+def _aliased(name: str, alias: str, workspace: Workspace) -> VersionRecord | None:
+    """The version the alias points at, None when it points at none."""
     try:
-        return get_version(f"{name}@{alias}", workspace=workspace).version
+        return get_version(f"{name}@{alias}", workspace=workspace)
     except ModelNotFoundError:
         return None
+
+
+def _current(name: str, alias: str, workspace: Workspace) -> int | None:
+    found = _aliased(name, alias, workspace)
+    return found.version if found else None
 
 
 def _compared(name: str, alias: str, version: int, workspace: Workspace) -> VersionRecord | None:
-    try:
-        found = get_version(f"{name}@{alias}", workspace=workspace)
-    except ModelNotFoundError:
-        return None
-    return None if found.version == version else found
+    found = _aliased(name, alias, workspace)
+    return None if found is None or found.version == version else found
 
 
 def _evaluate(

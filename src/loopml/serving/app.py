@@ -16,6 +16,7 @@ segments into Parquet. Monitoring and retraining are not done here: the loop's s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -533,8 +534,7 @@ class Server:
                 if self.live.champion.record.version != before:
                     self.swap = _Swap(self.live.champion.record.version, before)
                 due["reload"] = now + spec.reload_seconds
-            limit = spec.slos.max_error_rate
-            if self.swap is not None and self.swap.due(SWAP_ERROR_RATE if limit is None else limit):
+            if self.swap is not None and self.swap.due(self._error_limit()):
                 await asyncio.to_thread(self._safely, self._roll_back_swap)
             if spec.canary is not None and now >= due["check"]:
                 await asyncio.to_thread(self._safely, self._check)
@@ -557,12 +557,16 @@ class Server:
             if swap.answered > SWAP_JUDGED:  # it kept its SLO: monitoring judges it now
                 self.swap = None
 
+    def _error_limit(self) -> float:
+        """The error rate a new champion is judged against: the SLO's, else the default."""
+        limit = self.live.spec.slos.max_error_rate
+        return SWAP_ERROR_RATE if limit is None else limit
+
     def _roll_back_swap(self) -> None:
         """The champion that replaced another breaks the error-rate SLO on its first
         requests: the alias goes back to the one it replaced, unless another process or a
         person moved it meanwhile; the alias's history says why, and an alert is raised."""
-        swap, limit = self.swap, self.live.spec.slos.max_error_rate
-        limit = SWAP_ERROR_RATE if limit is None else limit
+        swap, limit = self.swap, self._error_limit()
         self.swap = None
         rate = swap.failed / swap.answered
         reason = (
@@ -768,10 +772,8 @@ async def _body(request: Request, settings: Settings) -> Any:
         message = f"send JSON with Content-Type: application/json, not {kind!r}"
         raise PayloadError([payloads.problem("content-type", message)], 415)
     raw = await _raw(request, settings.serve_max_body_bytes, settings.serve_read_timeout)
-    try:
-        return orjson.loads(raw)  # fast; it refuses what json reads below to say what it is
-    except orjson.JSONDecodeError:
-        pass
+    with contextlib.suppress(orjson.JSONDecodeError):
+        return orjson.loads(raw)  # fast; what it refuses, json reads below to say what it is
     try:
         found = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
