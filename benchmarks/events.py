@@ -16,6 +16,12 @@ the server's resident memory after them. Beside it, what a user would write with
 the same ids looked up by scanning every sealed file with DuckDB (`SELECT endpoint FROM
 read_parquet(all files) WHERE id = ?`), 5 look-ups.
 
+At the last stage the same server is also measured under contention, the case of two clients
+posting labels for ids the server has never seen: `wrk` (one thread, 4 connections, 10 s)
+posts 1-row predictions alone, then again while two client threads post one label at a time
+for ids picked across the whole log. The ratio of the two prediction rates is what look-ups
+cost the server's other traffic; the label rate is what the two clients got.
+
 Scan: a consistent snapshot of the whole log (`EventStore.snapshot`) and a DuckDB query over it
 (count and mean score per hour): rows per second.
 
@@ -39,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -55,6 +62,8 @@ STAGES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 PER_HOUR = 1_000_000
 REQUEST_ROWS = 100
 LOOKUPS = 100
+CONTENTION_SECONDS = 10
+FEEDBACK_CLIENTS = 2
 SCAN_LOOKUPS = 5
 ENDPOINT = "flights"
 CARRIERS = ["UA", "AA", "B6", "DL", "EV", "MQ", "US", "WN", "VX", "FL"]
@@ -138,8 +147,9 @@ def resident_mb(pid: int) -> float:
     return float("nan")
 
 
-def serve_lookups(folder: Path, ids: list[str]) -> dict[str, float]:
-    """Start a server, post one label for each id, one at a time: latency and memory."""
+def serve_lookups(folder: Path, ids: list[str], contend: list[str] | None) -> dict[str, float]:
+    """Start a server, post one label for each id, one at a time: latency and memory; with
+    ids to contend with, prediction throughput alone and beside look-ups of them."""
     port = free_port()
     log = open(folder / f"serve-{port}.log", "wb")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
@@ -164,15 +174,10 @@ def serve_lookups(folder: Path, ids: list[str]) -> dict[str, float]:
         before = resident_mb(process.pid)
         latencies, unknown = [], 0
         for found in ids:
-            body = json.dumps({"id": found, "label": True}).encode()
-            request = urllib.request.Request(
-                base + "/feedback", body, {"Content-Type": "application/json"}
-            )
             started = time.perf_counter()
-            with urllib.request.urlopen(request, timeout=120) as answer:
-                unknown += len(json.loads(answer.read())["unknown"])
+            unknown += post_label(base, found)
             latencies.append(time.perf_counter() - started)
-        return {
+        found = {
             "lookup_p50_ms": statistics.median(latencies) * 1000,
             "lookup_p95_ms": float(np.percentile(latencies, 95)) * 1000,
             "server_mb_before": before,
@@ -180,10 +185,56 @@ def serve_lookups(folder: Path, ids: list[str]) -> dict[str, float]:
             "unknown": unknown,
             "lookups": len(ids),
         }
+        if contend:
+            found["contention"] = contention(folder, base, contend)
+        return found
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
         log.close()
+
+
+def post_label(base: str, found: str) -> int:
+    """Post one label for an id: 1 if the server answered it unknown, else 0."""
+    body = json.dumps({"id": found, "label": True}).encode()
+    request = urllib.request.Request(base + "/feedback", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        return len(json.loads(answer.read())["unknown"])
+
+
+def contention(folder: Path, base: str, ids: list[str]) -> dict[str, Any]:
+    """Prediction requests/s alone, then while FEEDBACK_CLIENTS threads post labels for
+    these ids (none in the server's cache), one at a time each, for as long."""
+    from serving import lua_script, wrk
+
+    record = {"month": 6, "day": 15, "dep_hour": 17, "distance": 1065.0}
+    script = lua_script(folder / "predict.lua", json.dumps({"records": [record]}))
+    alone = wrk(base + "/predict", script, 1, 4, CONTENTION_SECONDS)
+    stop, posted, unknown = threading.Event(), [], []
+
+    def client(offset: int) -> None:
+        for found in ids[offset::FEEDBACK_CLIENTS]:
+            if stop.is_set():
+                return
+            unknown.append(post_label(base, found))
+            posted.append(time.perf_counter())
+
+    clients = [threading.Thread(target=client, args=(k,)) for k in range(FEEDBACK_CLIENTS)]
+    for thread in clients:
+        thread.start()
+    began = time.perf_counter()
+    beside = wrk(base + "/predict", script, 1, 4, CONTENTION_SECONDS)
+    elapsed = time.perf_counter() - began
+    stop.set()
+    for thread in clients:
+        thread.join()
+    return {
+        "predict_alone_per_s": alone["requests_per_second"],
+        "predict_beside_per_s": beside["requests_per_second"],
+        "labels_per_s": sum(1 for at in posted if at <= began + elapsed) / elapsed,
+        "labels_unknown": sum(unknown),
+        "labels_posted": len(unknown),
+    }
 
 
 def scan_lookups(store: Any, ids: list[str]) -> float:
@@ -241,7 +292,9 @@ def run(folder: Path, most: int) -> dict[str, Any]:
             rows, scanning = scan(store)
             assert rows == logged, (rows, logged)
             picked = random.Random(total).sample(sample, min(LOOKUPS, len(sample)))
-            served = serve_lookups(folder, picked)
+            last = total == max(s for s in STAGES if s <= most)
+            contend = random.Random(-total).sample(sample, len(sample)) if last else None
+            served = serve_lookups(folder, picked, contend)
             stage = {
                 "predictions": logged,
                 "append_per_s": count / appended,
@@ -300,6 +353,20 @@ def markdown(found: dict[str, Any]) -> str:
         f"({last['scan_lookup_ms'] / first['scan_lookup_ms']:.1f}x). Ids answered unknown: "
         f"{sum(s['unknown'] for s in stages)} of {sum(s['lookups'] for s in stages)}.",
         "",
+    ]
+    if "contention" in last:
+        contended = last["contention"]
+        lines += [
+            f"Under contention, at {last['predictions']:,} predictions: the server answered "
+            f"{contended['predict_alone_per_s']:,.0f} 1-row predictions/s alone and "
+            f"{contended['predict_beside_per_s']:,.0f}/s while {FEEDBACK_CLIENTS} clients posted "
+            f"labels for ids it had never seen "
+            f"(**{contended['predict_beside_per_s'] / contended['predict_alone_per_s']:.2f}x**), "
+            f"and those clients got {contended['labels_per_s']:,.0f} labels/s answered "
+            f"({contended['labels_unknown']} of {contended['labels_posted']:,} unknown).",
+            "",
+        ]
+    lines += [
         "Append is the log's writer alone (requests of 100 rows, a JSON line each); seal turns "
         "the stage's segments into Parquet partitions sorted by id; scan is a consistent "
         "snapshot of the whole log and a DuckDB query over every row. Finished hours are "
