@@ -12,8 +12,11 @@ import logging
 import os
 import socket
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -115,6 +118,57 @@ def make_workspace(folder: Path, metadata_url: str | None = None, **settings: ob
     if metadata_url:
         overrides["metadata_url"] = metadata_url
     return Workspace(load_settings(cwd=folder, **overrides)).prepare()
+
+
+@contextmanager
+def running_server(workspace: Workspace) -> Iterator[str]:
+    """A real loopml server (uvicorn, in a thread) over a workspace: its base URL."""
+    import uvicorn
+
+    from loopml.server.app import create_server
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        create_server(workspace), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the loopml server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def served_workspace(server: Workspace, url: str, folder: Path, **settings: object) -> Workspace:
+    """A workspace whose metadata goes through the loopml server at url; it shares the
+    server workspace's artifact and event stores."""
+    return make_workspace(
+        folder,
+        server_url=url,
+        artifacts_url=server.artifacts.url,
+        events_url=server.settings.events_url,
+        **settings,
+    )
+
+
+@pytest.fixture
+def http_workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """A workspace whose metadata goes through a real loopml server over SQLite."""
+    behind = make_workspace(tmp_path / "server")
+    with running_server(behind) as url:
+        ws = served_workspace(behind, url, tmp_path)
+        yield ws
+        ws.close()
+    behind.close()
 
 
 @pytest.fixture

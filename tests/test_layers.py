@@ -17,7 +17,7 @@ ROOT = Path(loopml.__file__).parent
 
 # Top to bottom.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("interfaces", ["loopml.cli", "loopml.__init__"]),
+    ("interfaces", ["loopml.cli", "loopml.server", "loopml.__init__"]),
     ("loop", ["loopml.loop", "loopml.reports.monitoring", "loopml.reports.monitoring_plots"]),
     ("monitoring", ["loopml.monitoring"]),
     ("serving", ["loopml.serving"]),

@@ -11,6 +11,7 @@
     │   │   ├── DatasetNotFoundError
     │   │   ├── SnapshotNotFoundError
     │   │   ├── ModelNotFoundError    a registered model, version or alias that does not exist
+    │   │   ├── TokenNotFoundError    a server token that does not exist
     │   │   └── ColumnNotFoundError   a target, time or key column the data does not have
     │   ├── InvalidQueryError         a malformed --where or --sort expression
     │   ├── InvalidValueError         (also a ValueError) a value loopml cannot record
@@ -31,7 +32,8 @@
     ├── ExecutorError                 an executor cannot run work (unreachable Dask scheduler)
     ├── WorkspaceError                the workspace cannot be used as it is (exit code 1)
     │   ├── WorkspaceTooNewError      created by a newer loopml schema
-    │   └── StoreUnavailableError     the metadata or artifact store does not answer
+    │   ├── StoreUnavailableError     the metadata or artifact store does not answer
+    │   └── AccessDeniedError         a loopml server refused the token (401) or its role (403)
     ├── IntegrityError
     │   ├── ArtifactCorruptedError    stored bytes no longer match their hash
     │   └── MetadataCorruptedError    the SQLite metadata file is damaged
@@ -89,6 +91,10 @@ class SnapshotNotFoundError(NotFoundError):
 
 class ModelNotFoundError(NotFoundError):
     """No registered model has the given name, or it has no such version or alias."""
+
+
+class TokenNotFoundError(NotFoundError):
+    """No server token has the given name."""
 
 
 class ColumnNotFoundError(NotFoundError):
@@ -183,6 +189,10 @@ class WorkspaceTooNewError(WorkspaceError):
 
 class StoreUnavailableError(WorkspaceError):
     """The metadata or artifact store cannot be reached."""
+
+
+class AccessDeniedError(WorkspaceError):
+    """A loopml server refused the caller: no valid token (401) or not its role (403)."""
 
 
 class IntegrityError(LoopmlError):

@@ -58,6 +58,24 @@ class Settings(BaseModel):
         description="Endpoint of an S3-compatible object store (MinIO, Ceph, ...); empty "
         "means AWS. Credentials come from the usual AWS_* variables.",
     )
+    server_url: str = Field(
+        "",
+        description="URL of a loopml server (http://host:5000) to keep metadata through, "
+        "instead of opening metadata_url: the SDK and CLI then need no database "
+        "credentials, only a token.",
+    )
+    token: str = Field(
+        "",
+        repr=False,
+        description="Token for server_url, from 'loopml server token create' (keep it out "
+        "of loopml.toml files others can read: LOOPML_TOKEN is the usual place).",
+    )
+    server_retry_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How long a request to server_url is retried (with backoff) while the "
+        "server is unreachable or overloaded, before the call fails.",
+    )
     experiment: str = Field(
         "default", min_length=1, description="Experiment of runs started without one."
     )

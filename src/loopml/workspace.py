@@ -22,6 +22,7 @@ from loopml.artifacts.store import ArtifactStore
 from loopml.settings import Settings, load_settings
 from loopml.store import runs as runs_repo
 from loopml.store.metadata import MetadataStore
+from loopml.store.remote import RemoteMetadataStore
 
 if TYPE_CHECKING:
     from loopml.events.store import EventStore
@@ -42,9 +43,7 @@ class Workspace:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.home: Path = settings.home
-        self.metadata = MetadataStore(
-            settings.metadata_url, busy_timeout=settings.sqlite_busy_timeout
-        )
+        self.metadata = _metadata_store(settings)
         options = {"endpoint_url": settings.s3_endpoint_url} if settings.s3_endpoint_url else {}
         self.artifacts = ArtifactStore(
             settings.artifacts_url,
@@ -69,6 +68,8 @@ class Workspace:
 
     def prepare(self) -> Workspace:
         """Create or upgrade the schema and mark runs whose process died as killed."""
+        if isinstance(self.metadata, RemoteMetadataStore):
+            return self  # the server keeps its schema and its runs
         self.metadata.ensure_schema()
         with self.metadata.write() as connection:
             runs_repo.mark_dead_runs_killed(
@@ -108,6 +109,14 @@ class Workspace:
             after_fork = getattr(helper, "after_fork", None)
             if callable(after_fork):
                 after_fork()
+
+
+def _metadata_store(settings: Settings) -> MetadataStore | RemoteMetadataStore:
+    if settings.server_url:
+        return RemoteMetadataStore(
+            settings.server_url, settings.token or None, retry_seconds=settings.server_retry_seconds
+        )
+    return MetadataStore(settings.metadata_url, busy_timeout=settings.sqlite_busy_timeout)
 
 
 def open_workspace(path: str | Path | None = None, **overrides: Any) -> Workspace:

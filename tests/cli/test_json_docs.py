@@ -390,6 +390,17 @@ def _events_status(scene: Scene) -> list[object]:
     return ["events", "status"]
 
 
+@recipe("server token create")
+def _token_create(scene: Scene) -> list[object]:
+    return ["server", "token", "create", "--name", "ci", "--role", "editor"]
+
+
+@recipe("server token list")
+def _token_list(scene: Scene) -> list[object]:
+    scene.cli("server", "token", "create", "--name", "ana")
+    return ["server", "token", "list"]
+
+
 def test_every_documented_command_has_a_recipe() -> None:
     assert sorted(RECIPES) == sorted(SHAPES)
 

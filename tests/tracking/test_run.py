@@ -255,15 +255,15 @@ def test_a_failed_flush_at_the_end_keeps_the_run_open(
 
     run = loopml.start_run(experiment="e")
     run.log_metric("loss", 0.5)
-    real_write = type(workspace.metadata).write
+    real_perform = type(workspace.metadata).perform
 
-    def failing_write(self):
+    def failing_perform(self, operation, arguments):
         raise StoreUnavailableError("The metadata store is down.")
 
-    monkeypatch.setattr(type(workspace.metadata), "write", failing_write)
+    monkeypatch.setattr(type(workspace.metadata), "perform", failing_perform)
     with pytest.raises(StoreUnavailableError):
         run.end()
-    monkeypatch.setattr(type(workspace.metadata), "write", real_write)
+    monkeypatch.setattr(type(workspace.metadata), "perform", real_perform)
     assert loopml.get_run(run.id).status == "running"
     run.log_metric("loss", 0.4)  # still open
     run.end()
@@ -279,17 +279,17 @@ def test_a_failing_store_gets_a_bounded_backlog_not_an_exception_per_call(
 
     ws = new_workspace(metric_buffer_limit=10, metric_flush_interval=60)
     run = loopml.start_run(experiment="e", workspace=ws)
-    real_write = type(ws.metadata).write
+    real_perform = type(ws.metadata).perform
 
-    def failing_write(self):
+    def failing_perform(self, operation, arguments):
         raise StoreUnavailableError("The metadata store is down.")
 
-    monkeypatch.setattr(type(ws.metadata), "write", failing_write)
+    monkeypatch.setattr(type(ws.metadata), "perform", failing_perform)
     for step in range(100):  # ten times the limit is kept without complaint
         run.log_metric("x", float(step))
     with pytest.raises(StoreUnavailableError, match="this value was not recorded"):
         run.log_metric("x", 100.0)
-    monkeypatch.setattr(type(ws.metadata), "write", real_write)
+    monkeypatch.setattr(type(ws.metadata), "perform", real_perform)
     run.end()
     history = loopml.metric_history(run.id, "x", workspace=ws)
     assert [p.value for p in history] == [float(step) for step in range(100)]

@@ -33,8 +33,8 @@ from loopml.pipeline.params import bind, display, token
 from loopml.pipeline.result import PipelineResult, StepReport
 from loopml.pipeline.step import MISSING, Step
 from loopml.pipeline.task import Outcome, Pickled, Task, pack, run_packed, run_task
-from loopml.store import steps as cache_repo
 from loopml.store.steps import CacheEntry, StoredOutput
+from loopml.tracking import operations as tracking_ops
 from loopml.tracking.api import (
     child_runs,
     get_run,
@@ -357,14 +357,12 @@ class _Runner:
                 target.log_metric(summary.key, summary.value, summary.step)
 
     def _cached(self, key: str) -> CacheEntry | None:
-        with self.workspace.metadata.read() as connection:
-            entry = cache_repo.find(connection, key)
+        entry = tracking_ops.find_cached(self.workspace.metadata, key)
         if entry is None:
             return None
         if all(self.workspace.artifacts.exists(o.digest) for o in entry.outputs):
             return entry
-        with self.workspace.metadata.write() as connection:
-            cache_repo.forget(connection, key)
+        tracking_ops.forget_cached(self.workspace.metadata, key)
         return None
 
     # --- running a step -------------------------------------------------------------------
@@ -460,7 +458,7 @@ class _Runner:
                 tags=tags,
                 inputs=inputs,
                 outputs=outputs,
-                also=lambda connection: cache_repo.put(connection, entry),
+                cache=entry,
             )
         self.notify("finished", report)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,6 +15,9 @@ from sqlalchemy.exc import OperationalError
 from loopml.errors import StoreUnavailableError
 from loopml.store.engine import create_engine, read_transaction, write_transaction
 from loopml.store.migrate import ensure_schema
+
+if TYPE_CHECKING:
+    from loopml.store.operations import Operation
 
 T = TypeVar("T")
 
@@ -57,6 +60,11 @@ class MetadataStore:
                 yield connection
         except OperationalError as error:
             raise self._unavailable(error) from None
+
+    def perform(self, operation: Operation, arguments: dict[str, Any]) -> Any:
+        """Run an operation in a transaction of its own."""
+        with self.write() if operation.write else self.read() as connection:
+            return operation.function(connection, **arguments)
 
     def dispose(self, close: bool = True) -> None:
         """Release pooled connections (close=False after fork: forget the parent's)."""

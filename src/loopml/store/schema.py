@@ -301,3 +301,26 @@ refusals = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", sa.Double, nullable=False),
 )
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", KEY, primary_key=True),
+    sa.Column("name", KEY, nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("created_by", KEY, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=True),
+    sa.Column("revoked_at", sa.Double, nullable=True),
+)
+
+applied_requests = sa.Table(
+    "applied_requests",
+    metadata,
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("operation", KEY, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Index(None, "at"),
+)

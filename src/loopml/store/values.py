@@ -69,6 +69,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def plain_value(value: Any) -> Any:
+    """A plain Python value for anything a param may be (see _plain); other objects as
+    their str(), as they are stored."""
+    return _plain_item(value)
+
+
 def _plain_item(value: Any) -> Any:
     value = _plain(value)
     if value is None or isinstance(value, bool | int | float | str | list | dict):

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from loopml.errors import ArtifactNotFoundError, UsageError
+from loopml.errors import UsageError
 from loopml.ids import new_id
-from loopml.store import experiments as experiments_repo
-from loopml.store import lineage as lineage_repo
-from loopml.store import metrics as metrics_repo
-from loopml.store import query as query_repo
-from loopml.store import runs as runs_repo
 from loopml.store.records import (
     ArtifactRecord,
     ExperimentRecord,
@@ -24,6 +18,7 @@ from loopml.store.records import (
 )
 from loopml.tracking import artifacts as content
 from loopml.tracking import environment
+from loopml.tracking import operations as ops
 from loopml.tracking.context import active_run, push
 from loopml.tracking.run import Run, flusher_of
 from loopml.tracking.validation import as_int64, check_keys, check_name, check_tag_values
@@ -105,45 +100,31 @@ def _create(
     settings = workspace.settings
     env = environment.capture(git=settings.capture_git, packages=settings.capture_packages)
     run_id, now = new_id(), time.time()
-    run = Run(workspace, run_id, experiment=experiment, name=name, parent_id=parent_id, seed=seed)
-    with workspace.metadata.write() as connection:
-        if parent_id is not None:
-            parent_id = runs_repo.resolve_id(connection, parent_id)
-            run.parent_id = parent_id
-        if env.environment_id is not None:
-            runs_repo.insert_environment(connection, env.environment_id, env.environment_json or "")
-        runs_repo.insert_run(
-            connection,
-            {
-                "id": run_id,
-                "experiment_id": experiments_repo.get_or_create(connection, experiment, now),
-                "parent_id": parent_id,
-                "name": name,
-                "status": "running",
-                "start_time": now,
-                "heartbeat_at": now,
-                "seed": seed,
-                "git_commit": env.git_commit,
-                "git_dirty": env.git_dirty,
-                "host": env.host,
-                "pid": env.pid,
-                "user_name": env.user,
-                "command": env.command,
-                "python_version": env.python_version,
-                "environment_id": env.environment_id,
-            },
-        )
-        runs_repo.log_params(connection, run_id, params)
-        runs_repo.set_tags(connection, run_id, tags)
-    return run
+    new = ops.NewRun(
+        id=run_id,
+        experiment=experiment,
+        start_time=now,
+        host=env.host,
+        pid=env.pid,
+        user=env.user,
+        command=env.command,
+        python_version=env.python_version,
+        name=name,
+        parent_id=parent_id,
+        seed=seed,
+        git_commit=env.git_commit,
+        git_dirty=env.git_dirty,
+        environment_id=env.environment_id,
+    )
+    parent_id = ops.create_run(
+        workspace.metadata, new, dict(params), dict(tags), env.environment_json
+    )
+    return Run(workspace, run_id, experiment=experiment, name=name, parent_id=parent_id, seed=seed)
 
 
 def get_run(run_id: str, *, workspace: Workspace | None = None) -> RunRecord:
     """The stored record of a run, by id or unique id prefix."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        full_id = runs_repo.resolve_id(connection, run_id)
-        return runs_repo.load_runs(connection, [full_id])[0]
+    return ops.get_run((workspace or current_workspace()).metadata, run_id)
 
 
 def search_runs(
@@ -160,61 +141,47 @@ def search_runs(
     Example: search_runs("flights", where="metrics.auc > 0.7 and params.lr = 0.1",
     sort="-metrics.auc").
     """
-    workspace = workspace or current_workspace()
+    store = (workspace or current_workspace()).metadata
     if limit is not None and limit < 0:
         raise UsageError(f"limit must be zero or more, not {limit}.")
-    with workspace.metadata.read() as connection:
-        experiment_ids = None
-        if experiment is not None:
-            experiment_ids = [experiments_repo.require(connection, experiment)]
-        parent_id = runs_repo.resolve_id(connection, parent) if parent else None
-        ids = query_repo.search(
-            connection,
-            experiment_ids=experiment_ids,
-            where=where,
-            sort=sort,
-            limit=limit,
-            parent_id=parent_id,
-        )
-        return runs_repo.load_runs(connection, ids)
+    sort = [sort] if isinstance(sort, str) else sort
+    found: list[RunRecord] = []
+    cursor: str | None = None
+    while limit is None or len(found) < limit:
+        size = ops.PAGE if limit is None else min(ops.MAX_PAGE, limit - len(found))
+        page = ops.search_runs(store, experiment, where, sort, parent, size, cursor)
+        found += page.runs
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return found
 
 
 def list_experiments(*, workspace: Workspace | None = None) -> list[ExperimentRecord]:
     """Every experiment with its number of runs."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        return experiments_repo.list_all(connection)
+    return ops.list_experiments((workspace or current_workspace()).metadata)
 
 
 def child_runs(run_id: str, *, workspace: Workspace | None = None) -> list[RunRecord]:
     """The runs nested directly under a run, oldest first."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        full_id = runs_repo.resolve_id(connection, run_id)
-        return runs_repo.load_runs(connection, runs_repo.child_ids(connection, full_id))
+    return ops.child_runs((workspace or current_workspace()).metadata, run_id)
 
 
 def metric_summaries(run_id: str, *, workspace: Workspace | None = None) -> list[MetricSummary]:
     """Latest value, step and number of values of each metric of a run."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        return metrics_repo.summaries(connection, runs_repo.resolve_id(connection, run_id))
+    return ops.metric_summaries((workspace or current_workspace()).metadata, run_id)
 
 
 def metric_history(
     run_id: str, key: str, *, workspace: Workspace | None = None
 ) -> list[MetricPoint]:
     """Every logged value of one metric of a run, by step."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        return metrics_repo.history(connection, runs_repo.resolve_id(connection, run_id), key)
+    return ops.metric_history((workspace or current_workspace()).metadata, run_id, key)
 
 
 def list_artifacts(run_id: str, *, workspace: Workspace | None = None) -> list[ArtifactRecord]:
     """Everything a run wrote (outputs) and read (inputs)."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        return lineage_repo.for_run(connection, runs_repo.resolve_id(connection, run_id))
+    return ops.list_artifacts((workspace or current_workspace()).metadata, run_id)
 
 
 def load_artifact(
@@ -227,7 +194,7 @@ def load_artifact(
     """An output of a run, verified against its hash: a local path for files and folders
     (copied to destination, or to a new temporary folder), else the stored object."""
     workspace = workspace or current_workspace()
-    record = _output(workspace, run_id, name)
+    record = ops.get_output(workspace.metadata, run_id, name)
     return content.load(workspace.artifacts, record, destination)
 
 
@@ -236,39 +203,15 @@ def download_artifact(
 ) -> Path:
     """Copy an output of a run, as stored, to a local path (objects as their pickle bytes)."""
     workspace = workspace or current_workspace()
-    record = _output(workspace, run_id, name)
+    record = ops.get_output(workspace.metadata, run_id, name)
     return content.materialize(workspace.artifacts, record, destination)
-
-
-def _output(workspace: Workspace, run_id: str, name: str) -> ArtifactRecord:
-    with workspace.metadata.read() as connection:
-        full_id = runs_repo.resolve_id(connection, run_id)
-        record = lineage_repo.find(connection, full_id, "output", name)
-        if record is None:
-            names = [a.name for a in lineage_repo.for_run(connection, full_id)]
-            raise ArtifactNotFoundError(
-                f"Run {full_id} has no output artifact named {name!r}. Its artifacts: "
-                f"{', '.join(map(repr, names)) or 'none'}."
-            )
-    return record
 
 
 def lineage(digest: str, *, workspace: Workspace | None = None) -> dict[str, list[ArtifactRecord]]:
     """Which runs wrote and which read the content with this sha256."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        return {
-            "written_by": lineage_repo.by_digest(connection, digest, "output"),
-            "read_by": lineage_repo.by_digest(connection, digest, "input"),
-        }
+    return ops.lineage((workspace or current_workspace()).metadata, digest)
 
 
 def run_environment(run_id: str, *, workspace: Workspace | None = None) -> dict[str, Any] | None:
     """The interpreter, platform and installed packages recorded with a run."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        record = runs_repo.load_runs(connection, [runs_repo.resolve_id(connection, run_id)])
-        if not record or record[0].environment_id is None:
-            return None
-        text = runs_repo.get_environment(connection, record[0].environment_id)
-    return None if text is None else json.loads(text)
+    return ops.run_environment((workspace or current_workspace()).metadata, run_id)

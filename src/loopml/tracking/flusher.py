@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING
 
-from loopml.store import runs as runs_repo
+from loopml.tracking.operations import heartbeat
 
 if TYPE_CHECKING:
     from loopml.tracking.run import Run
@@ -92,8 +92,7 @@ class Flusher:
         if not ids:
             return
         try:
-            with self.workspace.metadata.write() as connection:
-                runs_repo.heartbeat(connection, ids, time.time())
+            heartbeat(self.workspace.metadata, ids)
         except Exception as error:
             log.warning("loopml could not record a heartbeat: %s", error)
 

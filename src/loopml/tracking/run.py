@@ -13,26 +13,22 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from loopml.errors import (
-    ArtifactExistsError,
     InvalidMetricError,
     InvalidValueError,
     RunStateError,
     StoreUnavailableError,
 )
-from loopml.store import lineage as lineage_repo
-from loopml.store import metrics as metrics_repo
-from loopml.store import runs as runs_repo
 from loopml.store.metrics import MetricRow
 from loopml.store.records import ENDED_STATUSES, ArtifactRecord, RunRecord
+from loopml.store.steps import CacheEntry
 from loopml.tracking import artifacts as content
+from loopml.tracking import operations as ops
 from loopml.tracking.context import forget
 from loopml.tracking.flusher import Flusher
 from loopml.tracking.validation import (
@@ -99,8 +95,7 @@ class Run:
         """Record several params in one transaction."""
         self._check_open("log params")
         check_keys(values, "param")
-        with self.workspace.metadata.write() as connection:
-            runs_repo.log_params(connection, self.id, values)
+        ops.log_params(self.workspace.metadata, self.id, dict(values))
 
     def set_tag(self, key: str, value: Any) -> None:
         """Set one tag (a mutable string label)."""
@@ -111,8 +106,7 @@ class Run:
         self._check_owner("set tags")
         check_keys(values, "tag")
         check_tag_values(values)
-        with self.workspace.metadata.write() as connection:
-            runs_repo.set_tags(connection, self.id, values)
+        ops.set_tags(self.workspace.metadata, self.id, dict(values))
 
     # --- metrics -----------------------------------------------------------------------
 
@@ -175,8 +169,7 @@ class Run:
                 return
             batch = [self._pending.popleft() for _ in range(count)]
             try:
-                with self.workspace.metadata.write() as connection:
-                    metrics_repo.insert_values(connection, self.id, batch)
+                ops.log_metrics(self.workspace.metadata, self.id, batch)
             except BaseException:
                 self._pending.extendleft(reversed(batch))
                 raise
@@ -215,46 +208,18 @@ class Run:
         return self._link("output", name, content.Content(digest, kind, size, source))
 
     def _link(self, direction: str, name: str, found: content.Content) -> ArtifactRecord:
-        with self.workspace.metadata.write() as connection:
-            return self._link_in(connection, direction, name, found)
-
-    def _link_in(
-        self, connection: Connection, direction: str, name: str, found: content.Content
-    ) -> ArtifactRecord:
-        record = ArtifactRecord(
-            self.id,
-            direction,
-            name,
-            found.digest,
-            found.kind,
-            found.size,
-            found.source,
-            time.time(),
-        )
-        existing = lineage_repo.find(connection, self.id, direction, name)
-        if existing is None:
-            lineage_repo.link(connection, record.to_dict())
-            return record
-        if existing.digest != found.digest:
-            raise ArtifactExistsError(
-                f"Run {self.id} already has an {direction} named {name!r} with other content "
-                f"(sha256:{existing.digest[:12]}). Artifacts are immutable: give this one "
-                "another name."
-            )
-        return existing
+        return ops.link_artifact(self.workspace.metadata, self.id, _as_link(direction, name, found))
 
     def artifacts(self) -> list[ArtifactRecord]:
         """Everything this run wrote and read."""
-        with self.workspace.metadata.read() as connection:
-            return lineage_repo.for_run(connection, self.id)
+        return ops.list_artifacts(self.workspace.metadata, self.id)
 
     # --- life cycle --------------------------------------------------------------------
 
     def info(self) -> RunRecord:
         """The run as stored now (buffered metrics are flushed first)."""
         self.flush()
-        with self.workspace.metadata.read() as connection:
-            return runs_repo.load_runs(connection, [self.id])[0]
+        return ops.get_run(self.workspace.metadata, self.id)
 
     def end(self, status: str = "finished", *, error: str | None = None) -> None:
         """Flush and record the end; ending twice is a no-op.
@@ -275,8 +240,7 @@ class Run:
         try:
             self.flush()  # values logged by other threads while the first flush ran
         finally:
-            with self.workspace.metadata.write() as connection:
-                runs_repo.end_run(connection, self.id, status, time.time(), error)
+            ops.end_run(self.workspace.metadata, self.id, status, error)
             self.status = status
             forget(self)
 
@@ -288,10 +252,10 @@ class Run:
         inputs: Sequence[tuple[str, content.Content]] = (),
         outputs: Sequence[tuple[str, content.Content]] = (),
         error: str | None = None,
-        also: Callable[[Connection], None] | None = None,
+        cache: CacheEntry | None = None,
     ) -> None:
         """End the run and record its tags, lineage links and buffered metric values with
-        the end, in one transaction (``also`` may add more work to it). Used where many
+        the end, in one transaction, with the step-cache entry it produced. Used where many
         short runs are recorded, such as pipeline steps."""
         if status not in ENDED_STATUSES:
             raise RunStateError(f"Cannot end run {self.id} as {status!r}.")
@@ -302,16 +266,19 @@ class Run:
         flusher_of(self.workspace).remove(self)
         with self._flush_lock:
             batch = [self._pending.popleft() for _ in range(len(self._pending))]
-        links = [("input", n, c) for n, c in inputs] + [("output", n, c) for n, c in outputs]
+        links = [_as_link("input", n, c) for n, c in inputs]
+        links += [_as_link("output", n, c) for n, c in outputs]
         try:
-            with self.workspace.metadata.write() as connection:
-                runs_repo.set_tags(connection, self.id, tags or {})
-                for direction, name, found in links:
-                    self._link_in(connection, direction, name, found)
-                metrics_repo.insert_values(connection, self.id, batch)
-                if also is not None:
-                    also(connection)
-                runs_repo.end_run(connection, self.id, status, time.time(), error)
+            ops.finish_run(
+                self.workspace.metadata,
+                self.id,
+                status,
+                dict(tags or {}),
+                links,
+                batch,
+                error,
+                cache,
+            )
         except BaseException:
             self._pending.extendleft(reversed(batch))
             self._ended = False
@@ -392,3 +359,7 @@ def normal_name(name: str) -> str:
             "'model.pkl' or 'plots/roc.png'."
         )
     return normal
+
+
+def _as_link(direction: str, name: str, found: content.Content) -> ops.Link:
+    return ops.Link(direction, name, found.digest, found.kind, found.size, found.source)
