@@ -121,15 +121,17 @@ def make_workspace(folder: Path, metadata_url: str | None = None, **settings: ob
 
 
 @contextmanager
-def running_server(workspace: Workspace) -> Iterator[str]:
-    """A real loopml server (uvicorn, in a thread) over a workspace: its base URL."""
+def running_server(workspace: Workspace, port: int | None = None) -> Iterator[str]:
+    """A real loopml server (uvicorn, in a thread) over a workspace, on a free port unless
+    one is given: its base URL."""
     import uvicorn
 
     from loopml.server.app import create_server
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    if port is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
     config = uvicorn.Config(
         create_server(workspace), host="127.0.0.1", port=port, log_level="warning"
     )

@@ -145,7 +145,7 @@ def test_writes_wait_for_a_server_that_is_briefly_away(behind: Workspace, tmp_pa
 
     def start_later() -> None:
         time.sleep(1.0)
-        with running_server_on(behind, port):
+        with running_server(behind, port):
             started.set()
             time.sleep(5)
 
@@ -164,33 +164,6 @@ def test_a_server_that_stays_away_is_reported_not_ignored(tmp_path: Path) -> Non
     with pytest.raises(StoreUnavailableError, match="did not answer"):
         loopml.start_run(experiment="e", workspace=client)
     client.close()
-
-
-def running_server_on(workspace: Workspace, port: int):
-    """running_server on a given port (to come back where a client expects it)."""
-    import contextlib
-
-    import uvicorn
-
-    from loopml.server.app import create_server
-
-    @contextlib.contextmanager
-    def serve():
-        config = uvicorn.Config(
-            create_server(workspace), host="127.0.0.1", port=port, log_level="warning"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.02)
-        try:
-            yield
-        finally:
-            server.should_exit = True
-            thread.join(timeout=30)
-
-    return serve()
 
 
 def test_the_token_commands(cli, tmp_path: Path) -> None:
