@@ -91,7 +91,7 @@ class Operation(Generic[P, R]):
 
     @functools.cached_property
     def hints(self) -> dict[str, Any]:
-        return typing.get_type_hints(self.function)
+        return typing.get_type_hints(self.function, include_extras=True)
 
     @functools.cached_property
     def parameters(self) -> dict[str, inspect.Parameter]:
