@@ -153,7 +153,7 @@ def _add_route(app, workspace, guard, metrics, operation: Operation, schemas: di
         status = 500
         try:
             caller = guard.caller(given.pop("credentials"), operation.role)
-            arguments = _arguments(operation, given, body)
+            arguments = _arguments(given)
             with acting_for(caller.name):
                 key = request.headers.get(IDEMPOTENCY_HEADER)
                 answer = _perform(workspace, operation, arguments, key)
@@ -273,7 +273,7 @@ def _keyword(name: str, annotation: Any, default: Any = inspect.Parameter.empty)
     )
 
 
-def _arguments(operation: Operation, given: dict[str, Any], body: Any) -> dict[str, Any]:
+def _arguments(given: dict[str, Any]) -> dict[str, Any]:
     """The operation's arguments from the validated path, query and body."""
     found = dict(given)
     sent = found.pop("body", None)

@@ -54,8 +54,9 @@ class Route:
     method: str
     path: str
 
-    @property
+    @functools.cached_property
     def path_fields(self) -> tuple[str, ...]:
+        """The arguments the path carries (read once: every remote call needs them)."""
         return tuple(_PATH_FIELD.findall(self.path))
 
 
