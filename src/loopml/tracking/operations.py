@@ -140,9 +140,7 @@ def set_tags(connection: Connection, run_id: str, values: dict[Key, Text]) -> No
 
 
 @operation("POST /runs/{run_id}/metrics")
-def log_metrics(
-    connection: Connection, run_id: str, values: list[tuple[str, float, int, float]]
-) -> None:
+def log_metrics(connection: Connection, run_id: str, values: list[MetricValue]) -> None:
     """Append metric values, each (key, value, step, timestamp), in one transaction."""
     full_id = runs_repo.resolve_id(connection, run_id)
     for key, value, _step, _moment in values:
