@@ -173,6 +173,23 @@ def http_workspace(tmp_path: Path) -> Iterator[Workspace]:
     behind.close()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "server"])
+def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workspace]:
+    """A workspace on each metadata store, current for the test: SQLite, PostgreSQL, and a
+    real loopml server (over SQLite) reached through HTTP."""
+    if request.param == "server":
+        ws = request.getfixturevalue("http_workspace")
+    else:
+        url = f"sqlite:///{tmp_path / 'metadata.db'}"
+        if request.param == "postgres":
+            url = request.getfixturevalue("postgres_url")
+        ws = make_workspace(tmp_path, url)
+    with use_workspace(ws):
+        yield ws
+    if request.param != "server":
+        ws.close()
+
+
 @pytest.fixture
 def workspace(metadata_url: str, tmp_path: Path) -> Iterator[Workspace]:
     """A workspace on each metadata backend, current for the test."""

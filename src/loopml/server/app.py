@@ -8,6 +8,7 @@ error answers, writes done once under an idempotency key, /health and /metrics.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import time
@@ -32,6 +33,15 @@ from loopml.workspace import Workspace
 
 PREFIX = "/api/v1"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+DOMAINS = (
+    "loopml.store.tokens",
+    "loopml.tracking.operations",
+    "loopml.data.operations",
+    "loopml.registry.operations",
+    "loopml.serving.operations",
+    "loopml.monitoring.operations",
+    "loopml.loop.operations",
+)
 NO_TOKENS = Caller("anonymous", "admin")  # a workspace without tokens: local use only
 log = logging.getLogger("loopml.server")
 _bearer = HTTPBearer(auto_error=False, description="A token of `loopml server token create`.")
@@ -47,9 +57,8 @@ class ServerError(Exception):
 
 def load_operations() -> dict[str, Operation]:
     """Every operation of the domain packages, registered by importing their modules."""
-    import loopml.store.tokens
-    import loopml.tracking.operations  # noqa: F401
-
+    for module in DOMAINS:
+        importlib.import_module(module)
     return OPERATIONS
 
 
@@ -152,8 +161,9 @@ def _add_route(app, workspace, guard, metrics, operation: Operation, schemas: di
         started = time.perf_counter()
         status = 500
         try:
-            caller = guard.caller(given.pop("credentials"), operation.role)
+            credentials = given.pop("credentials")
             arguments = _arguments(given)
+            caller = guard.caller(credentials, operation.role_for(arguments, workspace.settings))
             with acting_for(caller.name):
                 key = request.headers.get(IDEMPOTENCY_HEADER)
                 answer = _perform(workspace, operation, arguments, key)
@@ -302,6 +312,8 @@ def _perform(workspace, operation, arguments, key) -> bytes:
 def _status(error: errors.LoopmlError) -> int:
     if isinstance(error, errors.NotFoundError):
         return 404
+    if isinstance(error, errors.AccessDeniedError):
+        return 403
     if isinstance(
         error, errors.ParamConflictError | errors.ArtifactExistsError | errors.RunStateError
     ):

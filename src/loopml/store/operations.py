@@ -41,6 +41,11 @@ OPERATIONS: dict[str, Operation] = {}
 _actor: ContextVar[str | None] = ContextVar("loopml_actor", default=None)
 
 
+# The role some arguments need beyond the operation's own, such as a protected alias, from
+# the arguments and the server's settings.
+Needs = Callable[[dict[str, Any], Any], Role]
+
+
 class Store(Protocol):
     """What can perform an operation: the SQL store, or a loopml server through HTTP."""
 
@@ -64,12 +69,19 @@ class Operation(Generic[P, R]):
     """One unit of work of the metadata store (see the module docstring)."""
 
     def __init__(
-        self, function: Callable[..., R], route: Route, *, role: Role, write: bool
+        self,
+        function: Callable[..., R],
+        route: Route,
+        *,
+        role: Role,
+        write: bool,
+        needs: Needs | None = None,
     ) -> None:
         self.function = function
         self.route = route
         self.role = role
         self.write = write
+        self.needs = needs
         self.name = f"{_area(function.__module__)}.{function.__name__}"
         self.summary = (inspect.getdoc(function) or self.name).split("\n\n")[0]
         functools.update_wrapper(self, function)  # type: ignore[arg-type]
@@ -79,6 +91,13 @@ class Operation(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<operation {self.name}: {self.route.method} {self.route.path}>"
+
+    def role_for(self, arguments: dict[str, Any], settings: Any) -> Role:
+        """The role a caller needs for these arguments, under the server's settings."""
+        if self.needs is None:
+            return self.role
+        asked = self.needs(arguments, settings)
+        return max(self.role, asked, key=ROLES.index)
 
     def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The arguments by name, defaults included."""
@@ -128,12 +147,17 @@ def _config(kind: Any) -> ConfigDict | None:
 
 
 def operation(
-    route: str, *, role: Role | None = None, write: bool | None = None
+    route: str,
+    *,
+    role: Role | None = None,
+    write: bool | None = None,
+    needs: Needs | None = None,
 ) -> Callable[[Callable[..., R]], Operation[..., R]]:
     """Declare a function of (connection, ...) an operation carried by ``"METHOD /path"``.
 
     role: who may call it over HTTP (viewer for GET, editor otherwise, unless given).
     write: whether it needs a write transaction (every method but GET, unless given).
+    needs: the role that some arguments need beyond that, under the server's settings.
     """
     method, _, path = route.partition(" ")
     if method not in METHODS or not path.startswith("/"):
@@ -146,6 +170,7 @@ def operation(
             Route(method, path),
             role=role or ("viewer" if reads else "editor"),
             write=(not reads) if write is None else write,
+            needs=needs,
         )
         missing = [f for f in found.route.path_fields if f not in found.parameters]
         if missing:

@@ -1,0 +1,1 @@
+"""The data operations of the metadata store (see loopml.store.operations)."""

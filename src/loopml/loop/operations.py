@@ -1,0 +1,1 @@
+"""The loop operations of the metadata store (see loopml.store.operations)."""

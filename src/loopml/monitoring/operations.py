@@ -1,0 +1,1 @@
+"""The monitoring operations of the metadata store (see loopml.store.operations)."""

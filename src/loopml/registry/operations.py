@@ -1,0 +1,1 @@
+"""The registry operations of the metadata store (see loopml.store.operations)."""

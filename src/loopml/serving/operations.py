@@ -1,0 +1,1 @@
+"""The serving operations of the metadata store (see loopml.store.operations)."""
