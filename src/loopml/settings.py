@@ -13,7 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from loopml.errors import ConfigError
 
@@ -75,6 +83,17 @@ class Settings(BaseModel):
         ge=0,
         description="How long a request to server_url is retried (with backoff) while the "
         "server is unreachable or overloaded, before the call fails.",
+    )
+    server_max_upload_mb: int = Field(
+        5120,
+        ge=1,
+        description="The largest artifact loopml server takes in one upload, in MB; a larger "
+        "one is refused with 413.",
+    )
+    protected_aliases: list[str] = Field(
+        default_factory=lambda: ["champion"],
+        description="Aliases that only an admin's token may move on a loopml server (set, "
+        "roll back); comma-separated in LOOPML_PROTECTED_ALIASES.",
     )
     experiment: str = Field(
         "default", min_length=1, description="Experiment of runs started without one."
@@ -191,6 +210,14 @@ class Settings(BaseModel):
     )
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("protected_aliases", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """A list from the environment is comma-separated: 'champion,production'."""
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @model_validator(mode="after")
     def _heartbeats_fit_the_timeout(self) -> Settings:

@@ -1,5 +1,6 @@
 """Snapshots: adding data from frames and files, finding it again, reading it back verified,
-lineage and runs, and the errors that leave nothing behind."""
+lineage and runs, and the errors that leave nothing behind. The tests of what is recorded run
+on every metadata store: SQLite, PostgreSQL and a loopml server."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ from loopml.errors import (
 )
 from loopml.tracking.environment import current_user
 from loopml.workspace import Workspace
+
+
+@pytest.fixture
+def workspace(any_workspace: Workspace) -> Workspace:
+    return any_workspace
 
 
 def small_frame(rows: int = 6, seed: int = 0) -> pd.DataFrame:

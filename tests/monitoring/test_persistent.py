@@ -15,9 +15,10 @@ from sklearn.linear_model import LogisticRegression
 import loopml
 from loopml.errors import InvalidValueError
 from loopml.ids import new_id
+from loopml.monitoring import operations as ops
 from loopml.monitoring.persistent import PERSISTENT_WINDOWS, persistent_alerts
 from loopml.monitoring.rules import judge
-from loopml.store import monitoring as repo
+from loopml.serving.deployments import raise_alert
 from loopml.store.monitoring import Point, WindowRecord
 
 T0 = 1_800_000_000.0
@@ -33,9 +34,9 @@ class Quiet:
 
 
 @pytest.fixture
-def window(workspace) -> Callable[..., WindowRecord]:
-    """Store churn's next hourly window (served by version) with these points, and judge the
-    rules on it."""
+def window(any_workspace) -> Callable[..., WindowRecord]:
+    """On every metadata store, store churn's next hourly window (served by version) with
+    these points, and judge the rules on it."""
     frame = pd.DataFrame(np.random.default_rng(0).normal(size=(50, 2)), columns=["a", "b"])
     loopml.models.register("churn", LogisticRegression().fit(frame, frame["a"] > 0), card=False)
     clock = [T0]
@@ -47,8 +48,7 @@ def window(workspace) -> Callable[..., WindowRecord]:
             new_id(), "churn", start, clock[0], clock[0], None, [version], rows, "ok"
         )
         record.points.extend(points)
-        with workspace.metadata.write() as connection:
-            repo.add_window(connection, record)
+        ops.add_window(any_workspace.metadata, record.endpoint, record)
         judge("churn", rules, [Quiet()])
         return record
 
@@ -100,12 +100,15 @@ def test_a_rolling_alert_open_over_three_windows_never_resolves(window) -> None:
     assert "last N windows" in found.hint
 
 
-def test_a_resolved_alert_and_other_rules_are_left_out(window) -> None:
+def test_a_resolved_alert_and_other_rules_are_left_out(window, any_workspace) -> None:
     for version in (1, 1, 2, 2):
         window(ERRORS, version, Point("error_rate", "", 0.2))
     assert persistent_alerts("churn") == []  # a lasting problem, not a mistake in the rule
+    raise_alert("churn", "guardrail", "canary rolled back")  # not a rule's alert
     for version in (2, 3, 3):
         window(REFERENCE, version, _psi(0.4))
     assert [p.rule for p in persistent_alerts("churn")] == ["drift"]
+    opened = ops.open_rule_alerts(any_workspace.metadata, "churn")
+    assert sorted(a.kind for a in opened) == ["rule:drift", "rule:errors"]
     window(REFERENCE, 3, _psi(0.1))  # resolves
     assert persistent_alerts("churn") == []

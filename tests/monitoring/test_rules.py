@@ -16,11 +16,11 @@ import loopml
 from loopml.data.profile import Profile
 from loopml.errors import AlertRuleError
 from loopml.ids import new_id
+from loopml.monitoring import operations as ops
 from loopml.monitoring.notifiers import Alert
 from loopml.monitoring.rules import judge, prometheus_rules, read_rules
 from loopml.registry.reference import Reference, set_reference
 from loopml.serving.deployments import alerts
-from loopml.store import monitoring as repo
 from loopml.store.monitoring import Point, WindowRecord
 
 T0 = 1_800_000_000.0
@@ -40,7 +40,7 @@ class Collected:
 
 
 @pytest.fixture
-def churn(sqlite_workspace) -> str:
+def churn(any_workspace) -> str:
     """churn@1 with a reference whose importance ranks b, a, c."""
     frame = pd.DataFrame(np.random.default_rng(0).normal(size=(100, 3)), columns=["a", "b", "c"])
     loopml.models.register("churn", LogisticRegression().fit(frame, frame["b"] > 0), card=False)
@@ -50,7 +50,7 @@ def churn(sqlite_workspace) -> str:
 
 
 @pytest.fixture
-def add(churn, sqlite_workspace) -> Callable[..., WindowRecord]:
+def add(churn, any_workspace) -> Callable[..., WindowRecord]:
     """Store the next monitored window of churn (five minutes long) with these points."""
     clock = [T0]
 
@@ -61,8 +61,7 @@ def add(churn, sqlite_workspace) -> Callable[..., WindowRecord]:
             new_id(), churn, start, clock[0], clock[0], None, [1], 100 if points else 0, status
         )
         record.points.extend(points)
-        with sqlite_workspace.metadata.write() as connection:
-            repo.add_window(connection, record)
+        ops.add_window(any_workspace.metadata, record.endpoint, record)
         return record
 
     return add_window

@@ -78,7 +78,7 @@ def test_a_card_is_written_from_the_pipeline_evaluation(trained: str) -> None:
     assert '"slices"' in page and "<script src=" not in page  # self-contained
 
 
-def test_a_card_without_an_evaluation_says_so(sqlite_workspace) -> None:
+def test_a_card_without_an_evaluation_says_so(workspace) -> None:
     frame = rows(np.random.default_rng(1))
     fitted = LogisticRegression().fit(frame[["a", "b"]], frame["late"])
     record = loopml.models.register("late", fitted, contract=frame[["a", "b"]])
@@ -87,7 +87,7 @@ def test_a_card_without_an_evaluation_says_so(sqlite_workspace) -> None:
     assert "input contract" not in text
 
 
-def test_cards_can_be_skipped_and_written_later(sqlite_workspace) -> None:
+def test_cards_can_be_skipped_and_written_later(workspace) -> None:
     frame = rows(np.random.default_rng(2))
     fitted = LogisticRegression().fit(frame[["a", "b"]], frame["late"])
     record = loopml.models.register("late", fitted, card=False)

@@ -67,7 +67,7 @@ def test_a_small_reference_is_kept_whole(sqlite_workspace) -> None:
     assert found.top_features(2) == ["a", "b"]
 
 
-def test_the_reference_can_be_a_run_output(sqlite_workspace) -> None:
+def test_the_reference_can_be_a_run_output(workspace) -> None:
     frame = _training(500)
     with loopml.start_run(name="train") as run:
         run.log_artifact(_model(frame), name="model")
@@ -79,7 +79,7 @@ def test_the_reference_can_be_a_run_output(sqlite_workspace) -> None:
     assert found.rows == 500 and found.top_features(1) == ["a"]
 
 
-def test_set_and_get_reference_round_trip(sqlite_workspace) -> None:
+def test_set_and_get_reference_round_trip(workspace) -> None:
     frame = _training(1000)
     version = loopml.models.register("churn", _model(frame), card=False)
     stored = set_reference(version.ref, frame, target="y", seed=3)
@@ -93,7 +93,7 @@ def test_set_and_get_reference_round_trip(sqlite_workspace) -> None:
     assert get_reference(version.ref).rows == replaced.rows == 200
 
 
-def test_a_version_without_a_reference_says_how_to_store_one(sqlite_workspace) -> None:
+def test_a_version_without_a_reference_says_how_to_store_one(workspace) -> None:
     frame = _training(200)
     loopml.models.register("churn", _model(frame), card=False)
     with pytest.raises(UsageError, match="loopml models reference churn@1"):
@@ -118,7 +118,7 @@ def test_a_reference_without_the_models_columns_is_refused(
         )
 
 
-def test_a_refused_reference_leaves_no_version_behind(sqlite_workspace) -> None:
+def test_a_refused_reference_leaves_no_version_behind(workspace) -> None:
     frame = _training(200)
     model = _model(frame)
     with pytest.raises(ColumnNotFoundError):

@@ -18,9 +18,13 @@ from loopml.errors import (
     ArtifactCorruptedError,
     ArtifactNotFoundError,
     ModelNotFoundError,
+    RunNotFoundError,
     UsageError,
+    WorkspaceError,
 )
 from loopml.pipeline import Pipeline
+from loopml.registry.api import version_numbers
+from loopml.registry.operations import create_model
 
 
 def fitted(c: float = 1.0) -> LogisticRegression:
@@ -123,6 +127,41 @@ def test_a_pipeline_run_registers_with_lineage_to_its_snapshot(sqlite_workspace)
         loopml.models.register("churn", run=result.run_id, artifact="tabel")
 
 
+def test_a_run_output_registers_with_lineage_to_its_run(workspace) -> None:
+    with loopml.start_run(experiment="e", name="train") as run:
+        run.log_artifact(fitted(), name="model")
+    record = loopml.models.register("churn", run=run.id[:8], card=False)
+    assert record.run_id == run.id and record.created_by
+    found = loopml.models.lineage(record.ref)
+    assert found["run"] == {"id": run.id, "name": "train", "status": "finished"}
+    assert found["pipeline"] is None and found["snapshots"] == {}
+    with pytest.raises(RunNotFoundError):
+        loopml.models.register("churn", run="ffffffffffffffff")
+    assert [v.ref for v in loopml.models.versions("churn")] == ["churn@1"]
+
+
+def test_every_model_is_listed_with_its_versions_and_aliases(workspace) -> None:
+    assert loopml.models.list_models() == []
+    for name in ("b-model", "a.model", "b-model"):
+        loopml.models.register(name, fitted(), card=False)
+    loopml.models.set_alias("b-model", "challenger", 1)
+    for _ in range(2):  # a model without versions (as MLflow's client makes them), once
+        create_model(workspace.metadata, "c")
+    listed = loopml.models.list_models()
+    assert [(m["name"], m["versions"], m["latest"]) for m in listed] == [
+        ("a.model", 1, 1),
+        ("b-model", 2, 2),
+        ("c", 0, None),
+    ]
+    with pytest.raises(ModelNotFoundError, match="'c' has no versions yet"):
+        loopml.models.get_version("c")
+    assert listed[1]["aliases"] == {"challenger": 1} and listed[1]["updated_at"] > 0
+    assert version_numbers("b-model", ["challenger", "2", "9", "gone"]) == {
+        "challenger": 1,
+        "2": 2,
+    }
+
+
 def _move_alias(home: str, versions: list[int]) -> None:
     import os
 
@@ -177,9 +216,12 @@ def test_a_version_is_stored_with_its_reference_or_not_at_all(workspace, monkeyp
     def broken(*args, **kwargs):
         raise RuntimeError("the store went away")
 
+    # a server answers its own failure with 500, and the SDK raises it as a WorkspaceError
+    served = workspace.metadata.dialect == "http"
+    failure = (WorkspaceError, "HTTP 500") if served else (RuntimeError, "the store went away")
     with monkeypatch.context() as patched:
         patched.setattr(references, "set_reference", broken)
-        with pytest.raises(RuntimeError, match="the store went away"):
+        with pytest.raises(failure[0], match=failure[1]):
             loopml.models.register("churn", fitted(), reference=x, card=False)
     with pytest.raises(ModelNotFoundError):
         loopml.models.get_version("churn")

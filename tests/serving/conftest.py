@@ -4,6 +4,8 @@ a model registered in the test's SQLite workspace.
 - ``serve(name)``: start a server for NAME@champion and get its base URL; stopped afterwards.
 - ``server``: an httpx client of a server for "churn", a LogisticRegression on two float
   columns ``a`` and ``b`` with a contract (a in [-10, 10], neither nullable).
+- ``endpoint``: the same "churn" in ``any_workspace`` (SQLite, PostgreSQL, a loopml server),
+  for the tests of what the store keeps: deployments, refusals, alerts.
 """
 
 from __future__ import annotations
@@ -55,15 +57,26 @@ def serve(sqlite_workspace) -> Iterator[Callable[[str], str]]:
         thread.join(10)
 
 
-@pytest.fixture
-def churn(sqlite_workspace) -> str:
-    """Register "churn" (champion = version 1) and return its name."""
+def _register_churn() -> str:
+    """Register "churn" (champion = version 1) in the current workspace."""
     rng = np.random.default_rng(0)
     x = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
     model = LogisticRegression().fit(x, x["a"] + x["b"] > 0)
     version = loopml.models.register("churn", model, contract=CONTRACT, card=False)
     loopml.models.set_alias("churn", "champion", version.version)
     return "churn"
+
+
+@pytest.fixture
+def churn(sqlite_workspace) -> str:
+    """Register "churn" (champion = version 1) and return its name."""
+    return _register_churn()
+
+
+@pytest.fixture
+def endpoint(any_workspace) -> str:
+    """Register "churn" (champion = version 1) in each metadata store; returns its name."""
+    return _register_churn()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Deployments on a running server: alias changes followed without a restart, a broken new
 version refused while the old one keeps serving, shadow and canary, guardrails that roll a
-canary back by themselves."""
+canary back by themselves. What the store keeps (deployments, refusals, alerts) is tested on
+each metadata store: SQLite, PostgreSQL and a loopml server."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import loopml
-from loopml.errors import DeploymentError
+from loopml.errors import DeploymentError, ModelNotFoundError
 from loopml.events import read_events
-from loopml.serving import deploy, deployment, read_deployment
-from loopml.serving.deployments import Guardrails, alerts
+from loopml.serving import Deployment, deploy, deployment, read_deployment
+from loopml.serving.deployments import Guardrails, alerts, end_canary, raise_alert
 from loopml.serving.guard import metric_breach, score_psi
 
 ROW = {"a": 0.5, "b": 1.0}
@@ -123,7 +124,9 @@ def test_a_broken_version_is_refused_and_no_request_fails(serve, churn, broken) 
     assert alert.kind == "load_failed" and alert.details["version"] == bad
 
 
-def test_a_version_that_failed_to_load_is_tried_again_later(churn, tmp_path, monkeypatch) -> None:
+def test_a_version_that_failed_to_load_is_tried_again_later(
+    endpoint, tmp_path, monkeypatch
+) -> None:
     from loopml.serving import live as live_module
     from loopml.serving.live import Live
 
@@ -133,10 +136,10 @@ def test_a_version_that_failed_to_load_is_tried_again_later(churn, tmp_path, mon
     flag.touch()
     flaky = _fit(Flaky())
     flaky.flag = str(flag)
-    served = Live(churn, loopml.current_workspace())
+    served = Live(endpoint, loopml.current_workspace())
     served.sample = pa.table({"a": [0.5], "b": [1.0]})
     second = _register(flaky)
-    loopml.models.set_alias(churn, "champion", second)
+    loopml.models.set_alias(endpoint, "champion", second)
     served.refresh()
     assert served.champion.record.version == 1  # refused: the old version serves on
     flag.unlink()  # the resource is back
@@ -145,11 +148,11 @@ def test_a_version_that_failed_to_load_is_tried_again_later(churn, tmp_path, mon
     clock[0] += 5.5
     served.refresh()
     assert served.champion.record.version == second  # tried again, and loaded
-    assert [a.kind for a in alerts(churn)] == ["load_failed"]
+    assert [a.kind for a in alerts(endpoint)] == ["load_failed"]
 
 
 def test_every_server_process_follows_a_refusal_from_the_store(
-    churn, tmp_path, monkeypatch
+    endpoint, tmp_path, monkeypatch
 ) -> None:
     """Two server processes of one endpoint (two Live objects, as two uvicorn workers hold):
     the first swaps the new champion in; it fails for the second, whose refusal is stored;
@@ -163,11 +166,11 @@ def test_every_server_process_follows_a_refusal_from_the_store(
     flag = tmp_path / "missing"
     flaky = _fit(Flaky())
     flaky.flag = str(flag)
-    first, second = (Live(churn, loopml.current_workspace()) for _ in range(2))
+    first, second = (Live(endpoint, loopml.current_workspace()) for _ in range(2))
     for worker in (first, second):
         worker.sample = pa.table({"a": [0.5], "b": [1.0]})
     new = _register(flaky)
-    loopml.models.set_alias(churn, "champion", new)
+    loopml.models.set_alias(endpoint, "champion", new)
     first.refresh()
     assert first.champion.record.version == new  # loaded fine here
     flag.touch()  # ... and fails in the other process
@@ -175,7 +178,7 @@ def test_every_server_process_follows_a_refusal_from_the_store(
     assert second.champion.record.version == 1
     first.refresh()
     assert first.champion.record.version == 1  # it follows the refusal
-    third = Live(churn, loopml.current_workspace())
+    third = Live(endpoint, loopml.current_workspace())
     assert third.champion.record.version == 1
     refusal = third.refused[new]
     assert (refusal.instead, refusal.failures, refusal.role) == (1, 1, "champion")
@@ -184,18 +187,18 @@ def test_every_server_process_follows_a_refusal_from_the_store(
     for worker in (first, second, third):
         worker.refresh()
     assert {w.champion.record.version for w in (first, second, third)} == {new}
-    assert first.refused == {} and [a.kind for a in alerts(churn)] == ["load_failed"]
+    assert first.refused == {} and [a.kind for a in alerts(endpoint)] == ["load_failed"]
 
 
-def test_retries_back_off_and_alert_once(churn, tmp_path, monkeypatch) -> None:
+def test_retries_back_off_and_alert_once(endpoint, tmp_path, monkeypatch) -> None:
     from loopml.serving import live as live_module
     from loopml.serving.live import Live
 
     clock = [0.0]
     monkeypatch.setattr(live_module, "now", lambda: clock[0])
-    served = Live(churn, loopml.current_workspace())
+    served = Live(endpoint, loopml.current_workspace())
     served.sample = pa.table({"a": [0.5], "b": [1.0]})
-    loopml.models.set_alias(churn, "champion", _register(Broken()))
+    loopml.models.set_alias(endpoint, "champion", _register(Broken()))
     tried = []
     for step in range(40):
         clock[0] = step * 10.0
@@ -204,7 +207,7 @@ def test_retries_back_off_and_alert_once(churn, tmp_path, monkeypatch) -> None:
         if served.refused[2].failures > before:
             tried.append(clock[0])
     assert tried[:4] == [0.0, 10.0, 20.0, 40.0]  # waits of 5, 10, 20 s, rounded up to a step
-    assert [a.kind for a in alerts(churn)] == ["load_failed"]  # said once
+    assert [a.kind for a in alerts(endpoint)] == ["load_failed"]  # said once
     assert served.champion.record.version == 1
 
 
@@ -311,16 +314,65 @@ def test_psi_is_near_zero_for_the_same_distribution_and_large_for_another() -> N
     assert score_psi(reference, rng.beta(5, 2, 20_000)) > 1
 
 
-def test_deployment_files_are_checked_with_their_line(churn, tmp_path) -> None:
+def test_deployment_files_are_checked_with_their_line(endpoint, tmp_path) -> None:
     path = tmp_path / "deployment.yaml"
     path.write_text("champion: champion\ncanary:\n  version: challenger\n  fraction: 1.5\n")
     with pytest.raises(DeploymentError, match=r"canary.fraction \(line 4\)"):
         read_deployment(path)
     path.write_text("champion: champion\nshadow: 7\n")
     with pytest.raises(DeploymentError, match="shadow 'churn@7'"):
-        deploy(churn, path)
+        deploy(endpoint, path)
     path.write_text("champion: champion\nshadow: 1\n")
-    assert deploy(churn, path) == 1 and deployment(churn) == (read_deployment(path), 1)
+    assert deploy(endpoint, path) == 1 and deployment(endpoint) == (read_deployment(path), 1)
+
+
+def test_a_deployment_changes_only_from_the_revision_it_expects(endpoint) -> None:
+    second = _register(_fit(LogisticRegression(C=0.01)))
+    assert deployment(endpoint) == (Deployment(), 0)  # never set: the champion alone
+    assert deploy(endpoint, {"shadow": str(second)}, expected=0) == 1
+    assert deploy(endpoint, {"champion": str(second)}, expected=0) is None  # moved on since
+    spec, revision = deployment(endpoint)
+    assert (spec.champion, spec.shadow, revision) == ("champion", str(second), 1)
+    before = time.time()
+    canary = {"version": str(second), "fraction": 0.1}
+    assert deploy(endpoint, {"canary": canary}, reason="try it") == 2
+    assert deployment(endpoint)[0].canary.started_at >= before - 1  # it starts now
+    events = [(e.action, e.reason) for e in loopml.models.history(endpoint)[-2:]]
+    assert events == [("deploy", f"champion champion, shadow {second}"), ("deploy", "try it")]
+
+
+def test_a_deployment_that_names_no_version_changes_nothing(endpoint) -> None:
+    with pytest.raises(DeploymentError, match="canary 'churn@challenger' names no version"):
+        deploy(endpoint, {"canary": {"version": "challenger", "fraction": 0.1}})
+    with pytest.raises(ModelNotFoundError, match="No model is registered as 'nobody'"):
+        deploy("nobody", {})
+    with pytest.raises(ModelNotFoundError, match="nobody"):
+        deployment("nobody")
+    assert deployment(endpoint) == (Deployment(), 0)
+
+
+def test_ending_a_canary_records_why_in_the_history_and_an_alert(endpoint) -> None:
+    second = _register(_fit(LogisticRegression(C=0.01)))
+    deploy(endpoint, {"canary": {"version": str(second), "fraction": 0.2}})
+    assert end_canary(endpoint, "too slow", expected=0) is None  # not the stored revision
+    assert end_canary(endpoint, "too slow", expected=1) == 2
+    spec, revision = deployment(endpoint)
+    assert (spec.canary, revision) == (None, 2)
+    assert spec.last_rollback["reason"] == "too slow"
+    assert end_canary(endpoint, "again") is None  # no canary left to end
+    (alert,) = alerts(endpoint)
+    assert alert.kind == "canary_rolled_back" and alert.details["version"] == str(second)
+    assert alert.message == f"Canary {second} rolled back: too slow"
+    assert loopml.models.history(endpoint)[-1].action == "canary-off"
+
+
+def test_alerts_are_kept_per_endpoint_with_their_details(endpoint) -> None:
+    first = raise_alert(endpoint, "rule:drift", "psi breached", {"psi": 0.4, "features": ["a"]})
+    raise_alert("other", "load_failed", "other@2 failed to load")
+    second = raise_alert(endpoint, "load_failed", "churn@2 failed to load")
+    assert alerts(endpoint) == [first, second] == alerts(endpoint, open_only=True)
+    assert first.details == {"psi": 0.4, "features": ["a"]} and first.resolved_at is None
+    assert [a.endpoint for a in alerts("other")] == ["other"]
 
 
 class HalfBroken(LogisticRegression):

@@ -8,10 +8,7 @@ the snapshot: adding identical content again returns the existing snapshot.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loopml.data import operations as ops
 from loopml.data.contract import Contract, load_contract
 from loopml.data.io import (
     BATCH_ROWS,
@@ -30,17 +28,17 @@ from loopml.data.io import (
     open_stream,
     rebatch,
 )
+from loopml.data.operations import NAME as NAME
+from loopml.data.operations import check_name, check_same_facts
 from loopml.data.profile import Profile
 from loopml.data.validate import ValidationReport, Validator
-from loopml.errors import ColumnNotFoundError, DataError, UsageError
+from loopml.errors import ColumnNotFoundError, DataError
 from loopml.hashing import sha256_file
-from loopml.store import datasets as datasets_repo
 from loopml.store.records import DatasetRecord, SnapshotRecord
 from loopml.tracking.context import active_run
 from loopml.tracking.environment import current_user
 from loopml.workspace import Workspace, current_workspace
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 
 
@@ -70,14 +68,14 @@ class Snapshot:
 
     def batches(self, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
         """The rows as record batches, streamed (memory stays bounded)."""
-        _link_input(self)
+        _linked(self)
         self._check_columns(columns)
         parquet = pq.ParquetFile(self.path())
         yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
     def to_arrow(self, columns: list[str] | None = None) -> pa.Table:
         """All rows as an Arrow table."""
-        _link_input(self)
+        _linked(self)
         self._check_columns(columns)
         return pq.read_table(self.path(), columns=columns)
 
@@ -195,66 +193,27 @@ def _commit(
     parent: SnapshotRecord | None,
 ) -> Snapshot:
     digest = sha256_file(written.path)
-    with workspace.metadata.write() as connection:
-        dataset_id = datasets_repo.get_or_create(connection, name, time.time())
-        existing = datasets_repo.find_by_digest(connection, dataset_id, digest)
+    parent_id = parent.id if parent else None
+    existing = ops.find_content(workspace.metadata, name, digest)
     if existing is not None:
-        return _existing(workspace, existing, written, time_column, parent)
-    workspace.artifacts.put_file(written.path)
-    profile_digest = workspace.artifacts.put_bytes(written.profile.to_json().encode())
+        check_same_facts(existing, time_column, parent_id)
+        return _linked(Snapshot(existing, workspace, written.validation), "output")
+    workspace.artifacts.put_file(written.path)  # bytes first: a record never names missing ones
     run = active_run()
-    record_id = hashlib.sha256(f"{dataset_id}:{digest}".encode()).hexdigest()[:16]
-    row = {
-        "id": record_id,
-        "dataset_id": dataset_id,
-        "digest": digest,
-        "rows": written.rows,
-        "size": written.path.stat().st_size,
-        "schema": [{"name": f.name, "type": str(f.type)} for f in written.schema],
-        "profile_digest": profile_digest,
-        "time_column": time_column,
-        "source": source,
-        "parent_id": parent.id if parent else None,
-        "run_id": run.id if run is not None and run.workspace is workspace else None,
-        "created_by": current_user(),
-        "created_at": time.time(),
-    }
-    with workspace.metadata.write() as connection:
-        found = datasets_repo.find_by_digest(connection, dataset_id, digest)
-        if found is None:
-            datasets_repo.insert(connection, row)
-            found = datasets_repo.by_id(connection, record_id)
-    snapshot = Snapshot(found, workspace, written.validation)  # type: ignore[arg-type]
-    if row["run_id"] is not None and run is not None:
-        run.link_output(snapshot.ref, digest, "snapshot", row["size"], f"snapshot {snapshot.ref}")
-    return snapshot
-
-
-def _existing(
-    workspace: Workspace,
-    record: SnapshotRecord,
-    written: _Written,
-    time_column: str | None,
-    parent: SnapshotRecord | None,
-) -> Snapshot:
-    """The snapshot that already holds this content; its recorded facts cannot change."""
-    for what, given, stored in (
-        ("time column", time_column, record.time_column),
-        ("parent", parent.id if parent else None, record.parent_id),
-    ):
-        if given is not None and given != stored:
-            raise UsageError(
-                f"{record.ref} already holds this content, with {what} {stored or 'none'}; "
-                f"snapshots are immutable, so it cannot become {given}. Add the data under "
-                "another dataset name to record different facts."
-            )
-    snapshot = Snapshot(record, workspace, written.validation)
-    run = active_run()
-    if run is not None and run.workspace is workspace:
-        run.link_output(
-            record.ref, record.digest, "snapshot", record.size, f"snapshot {record.ref}"
-        )
-    return snapshot
+    new = ops.NewSnapshot(
+        digest=digest,
+        rows=written.rows,
+        size=written.path.stat().st_size,
+        schema=[ops.Column(f.name, str(f.type)) for f in written.schema],
+        profile_digest=workspace.artifacts.put_bytes(written.profile.to_json().encode()),
+        source=source,
+        created_by=current_user(),
+        time_column=time_column,
+        parent_id=parent_id,
+        run_id=run.id if run is not None and run.workspace is workspace else None,
+    )
+    record = ops.add_snapshot(workspace.metadata, name, new)
+    return _linked(Snapshot(record, workspace, written.validation), "output")
 
 
 def get(ref: str | Snapshot, *, workspace: Workspace | None = None) -> Snapshot:
@@ -264,22 +223,19 @@ def get(ref: str | Snapshot, *, workspace: Workspace | None = None) -> Snapshot:
         return ref
     workspace = workspace or current_workspace()
     name, _, snapshot = str(ref).partition("@")
-    with workspace.metadata.read() as connection:
-        return Snapshot(datasets_repo.resolve(connection, name, snapshot or None), workspace)
+    check_name(name)
+    return Snapshot(ops.get_snapshot(workspace.metadata, name, snapshot or "latest"), workspace)
 
 
 def list_datasets(*, workspace: Workspace | None = None) -> list[DatasetRecord]:
     """Every dataset with its number of snapshots and newest snapshot."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        return datasets_repo.list_all(connection)
+    return ops.list_datasets((workspace or current_workspace()).metadata)
 
 
 def snapshots(name: str, *, workspace: Workspace | None = None) -> list[SnapshotRecord]:
     """Every snapshot of a dataset, newest first."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        return datasets_repo.for_dataset(connection, datasets_repo.require(connection, name))
+    check_name(name)
+    return ops.list_snapshots((workspace or current_workspace()).metadata, name)
 
 
 def load(
@@ -300,23 +256,17 @@ def local_copy(workspace: Workspace, digest: str) -> Path:
     return workspace.artifacts.get_file(digest, target)
 
 
-def check_name(name: str) -> None:
-    """Dataset names: letters, digits, '_', '-' and '.', starting with a letter or digit."""
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise UsageError(
-            f"{name!r} is not a valid dataset name: use up to 128 letters, digits, '_', '-' "
-            "or '.', starting with a letter or digit."
-        )
-
-
 def _parent(workspace: Workspace, parent: str | Snapshot | None) -> SnapshotRecord | None:
     if parent is None:
         return None
     return get(parent, workspace=workspace).record
 
 
-def _link_input(snapshot: Snapshot) -> None:
+def _linked(snapshot: Snapshot, direction: str = "input") -> Snapshot:
+    """The snapshot, recorded as an input or output of the active run of its workspace."""
     run = active_run()
     if run is not None and run.workspace is snapshot.workspace:
         record = snapshot.record
-        run.link_input(record.ref, record.digest, "snapshot", record.size, f"snapshot {record.ref}")
+        link = run.link_output if direction == "output" else run.link_input
+        link(record.ref, record.digest, "snapshot", record.size, f"snapshot {record.ref}")
+    return snapshot

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from loopml.ids import new_id
-from loopml.store import monitoring as repo
+from loopml.loop import operations as ops
 from loopml.store.monitoring import DecisionRecord
 from loopml.workspace import Workspace, current_workspace
 
 
 def decisions(name: str, *, workspace: Workspace | None = None) -> list[DecisionRecord]:
     """The endpoint's loop decisions, oldest first."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        return repo.decisions(connection, name)
+    return ops.decisions((workspace or current_workspace()).metadata, name)
 
 
 def record(
@@ -29,9 +25,6 @@ def record(
     workspace: Workspace,
 ) -> DecisionRecord:
     """Record one decision."""
-    found = DecisionRecord(
-        new_id(), name, time.time(), as_of, action, version, message, evidence or {}
+    return ops.record_decision(
+        workspace.metadata, name, action, message, version, as_of, evidence or {}
     )
-    with workspace.metadata.write() as connection:
-        repo.add_decision(connection, found)
-    return found

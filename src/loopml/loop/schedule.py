@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopml.errors import UsageError
+from loopml.loop import operations as ops
 from loopml.monitoring.window import MonitorResult, monitor
-from loopml.store import leases as repo
-from loopml.store.monitoring import latest_window
 from loopml.workspace import Workspace, current_workspace
 
 log = logging.getLogger("loopml.loop")
@@ -47,8 +46,7 @@ class Lease:
 
     def acquire(self) -> bool:
         """Take the lease or renew it; False while another process holds it."""
-        with self.workspace.metadata.write() as connection:
-            found = repo.acquire(connection, self.name, self.holder, self.seconds, time.time())
+        found = ops.acquire_lease(self.workspace.metadata, self.name, self.holder, self.seconds)
         if found is None:
             self.term = None
             return False
@@ -61,8 +59,7 @@ class Lease:
         """Give the lease up now, so another process takes over without waiting."""
         if self.term is None:
             return
-        with self.workspace.metadata.write() as connection:
-            repo.release(connection, self.name, self.holder)
+        ops.release_lease(self.workspace.metadata, self.name, self.holder)
         self.term = None
 
     @contextmanager
@@ -118,11 +115,9 @@ class Scheduler:
             raise UsageError(f"The monitoring period must be positive, not {every!r}.")
         from loopml.loop.policy import read_policy
         from loopml.monitoring.rules import read_rules
-        from loopml.registry.api import require_model
 
         self.workspace = workspace or current_workspace()
-        with self.workspace.metadata.read() as connection:
-            require_model(connection, name)  # an unknown endpoint fails here, not each period
+        ops.last_window_end(self.workspace.metadata, name)  # an unknown endpoint fails here
         self.name, self.every = name, float(every)
         self.rules = read_rules(rules) if rules is not None else None
         self.policy = read_policy(policy) if policy is not None else None
@@ -133,13 +128,12 @@ class Scheduler:
         and take a step of the policy, renewing the lease while they run."""
         if not self.lease.acquire():
             return Tick("standby", time.time() + self.lease.seconds / 3)
-        with self.workspace.metadata.read() as connection:
-            last = latest_window(connection, self.name)
+        last = ops.last_window_end(self.workspace.metadata, self.name)
         now = time.time()
-        due = last.end + self.every if last else now
+        due = last + self.every if last is not None else now
         if now < due:
             return Tick("waiting", due)
-        since = last.end if last else now - self.every
+        since = last if last is not None else now - self.every
         with self.lease.renewed():
             result = monitor(
                 self.name, since=since, until=now, rules=self.rules, workspace=self.workspace

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from loopml.errors import InvalidValueError
+from loopml.monitoring import operations as ops
 from loopml.monitoring.rolling import METRICS as DRIFT_METRICS
-from loopml.monitoring.rules import PREFIX, Rule
-from loopml.store import deployments as alerts_repo
+from loopml.monitoring.rules import Rule
 from loopml.store.deployments import AlertRecord
 from loopml.store.monitoring import WindowRecord
 from loopml.workspace import Workspace, current_workspace
@@ -76,9 +76,8 @@ def persistent_alerts(
     if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
         raise InvalidValueError(f"windows is a whole number of at least 1, not {windows!r}.")
     workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        opened = alerts_repo.list_alerts(connection, name, open_only=True)
-    ruled = [(a, rule) for a in opened if a.kind.startswith(PREFIX) and (rule := _rule(a))]
+    opened = ops.open_rule_alerts(workspace.metadata, name)
+    ruled = [(alert, rule) for alert in opened if (rule := _rule(alert))]
     if not ruled:
         return []
     done = stored_windows(name, workspace=workspace)

@@ -27,7 +27,6 @@ from typing import Any
 from loopml.data.profile import Profile
 from loopml.monitoring.checks import Check, Seen, drift_points, prediction_points, too_few
 from loopml.monitoring.drift import FeatureDrift, drift
-from loopml.store import monitoring as repo
 from loopml.store.monitoring import Point, WindowRecord
 from loopml.workspace import Workspace
 
@@ -155,10 +154,9 @@ def earlier(
     """The profiles of the newest ``count`` windows of the endpoint that ended by ``start``
     with at least ``min_rows`` answered rows, newest first (windows stored before profiles
     were kept are left out)."""
-    from loopml.monitoring.timeseries import window_report
+    from loopml.monitoring.timeseries import window_report, windows
 
-    with workspace.metadata.read() as connection:
-        done = repo.windows(connection, name)
+    done = windows(name, workspace=workspace)
     usable = [w for w in reversed(done) if w.end <= start and w.rows >= min_rows][:count]
     found = []
     for window in usable:

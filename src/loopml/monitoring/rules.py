@@ -30,7 +30,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -49,19 +48,17 @@ from pydantic import (
 from loopml.durations import seconds
 from loopml.errors import AlertRuleError, LoopmlError
 from loopml.evaluation.wording import number
-from loopml.ids import new_id
+from loopml.monitoring import operations as ops
 from loopml.monitoring.checks import metric_key, monitored_metrics
 from loopml.monitoring.notifiers import Alert, LogNotifier, Notifier, notifier_from
+from loopml.monitoring.operations import PREFIX as PREFIX  # the kind of a rule's alerts
 from loopml.monitoring.rolling import METRICS as ROLLING_METRICS
 from loopml.monitoring.rolling import PREVIOUS, Against, split_metric
-from loopml.store import deployments as alerts_repo
-from loopml.store.deployments import AlertRecord
 from loopml.workspace import Workspace, current_workspace
 from loopml.yamltext import located_problems, read_yaml
 
 WINDOWS = re.compile(r"^\s*(\d+)\s*windows?\s*$")
 TOP = re.compile(r"^\s*top\s+(\d+)\s*$")
-PREFIX = "rule:"
 
 
 class Rule(BaseModel):
@@ -294,39 +291,31 @@ def _top(name: str, windows: list[Any], workspace: Workspace) -> list[str]:
 
 
 def _act(name: str, rule: Rule, judged: Verdict, workspace: Workspace) -> Alert | None:
-    kind, now = PREFIX + rule.name, time.time()
-    with workspace.metadata.write() as connection:
-        open_alerts = [
-            a for a in alerts_repo.list_alerts(connection, name, open_only=True) if a.kind == kind
-        ]
-        if judged.breaching and not open_alerts:
-            message = rule.message or _message(rule, judged)
-            details = {
-                "rule": rule.model_dump(by_alias=True),
-                "values": judged.values,
-                "window": judged.window,
-            }
-            record = AlertRecord(new_id(), name, kind, message, details, now, None)
-            alerts_repo.add_alert(connection, record)
-            return Alert(
-                record.id, name, rule.name, "firing", rule.severity, message, now, None, details
-            )
-        if judged.breaching is False and open_alerts:
-            alerts_repo.resolve_alerts(connection, name, kind, now)
-            first = open_alerts[0]
-            message = f"resolved: {rule.condition()} holds no longer"
-            return Alert(
-                first.id,
-                name,
-                rule.name,
-                "resolved",
-                rule.severity,
-                message,
-                first.at,
-                now,
-                first.details,
-            )
-    return None
+    """Raise or resolve the rule's alert as its verdict says: the alert to tell notifiers."""
+    if judged.breaching is None:  # nothing to judge: the alert stays as it is
+        return None
+    rule_dump = rule.model_dump(by_alias=True)
+    details = {"rule": rule_dump, "values": judged.values, "window": judged.window}
+    message = rule.message or _message(rule, judged)
+    change = ops.record_verdict(
+        workspace.metadata, name, rule.name, judged.breaching, message, details
+    )
+    if change is None:
+        return None
+    found = change.alert
+    if change.status == "resolved":
+        message = f"resolved: {rule.condition()} holds no longer"
+    return Alert(
+        found.id,
+        name,
+        rule.name,
+        change.status,
+        rule.severity,
+        message,
+        found.at,
+        found.resolved_at,
+        found.details,
+    )
 
 
 def _message(rule: Rule, judged: Verdict) -> str:

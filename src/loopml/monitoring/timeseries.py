@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from loopml.store import monitoring as repo
+from loopml.monitoring import operations as ops
 from loopml.store.monitoring import WindowRecord
 from loopml.workspace import Workspace, current_workspace
 
@@ -20,9 +20,7 @@ def windows(
     name: str, *, since: float | None = None, workspace: Workspace | None = None
 ) -> list[WindowRecord]:
     """The endpoint's monitored windows, oldest first."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        return repo.windows(connection, name, since=since)
+    return ops.list_windows((workspace or current_workspace()).metadata, name, since)
 
 
 def series(
@@ -36,15 +34,22 @@ def series(
     window's start and label: columns window_id, start, end, label, metric, key, value, low,
     high."""
     workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        rows = repo.points(connection, name, metrics=metrics, since=since)
-        found = repo.windows(connection, name, since=since)
-    frame = pd.DataFrame(rows, columns=COLUMNS).astype({"window_id": object})
+    chosen = None if metrics is None else sorted(set(metrics))
+    if chosen == []:  # none asked for: an empty list would not travel as a query
+        found = ops.Series([], [])
+    else:
+        found = ops.series(workspace.metadata, name, chosen, since)
+    return _frame(found)
+
+
+def _frame(found: ops.Series) -> pd.DataFrame:
+    """The points as a frame, each with the start and label of its window."""
+    frame = pd.DataFrame(found.points, columns=COLUMNS).astype({"window_id": object})
     about = pd.DataFrame(
         {
-            "window_id": pd.Series([w.id for w in found], dtype=object),
-            "start": pd.Series([w.start for w in found], dtype="float64"),
-            "label": pd.Series([w.label for w in found], dtype=object),
+            "window_id": pd.Series([w.id for w in found.windows], dtype=object),
+            "start": pd.Series([w.start for w in found.windows], dtype="float64"),
+            "label": pd.Series([w.label for w in found.windows], dtype=object),
         }
     )
     frame = frame.merge(about, on="window_id", how="left")

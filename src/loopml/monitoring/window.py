@@ -30,10 +30,10 @@ from loopml.errors import InvalidValueError, LoopmlError
 from loopml.events.traffic import Traffic, quoted_column, seal_all
 from loopml.ids import new_id
 from loopml.monitoring import checks, rolling
+from loopml.monitoring import operations as ops
 from loopml.monitoring.checks import SCORE, Check, Seen
 from loopml.monitoring.estimate import estimated_performance
 from loopml.registry.reference import SAMPLE, Reference, Reservoir, get_reference
-from loopml.store import monitoring as repo
 from loopml.store.monitoring import WindowRecord
 from loopml.workspace import Workspace, current_workspace
 
@@ -150,8 +150,7 @@ def _start(
     elif window is not None:
         start = end - seconds(window)
     else:
-        with workspace.metadata.read() as connection:
-            done = repo.windows(connection, name)
+        done = ops.list_windows(workspace.metadata, name)
         start = done[-1].end if done else end - DEFAULT_WINDOW
     if start >= end:
         raise InvalidValueError(
@@ -366,8 +365,7 @@ def _store(
         report_digest=digest,
         points=points,
     )
-    with workspace.metadata.write() as connection:
-        repo.add_window(connection, record)
+    ops.add_window(workspace.metadata, name, record)
     return MonitorResult(record, found.checks)
 
 

@@ -8,25 +8,22 @@ which version to which, and why.
 
 from __future__ import annotations
 
-import re
 import tempfile
-import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from loopml.errors import ArtifactNotFoundError, InvalidValueError, ModelNotFoundError, UsageError
-from loopml.ids import new_id
+from loopml.errors import ArtifactNotFoundError, InvalidValueError, UsageError
+from loopml.registry import operations as ops
+from loopml.registry.operations import check_alias, check_model_name
+from loopml.registry.operations import require_model as require_model  # used by serving, loop
 from loopml.registry.saved import INFO_FILE, ModelInfo, load_model, save_model
-from loopml.store import registry as repo
 from loopml.store.records import ArtifactRecord
 from loopml.store.registry import RegistryEvent, VersionRecord
 from loopml.tracking import artifacts as content
 from loopml.tracking.api import child_runs, get_run, list_artifacts
 from loopml.tracking.environment import current_user
 from loopml.workspace import Workspace, current_workspace
-
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
-ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 
 
 def register(
@@ -56,7 +53,7 @@ def register(
     is monitored against; ``target`` names its label column, for feature importance.
     """
     workspace = workspace or current_workspace()
-    _check_name(name)
+    check_model_name(name)
     if (model is None) == (run is None):
         raise UsageError("Register either a model object or the output of a run (run=...).")
     run_id = None
@@ -87,14 +84,6 @@ def register(
         )
         record = get_version(record.ref, workspace=workspace)
     return record
-
-
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise UsageError(
-            f"Model names are 1 to 255 letters, digits, '.', '_' or '-', starting with a letter "
-            f"or digit; not {name!r}."
-        )
 
 
 def _model_of_run(run: str, artifact: str, workspace: Workspace) -> tuple[str, Any]:
@@ -152,58 +141,15 @@ def _add_version(
     reference: tuple[str, int] | None = None,
 ) -> VersionRecord:
     """Add the version (and its reference's record: digest and rows) in one transaction."""
-    from loopml.store import monitoring as references
-
-    now, actor = time.time(), current_user()
-    with workspace.metadata.write() as connection:
-        model = repo.model_id(connection, name)
-        if model is None:
-            model = new_id()
-            repo.create_model(connection, model, name, now)
-        repo.lock(connection, model)
-        version = repo.next_version(connection, model)
-        repo.insert_version(
-            connection,
-            {
-                "model_id": model,
-                "version": version,
-                "digest": digest,
-                "run_id": run_id,
-                "flavor": info.flavor,
-                "info": info.__dict__,
-                "description": description,
-                "created_by": actor,
-                "created_at": now,
-            },
-        )
-        if reference is not None:
-            references.set_reference(connection, model, version, *reference, now)
-        event = {"action": "register", "to_version": version, "actor": actor, "at": now}
-        repo.add_event(connection, model, event)
-    return get_version(f"{name}@{version}", workspace=workspace)
+    version = ops.NewVersion(digest, info.flavor, asdict(info), current_user(), run_id, description)
+    stored = ops.StoredReference(*reference) if reference is not None else None
+    return ops.register_version(workspace.metadata, name, version, stored)
 
 
 def get_version(ref: str, *, workspace: Workspace | None = None) -> VersionRecord:
     """The version a reference names: NAME (latest), NAME@VERSION or NAME@ALIAS."""
-    workspace = workspace or current_workspace()
     name, _, which = ref.partition("@")
-    with workspace.metadata.read() as connection:
-        model = require_model(connection, name)
-        found = repo.versions(connection, model, name)
-        named = repo.aliases(connection, model)
-    if not found:
-        raise ModelNotFoundError(f"Model {name!r} has no versions yet.")
-    if not which:
-        return found[-1]
-    number = named.get(which) if not which.isdigit() else int(which)
-    for record in found:
-        if record.version == number:
-            return record
-    known_aliases = ", ".join(named) or "none"
-    raise ModelNotFoundError(
-        f"Model {name!r} has no version or alias {which!r}. Versions: 1 to {found[-1].version}; "
-        f"aliases: {known_aliases}."
-    )
+    return ops.get_version((workspace or current_workspace()).metadata, name, which or None)
 
 
 def version_numbers(
@@ -212,29 +158,8 @@ def version_numbers(
     """The version each selector (a number or an alias) of one model names, read in one
     transaction without loading the versions: what a server checks every few seconds.
     Selectors that name no version are left out."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        model = require_model(connection, name)
-        latest = repo.next_version(connection, model) - 1
-        named = repo.aliases(connection, model)
-    found = {}
-    for selector in selectors:
-        number = int(selector) if selector.isdigit() else named.get(selector)
-        if number is not None and 1 <= number <= latest:
-            found[selector] = number
-    return found
-
-
-def require_model(connection: Any, name: str) -> str:
-    """The stored key of a registered model; an unknown name lists the known ones."""
-    model = repo.model_id(connection, name)
-    if model is None:
-        known = ", ".join(repo.model_names(connection)) or "none yet"
-        raise ModelNotFoundError(
-            f"No model is registered as {name!r}. Registered models: {known}. Register one "
-            "with 'loopml models register NAME --run RUN_ID'."
-        )
-    return model
+    store = (workspace or current_workspace()).metadata
+    return ops.version_numbers(store, name, list(selectors))
 
 
 def load(ref: str, *, workspace: Workspace | None = None) -> Any:
@@ -257,29 +182,13 @@ def _materialize(record: VersionRecord, workspace: Workspace) -> Path:
 
 def list_models(*, workspace: Workspace | None = None) -> list[dict[str, Any]]:
     """Every model: its latest version, how many there are, and its aliases."""
-    workspace = workspace or current_workspace()
-    found = []
-    with workspace.metadata.read() as connection:
-        for name in repo.model_names(connection):
-            model = repo.model_id(connection, name)
-            every = repo.versions(connection, model, name)
-            found.append(
-                {
-                    "name": name,
-                    "versions": len(every),
-                    "latest": every[-1].version if every else None,
-                    "aliases": repo.aliases(connection, model),
-                    "updated_at": every[-1].created_at if every else None,
-                }
-            )
-    return found
+    found = ops.list_models((workspace or current_workspace()).metadata)
+    return [asdict(model) for model in found]
 
 
 def versions(name: str, *, workspace: Workspace | None = None) -> list[VersionRecord]:
     """Every version of a model, oldest first."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        return repo.versions(connection, require_model(connection, name), name)
+    return ops.versions((workspace or current_workspace()).metadata, name)
 
 
 def set_alias(
@@ -296,21 +205,9 @@ def set_alias(
     With ``expected``, only if the alias still points at that version (0: only if it points
     at none), else None and nothing changed: a decision taken on what the alias was never
     overwrites a move (a rollback) made meanwhile."""
-    workspace = workspace or current_workspace()
-    _check_alias(alias)
-    now = time.time()
-    with workspace.metadata.write() as connection:
-        model = require_model(connection, name)
-        repo.lock(connection, model)
-        if version not in {v.version for v in repo.versions(connection, model, name)}:
-            raise ModelNotFoundError(f"Model {name!r} has no version {version}.")
-        current = repo.aliases(connection, model).get(alias)
-        if expected is not None and (current or 0) != expected:
-            return None
-        repo.set_alias(connection, model, alias, version, now)
-        event = _event(action, alias, current, version, reason, now)
-        sequence = repo.add_event(connection, model, event)
-    return RegistryEvent(name, sequence, **event)
+    check_alias(alias)
+    store = (workspace or current_workspace()).metadata
+    return ops.set_alias(store, name, alias, version, current_user(), reason, action, expected)
 
 
 def rollback(
@@ -325,63 +222,13 @@ def rollback(
     transaction. Rolling back again goes further back. With ``expected``, only if the alias
     still points at that version (None, and nothing changed, otherwise): of several
     processes that judge the same version at once, one rolls it back."""
-    workspace = workspace or current_workspace()
-    now = time.time()
-    with workspace.metadata.write() as connection:
-        model = require_model(connection, name)
-        repo.lock(connection, model)
-        current = repo.aliases(connection, model).get(alias)
-        if current is None:
-            raise ModelNotFoundError(f"Model {name!r} has no alias {alias!r} to roll back.")
-        if expected is not None and current != expected:
-            return None
-        previous = _previous(repo.events(connection, model, name), alias, current)
-        if previous is None:
-            raise UsageError(
-                f"{name}@{alias} has pointed at version {current} from the start; there is no "
-                "earlier version to roll back to."
-            )
-        repo.set_alias(connection, model, alias, previous, now)
-        event = _event("rollback", alias, current, previous, reason, now)
-        sequence = repo.add_event(connection, model, event)
-    return RegistryEvent(name, sequence, **event)
-
-
-def _previous(log: list[RegistryEvent], alias: str, current: int) -> int | None:
-    """The version the alias had before the latest move (not itself a rollback) to current."""
-    for event in reversed(log):
-        if event.alias == alias and event.action != "rollback" and event.to_version == current:
-            return event.from_version
-    return None
-
-
-def _event(
-    action: str, alias: str, old: int | None, new: int, reason: str | None, now: float
-) -> dict[str, Any]:
-    return {
-        "action": action,
-        "alias": alias,
-        "from_version": old,
-        "to_version": new,
-        "actor": current_user(),
-        "reason": reason,
-        "at": now,
-    }
-
-
-def _check_alias(alias: str) -> None:
-    if not isinstance(alias, str) or not ALIAS.fullmatch(alias) or alias.isdigit():
-        raise UsageError(
-            f"Aliases are 1 to 64 letters, digits, '_' or '-', starting with a letter; not "
-            f"{alias!r}."
-        )
+    store = (workspace or current_workspace()).metadata
+    return ops.rollback(store, name, alias, current_user(), reason, expected)
 
 
 def history(name: str, *, workspace: Workspace | None = None) -> list[RegistryEvent]:
     """A model's audit log, oldest first."""
-    workspace = workspace or current_workspace()
-    with workspace.metadata.read() as connection:
-        return repo.events(connection, require_model(connection, name), name)
+    return ops.history((workspace or current_workspace()).metadata, name)
 
 
 def lineage(ref: str, *, workspace: Workspace | None = None) -> dict[str, Any]:

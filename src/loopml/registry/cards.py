@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -461,7 +461,7 @@ def write_card(
 ) -> dict[str, Any]:
     """Generate a version's card, store it (Markdown and HTML) and record it with the
     version; returns where it is stored. trained_on: the profile of the training rows."""
-    from loopml.store import registry as repo
+    from loopml.registry import operations as ops
     from loopml.workspace import current_workspace
 
     workspace = workspace or current_workspace()
@@ -474,16 +474,14 @@ def write_card(
         audit=audit,
         trained_on=trained_on,
     )
-    stored = {
-        "markdown": workspace.artifacts.put_bytes(markdown(facts).encode()),
-        "html": workspace.artifacts.put_bytes(html(facts).encode()),
-        "owner": owner,
-        "intended_use": intended_use,
-    }
-    with workspace.metadata.write() as connection:
-        model = repo.model_id(connection, facts.record.name)
-        repo.set_card(connection, model, facts.record.version, stored)
-    return stored
+    card = ops.Card(
+        markdown=workspace.artifacts.put_bytes(markdown(facts).encode()),
+        html=workspace.artifacts.put_bytes(html(facts).encode()),
+        owner=owner,
+        intended_use=intended_use,
+    )
+    ops.set_card(workspace.metadata, facts.record.name, facts.record.version, card)
+    return asdict(card)
 
 
 class CardNotWrittenWarning(UserWarning):

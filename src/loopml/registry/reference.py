@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,8 +231,8 @@ def set_reference(
     workspace: Workspace | None = None,
 ) -> Reference:
     """Compute and store the reference of a registered version (replacing any before)."""
-    from loopml.registry.api import get_version, load, require_model
-    from loopml.store import monitoring as repo
+    from loopml.registry import operations as ops
+    from loopml.registry.api import get_version, load
 
     workspace = workspace or current_workspace()
     record = get_version(ref, workspace=workspace)
@@ -243,10 +242,8 @@ def set_reference(
         model = load(record.ref, workspace=workspace)
         features = record.info.get("features")
         found = make_reference(model, data, features=features, target=target, seed=seed)
-    digest = store_reference(found, workspace)
-    with workspace.metadata.write() as connection:
-        model_id = require_model(connection, record.name)
-        repo.set_reference(connection, model_id, record.version, digest, found.rows, time.time())
+    stored = ops.StoredReference(store_reference(found, workspace), found.rows)
+    ops.set_reference(workspace.metadata, record.name, record.version, stored)
     return found
 
 
@@ -263,19 +260,18 @@ def store_reference(found: Reference, workspace: Workspace) -> str:
 
 def get_reference(ref: str, *, workspace: Workspace | None = None) -> Reference:
     """The stored reference of a version; a clear error when it has none."""
-    from loopml.registry.api import get_version, require_model
-    from loopml.store import monitoring as repo
+    from loopml.registry import operations as ops
+    from loopml.registry.api import get_version
 
     workspace = workspace or current_workspace()
     record = get_version(ref, workspace=workspace)
-    with workspace.metadata.read() as connection:
-        found = repo.reference(connection, require_model(connection, record.name), record.version)
+    found = ops.get_reference(workspace.metadata, record.name, record.version)
     if found is None:
         raise UsageError(
             f"{record.ref} has no reference data, so its traffic cannot be checked for drift. "
             f"Store one with 'loopml models reference {record.ref} TRAINING_DATA'."
         )
-    parts = json.loads(workspace.artifacts.get_bytes(found[0]))
+    parts = json.loads(workspace.artifacts.get_bytes(found.digest))
     return Reference.from_bytes(
         workspace.artifacts.get_bytes(parts["head"]), workspace.artifacts.get_bytes(parts["sample"])
     )

@@ -47,6 +47,7 @@ from prometheus_client.utils import floatToGoString
 from loopml.events.log import compact, seal, writer
 from loopml.ids import new_event_ids, new_id
 from loopml.registry.api import rollback
+from loopml.serving import operations as ops
 from loopml.serving import payloads
 from loopml.serving.batching import Batcher
 from loopml.serving.deployments import raise_alert
@@ -55,7 +56,7 @@ from loopml.serving.live import Live
 from loopml.serving.model import ServedModel
 from loopml.serving.payloads import PayloadError
 from loopml.settings import Settings
-from loopml.store.monitoring import WindowRecord, latest_window
+from loopml.store.monitoring import WindowRecord
 from loopml.workspace import Workspace, current_workspace
 
 SCORE_BUCKETS = tuple(i / 10 for i in range(11))
@@ -597,8 +598,7 @@ class Server:
         self.live.check(found)
 
     def _show_window(self) -> None:
-        with self.workspace.metadata.read() as connection:
-            self.metrics.show_window(latest_window(connection, self.name))
+        self.metrics.show_window(ops.latest_window(self.workspace.metadata, self.name))
 
     def _compact(self) -> None:
         compact(workspace=self.workspace)

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import stats
 
 from loopml.data.shift import psi
-from loopml.serving.deployments import Guardrails
+from loopml.serving.spec import Guardrails
 
 KEPT = 20_000  # latencies and scores kept per role: enough for a stable p99 and deciles
 

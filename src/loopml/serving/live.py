@@ -23,17 +23,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from loopml.registry.api import get_version, require_model, version_numbers
-from loopml.serving.deployments import Deployment, deployment, end_canary, raise_alert
+from loopml.registry.api import get_version, version_numbers
+from loopml.serving import operations as ops
+from loopml.serving.deployments import end_canary
 from loopml.serving.guard import Guard, metric_breach
 from loopml.serving.model import ServedModel, load_served
-from loopml.store import deployments as repo
-from loopml.store import registry as registry_repo
+from loopml.serving.spec import Deployment
 from loopml.store.deployments import RefusalRecord
 from loopml.workspace import Workspace
 
 log = logging.getLogger("loopml.serving")
-RETRY_FIRST, RETRY_MOST = 5.0, 300.0  # seconds before a version that failed to load is retried
 now = time.time  # the clock of the retries, shared by every server process
 
 
@@ -57,9 +56,9 @@ class Live:
     def refresh(self, first: bool = False) -> None:
         """Follow the deployment and the aliases it names; load what changed."""
         with self._lock:
-            spec, revision = deployment(self.name, workspace=self.workspace)
-            with self.workspace.metadata.read() as connection:
-                self.refused = repo.refused(connection, self.name)
+            state = ops.get_deployment(self.workspace.metadata, self.name)
+            spec, revision = state.spec, state.revision
+            self.refused = {refusal.version: refusal for refusal in state.refused}
             if self.pinned:
                 spec = spec.model_copy(update={"champion": self.pinned})
             refs = spec.refs(self.name)
@@ -138,34 +137,17 @@ class Live:
         return served
 
     def _refuse(self, role: str, number: int, error: Exception) -> None:
-        """Record that ``number`` failed to load here, for every server of the endpoint."""
+        """Record that ``number`` failed to load here, for every server of the endpoint (the
+        store raises the alert on its first failure)."""
         kept = self.roles.get(role)
         instead = kept.record.version if kept is not None else None
-        with self.workspace.metadata.write() as connection:
-            registry_repo.lock(connection, require_model(connection, self.name))
-            found = repo.refuse(
-                connection, self.name, number, role, instead, repr(error), now(), _backoff
-            )
+        store = self.workspace.metadata
+        found = ops.refuse_version(store, self.name, number, role, instead, repr(error), now())
         self.refused[number] = found
-        wait = found.retry_at - found.at
-        message = (
-            f"{self.name}@{number} failed to load for the {role}, kept "
-            f"{f'version {instead}' if instead else 'the version'} serving (tried "
-            f"{found.failures} times, again in {wait:g} s): {error}"
-        )
-        log.error(message)
-        if found.failures == 1:
-            raise_alert(
-                self.name,
-                "load_failed",
-                message,
-                {"version": number, "role": role, "error": repr(error), "instead": instead},
-                workspace=self.workspace,
-            )
+        log.error(ops.refusal_message(found))
 
     def _clear(self, number: int) -> None:
-        with self.workspace.metadata.write() as connection:
-            repo.clear_refusal(connection, self.name, number)
+        ops.clear_refusal(self.workspace.metadata, self.name, number)
         self.refused.pop(number, None)
 
     def _keep(self, role: str, message: str | None) -> ServedModel | None:
@@ -200,11 +182,6 @@ class Live:
             log.error("canary %s rolled back: %s", canary.version, reason)
         self.refresh()
         return reason
-
-
-def _backoff(failures: int) -> float:
-    """Seconds before the next try of a version that failed to load ``failures`` times."""
-    return min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MOST)
 
 
 def _canary_changed(old: Deployment, new: Deployment, before: dict, after: dict) -> bool:
