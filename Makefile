@@ -12,6 +12,8 @@ STAMP := $(VENV)/.installed
 UV_VENV := .venv-uv
 UV := $(UV_VENV)/bin/uv
 EXTRAS := --extra test --extra examples
+MLFLOW2_VENV := .venv-mlflow2
+MLFLOW2_STAMP := $(MLFLOW2_VENV)/.installed
 BENCH_VENV := benchmarks/.venv
 BENCH_STAMP := $(BENCH_VENV)/.installed
 export UV_PYTHON_DOWNLOADS := never
@@ -21,11 +23,13 @@ export UV_PYTHON_DOWNLOADS := never
 demo: $(STAMP)  ## run the end-to-end example
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP)  ## run the test suite
+test: $(STAMP) $(MLFLOW2_STAMP)  ## run the test suite
 	$(BIN)/python -m pytest
 
 lock: $(UV)  ## refresh uv.lock to the newest releases pyproject.toml allows
 	$(UV) lock --upgrade --python $(PYTHON)
+	$(UV) pip compile --quiet --upgrade --python-version 3.11 --generate-hashes \
+		tests/mlflow2/requirements.in -o tests/mlflow2/requirements.txt
 
 test-latest: $(UV)  ## run the suite on the newest releases, not the lock's
 	$(UV) venv --quiet --clear --python $(PYTHON) .venv-latest
@@ -37,7 +41,7 @@ test-lowest: $(UV)  ## run the suite on the lowest versions pyproject.toml allow
 	$(UV) pip install --quiet --python .venv-lowest/bin/python --resolution lowest-direct -e '.[test,examples]'
 	.venv-lowest/bin/python -m pytest
 
-BENCHMARKS := tracking data drift pipeline evaluation serving serving_batch events cli_startup loop
+BENCHMARKS := tracking server data drift pipeline evaluation serving serving_batch events cli_startup loop
 
 bench: $(BENCH_STAMP)  ## run every benchmark; each writes its results to benchmarks/results/
 	for name in $(BENCHMARKS); do $(BENCH_VENV)/bin/python benchmarks/$$name.py || exit 1; done
@@ -51,6 +55,13 @@ $(STAMP): pyproject.toml uv.lock $(UV)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --compile-bytecode $(EXTRAS) --python $(PYTHON)
 	touch $(STAMP)
 
+# The MLflow 2.x client the tests run against loopml server: its own locked environment.
+$(MLFLOW2_STAMP): tests/mlflow2/requirements.txt $(UV)
+	$(UV) venv --quiet --clear --python $(PYTHON) $(MLFLOW2_VENV)
+	$(UV) pip install --quiet --python $(MLFLOW2_VENV)/bin/python --require-hashes \
+		-r tests/mlflow2/requirements.txt
+	touch $(MLFLOW2_STAMP)
+
 $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -58,4 +69,4 @@ $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
 	touch $(BENCH_STAMP)
 
 clean:
-	rm -rf $(VENV) $(UV_VENV) .venv-latest .venv-lowest $(BENCH_VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(UV_VENV) $(MLFLOW2_VENV) .venv-latest .venv-lowest $(BENCH_VENV) .pytest_cache .hypothesis

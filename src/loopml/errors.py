@@ -93,6 +93,10 @@ class ModelNotFoundError(NotFoundError):
     """No registered model has the given name, or it has no such version or alias."""
 
 
+class LoggedModelNotFoundError(NotFoundError):
+    """No logged model has that id."""
+
+
 class TokenNotFoundError(NotFoundError):
     """No server token has the given name."""
 

@@ -126,7 +126,73 @@ class GenericFlavor:
         return pickle.loads((folder / self.file).read_bytes())
 
 
-FLAVORS: tuple[Flavor, ...] = (SklearnFlavor(), LightGBMFlavor(), XGBoostFlavor(), GenericFlavor())
+class MlflowFlavor:
+    """A model in MLflow's format (a folder with an ``MLmodel`` file), as MLflow's client
+    logs it. A scikit-learn model is read back as the estimator itself (pickled, cloudpickled
+    or skops); any other is loaded by MLflow's pyfunc, which must then be installed. It is
+    never chosen for a model object: it is how MLflow's folders are registered as they are."""
+
+    name = "mlflow"
+    libraries = ("scikit-learn", "numpy", "scipy")
+    file = "MLmodel"
+
+    def matches(self, model: Any) -> bool:
+        return False
+
+    def save(self, model: Any, folder: Path) -> None:
+        raise InvalidValueError("Models are saved in MLflow's format by MLflow's client.")
+
+    def load(self, folder: Path) -> Any:
+        description = read_mlmodel(folder)
+        sklearn = description.get("flavors", {}).get("sklearn")
+        if sklearn and sklearn.get("pickled_model"):
+            return _load_sklearn(folder, sklearn["pickled_model"], sklearn)
+        try:
+            import mlflow.pyfunc
+        except ImportError:
+            raise missing_dependency(
+                "mlflow", "mlflow", "A model in MLflow's format without a scikit-learn flavor"
+            ) from None
+        return mlflow.pyfunc.load_model(str(folder))
+
+
+def read_mlmodel(folder: Path) -> dict[str, Any]:
+    """The description MLflow writes beside a model (its ``MLmodel`` file, YAML)."""
+    import yaml
+
+    path = folder / MlflowFlavor.file
+    try:
+        found = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InvalidValueError(
+            f"{folder} is not a model in MLflow's format: no MLmodel."
+        ) from None
+    except yaml.YAMLError as error:
+        raise InvalidValueError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(found, dict):
+        raise InvalidValueError(f"{path} does not describe a model.")
+    return found
+
+
+def _load_sklearn(folder: Path, name: str, described: dict[str, Any]) -> Any:
+    path = folder / name
+    if not path.resolve().is_relative_to(folder.resolve()) or not path.is_file():
+        raise InvalidValueError(f"The MLflow model's file {name!r} is not in {folder}.")
+    if described.get("serialization_format") == "skops":
+        skops_io = _require("skops.io", "mlflow")
+        # The model was stored by a token allowed to register models, which is trusted as a
+        # pickle of it would be: every type in the file is allowed.
+        return skops_io.load(path, trusted=skops_io.get_untrusted_types(file=path))
+    return pickle.loads(path.read_bytes())
+
+
+FLAVORS: tuple[Flavor, ...] = (
+    SklearnFlavor(),
+    LightGBMFlavor(),
+    XGBoostFlavor(),
+    GenericFlavor(),
+    MlflowFlavor(),
+)
 
 
 def flavor_for(model: Any) -> Flavor:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loopml.errors import InvalidValueError
-from loopml.registry.flavors import flavor_for, flavor_named
+from loopml.registry.flavors import flavor_for, flavor_named, read_mlmodel
 
 INFO_FILE = "loopml-model.json"
 FORMAT = 1
@@ -76,6 +76,28 @@ def save_model(
         features=_features(model),
         contract=_contract(contract),
         task=task or ("classification" if hasattr(model, "predict_proba") else "regression"),
+    )
+    (folder / INFO_FILE).write_text(info.to_json())
+    return info
+
+
+def adopt_mlflow_model(folder: str | Path) -> ModelInfo:
+    """Make a model in MLflow's format (an ``MLmodel`` folder) a saved model as it is: load
+    it once, to know it loads and what it predicts, and write its description beside it."""
+    folder = Path(folder)
+    flavor = flavor_named("mlflow")
+    model = flavor.load(folder)
+    described = read_mlmodel(folder)
+    flavors = described.get("flavors", {})
+    saved_with = {"scikit-learn": flavors.get("sklearn", {}).get("sklearn_version")}
+    info = ModelInfo(
+        flavor=flavor.name,
+        libraries={name: version for name, version in saved_with.items() if version},
+        python=flavors.get("python_function", {}).get("python_version")
+        or platform.python_version(),
+        output=_output_schema(model),
+        features=_features(model),
+        task="classification" if hasattr(model, "predict_proba") else "regression",
     )
     (folder / INFO_FILE).write_text(info.to_json())
     return info

@@ -25,6 +25,7 @@ from pydantic import BaseModel, create_model
 
 from loopml import errors
 from loopml.ids import new_id
+from loopml.server.mlflow import add_mlflow_routes
 from loopml.store import tokens as tokens_repo
 from loopml.store.operations import ARGUMENTS_CONFIG, OPERATIONS, Operation, acting_for
 from loopml.store.requests import perform_once
@@ -36,13 +37,14 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 DOMAINS = (
     "loopml.store.tokens",
     "loopml.tracking.operations",
+    "loopml.tracking.logged_models",
     "loopml.data.operations",
     "loopml.registry.operations",
     "loopml.serving.operations",
     "loopml.monitoring.operations",
     "loopml.loop.operations",
 )
-NO_TOKENS = Caller("anonymous", "admin")  # a workspace without tokens: local use only
+NO_TOKENS = Caller("anonymous", "admin", anonymous=True)
 log = logging.getLogger("loopml.server")
 _bearer = HTTPBearer(auto_error=False, description="A token of `loopml server token create`.")
 
@@ -82,6 +84,7 @@ def create_server(workspace: Workspace) -> FastAPIOffline:
         lambda: Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
     )
     app.add_exception_handler(ServerError, _answer_error)
+    add_mlflow_routes(app, workspace, guard)
     return app
 
 
@@ -164,7 +167,7 @@ def _add_route(app, workspace, guard, metrics, operation: Operation, schemas: di
             credentials = given.pop("credentials")
             arguments = _arguments(given)
             caller = guard.caller(credentials, operation.role_for(arguments, workspace.settings))
-            with acting_for(caller.name):
+            with acting_for(caller.actor):
                 key = request.headers.get(IDEMPOTENCY_HEADER)
                 answer = _perform(workspace, operation, arguments, key)
             status = 200
@@ -263,18 +266,23 @@ def _signature(operation, in_path, in_query, body) -> inspect.Signature:
         inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)
     ]
     for name in operation.route.path_fields:
-        annotation = Annotated[fields[name].annotation, Path()]
+        annotation = _constrained(fields[name], Path())
         parameters.append(_keyword(name, annotation))
     if in_query:
         for name, field in fields.items():
             if name not in in_path:
-                annotation = Annotated[field.annotation, Query()]
+                annotation = _constrained(field, Query())
                 parameters.append(_keyword(name, annotation, field.get_default()))
     elif body is not None:
         parameters.append(_keyword("body", body))
     credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     parameters.append(_keyword("credentials", credentials))
     return inspect.Signature(parameters)
+
+
+def _constrained(field: Any, source: Any) -> Any:
+    """A field's type with its constraints (lengths, patterns, bounds), from source."""
+    return Annotated[(field.annotation, *field.metadata, source)]
 
 
 def _keyword(name: str, annotation: Any, default: Any = inspect.Parameter.empty):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -41,8 +43,13 @@ def require(connection: Connection, name: str) -> str:
     )
 
 
-def list_all(connection: Connection) -> list[ExperimentRecord]:
-    """Every experiment with its number of runs, by name."""
+def list_all(
+    connection: Connection,
+    names: Sequence[str] | None = None,
+    ids: Sequence[str] | None = None,
+) -> list[ExperimentRecord]:
+    """Every experiment with its number of runs, by name; only those of these names or ids
+    when given."""
     count = sa.func.count(runs.c.id)
     query = (
         sa.select(experiments.c.id, experiments.c.name, experiments.c.created_at, count)
@@ -50,4 +57,8 @@ def list_all(connection: Connection) -> list[ExperimentRecord]:
         .group_by(experiments.c.id, experiments.c.name, experiments.c.created_at)
         .order_by(experiments.c.name)
     )
+    if names is not None or ids is not None:
+        query = query.where(
+            sa.or_(experiments.c.name.in_(names or []), experiments.c.id.in_(ids or []))
+        )
     return [ExperimentRecord(*row) for row in connection.execute(query)]

@@ -83,12 +83,33 @@ def summaries(connection: Connection, run_id: str) -> list[MetricSummary]:
     return [MetricSummary(*row) for row in connection.execute(query)]
 
 
-def history(connection: Connection, run_id: str, key: str) -> list[MetricPoint]:
-    """Every value of one metric of a run, by step then time."""
+def summaries_of(connection: Connection, run_ids: Sequence[str]) -> dict[str, list[MetricSummary]]:
+    """The latest value, step and count of every metric of each run, by key."""
+    found: dict[str, list[MetricSummary]] = {run_id: [] for run_id in run_ids}
+    c = latest_metrics.c
+    for start in range(0, len(run_ids), 500):
+        query = (
+            sa.select(c.run_id, c.key, c.value, c.step, c.timestamp, c["count"])
+            .where(c.run_id.in_(run_ids[start : start + 500]))
+            .order_by(c.run_id, c.key)
+        )
+        for run_id, *row in connection.execute(query):
+            found[run_id].append(MetricSummary(*row))
+    return found
+
+
+def history(
+    connection: Connection, run_id: str, key: str, offset: int = 0, limit: int | None = None
+) -> list[MetricPoint]:
+    """The values of one metric of a run, by step then time: all, or a page of them."""
     c = metrics.c
     query = (
         sa.select(c.step, c.timestamp, c.value)
         .where(c.run_id == run_id, c.key == key)
         .order_by(c.step, c.timestamp)
     )
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
     return [MetricPoint(*row) for row in connection.execute(query)]

@@ -324,3 +324,22 @@ applied_requests = sa.Table(
     sa.Column("at", sa.Double, nullable=False),
     sa.Index(None, "at"),
 )
+
+# Models logged with MLflow's client (mlflow.<flavor>.log_model): a named folder of a run's
+# output artifacts, with the status, tags and params MLflow keeps for it.
+logged_models = sa.Table(
+    "logged_models",
+    metadata,
+    sa.Column("id", KEY, primary_key=True),
+    sa.Column("experiment_id", ID, sa.ForeignKey("experiments.id"), nullable=False),
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("name", KEY, nullable=False),
+    sa.Column("model_type", KEY, nullable=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Index(None, "run_id"),
+    sa.Index(None, "experiment_id", "name"),
+)

@@ -56,6 +56,13 @@ class Caller:
 
     name: str
     role: str
+    anonymous: bool = False  # a workspace without tokens: local use only
+
+    @property
+    def actor(self) -> str | None:
+        """Whom writes are recorded for: the token's name; without tokens, whom the client
+        says it runs as (None here)."""
+        return None if self.anonymous else self.name
 
     def may(self, role: str) -> bool:
         """Whether this caller's role includes that one (admin > editor > viewer)."""

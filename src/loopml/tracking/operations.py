@@ -232,6 +232,21 @@ def search_runs(
     return RunPage(runs_repo.load_runs(connection, ids[:page_size]), following)
 
 
+@operation("POST /experiments")
+def create_experiment(connection: Connection, name: Key) -> ExperimentRecord:
+    """The experiment called name, made now if it does not exist."""
+    experiments_repo.get_or_create(connection, name, time.time())
+    return experiments_repo.list_all(connection, [name])[0]
+
+
+@operation("POST /experiments/find", role="viewer", write=False)
+def find_experiments(
+    connection: Connection, names: list[str] | None = None, ids: list[str] | None = None
+) -> list[ExperimentRecord]:
+    """The experiments of these names or ids (those that exist), with their numbers of runs."""
+    return experiments_repo.list_all(connection, names or [], ids or [])
+
+
 @operation("GET /experiments")
 def list_experiments(connection: Connection) -> list[ExperimentRecord]:
     """Every experiment with its number of runs."""
@@ -251,10 +266,26 @@ def metric_summaries(connection: Connection, run_id: str) -> list[MetricSummary]
     return metrics_repo.summaries(connection, runs_repo.resolve_id(connection, run_id))
 
 
+@operation("POST /runs/latest-metrics", role="viewer", write=False)
+def latest_metrics(
+    connection: Connection, run_ids: Annotated[list[RunId], Field(max_length=MAX_PAGE)]
+) -> dict[str, list[MetricSummary]]:
+    """The latest value, step and count of every metric of each of these runs."""
+    return metrics_repo.summaries_of(connection, run_ids)
+
+
 @operation("GET /runs/{run_id}/metrics/{key:path}")
-def metric_history(connection: Connection, run_id: str, key: str) -> list[MetricPoint]:
-    """Every logged value of one metric of a run, by step."""
-    return metrics_repo.history(connection, runs_repo.resolve_id(connection, run_id), key)
+def metric_history(
+    connection: Connection,
+    run_id: str,
+    key: str,
+    offset: Annotated[int, Field(ge=0, le=INT64[1])] = 0,
+    limit: Annotated[int, Field(ge=1, le=INT64[1])] | None = None,
+) -> list[MetricPoint]:
+    """The logged values of one metric of a run, by step: every one, or ``limit`` of them
+    after the first ``offset``."""
+    full_id = runs_repo.resolve_id(connection, run_id)
+    return metrics_repo.history(connection, full_id, key, offset, limit)
 
 
 @operation("GET /runs/{run_id}/artifacts")
