@@ -164,6 +164,12 @@ class Settings(BaseModel):
     serve_max_rows: int = Field(
         100_000, ge=1, description="A model server answers 413 to a request of more rows."
     )
+    serve_token_role: Literal["viewer", "editor", "admin"] | None = Field(
+        None,
+        description="The role a model server's predictions, deployment and model metadata need "
+        "of a caller's token, when the workspace has tokens (none: anyone may predict). "
+        "/feedback needs an editor's token whenever the workspace has tokens.",
+    )
     serve_max_columns: int = Field(
         512,
         ge=1,

@@ -46,6 +46,15 @@ def serve(
     ] = None,
     rules: RulesOption = None,
     policy: SchedulePolicyOption = None,
+    token_role: Annotated[
+        str | None,
+        typer.Option(
+            "--token-role",
+            help="Where the workspace has tokens, /predict (and the other scoring routes) "
+            "need a token of this role: viewer, editor or admin. /feedback always needs an "
+            "editor's token there.",
+        ),
+    ] = None,
 ) -> None:
     """Serve NAME as its deployment says: POST /predict, MLflow's /invocations, Open Inference
     Protocol V2, POST /feedback, /metrics, and the OpenAPI docs at /docs. Changes made with
@@ -67,6 +76,10 @@ def serve(
 
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}.")
+    if token_role is not None:
+        if token_role not in ("viewer", "editor", "admin"):
+            raise UsageError(f"--token-role is viewer, editor or admin, not {token_role!r}.")
+        os.environ["LOOPML_SERVE_TOKEN_ROLE"] = token_role  # read by every worker's settings
     if (rules is not None or policy is not None) and monitor_every is None:
         raise UsageError(
             "--rules and --policy act after each monitored window: give --monitor-every too."

@@ -44,7 +44,6 @@ DOMAINS = (
     "loopml.monitoring.operations",
     "loopml.loop.operations",
 )
-NO_TOKENS = Caller("anonymous", "admin", anonymous=True)
 log = logging.getLogger("loopml.server")
 _bearer = HTTPBearer(auto_error=False, description="A token of `loopml server token create`.")
 
@@ -109,49 +108,18 @@ class _Metrics:
 
 
 class _Guard:
-    """Who is calling: the token's caller, checked against the operation's role. A
-    workspace without tokens lets every caller in as admin (the server says so at start)."""
+    """Who is calling: the token's caller, checked against the operation's role, read from
+    the server's own store on every request (a revoked token stops at once). A workspace
+    without tokens lets every caller in as admin (the server says so at start)."""
 
     def __init__(self, workspace: Workspace) -> None:
-        self.workspace = workspace
-        self._open_until = 0.0  # "no tokens" is believed for a second at a time
+        self.gate = tokens_repo.Gate(workspace.metadata)
 
     def caller(self, credentials: HTTPAuthorizationCredentials | None, role: str) -> Caller:
-        if credentials is None and self._without_tokens():
-            return NO_TOKENS
-        if credentials is None:
-            raise ServerError(
-                401,
-                "AccessDeniedError",
-                "This server needs a token: send "
-                "'Authorization: Bearer <token>' (LOOPML_TOKEN for the SDK).",
-            )
-        with self.workspace.metadata.read() as connection:
-            caller = tokens_repo.verify(connection, credentials.credentials, time.time())
-        if caller is None:
-            raise ServerError(
-                401,
-                "AccessDeniedError",
-                "The token is not valid: it is "
-                "unknown, revoked or expired. Ask an admin for a new one.",
-            )
-        if not caller.may(role):
-            raise ServerError(
-                403,
-                "AccessDeniedError",
-                f"Token {caller.name!r} has the role {caller.role}; this needs {role}.",
-            )
-        return caller
-
-    def _without_tokens(self) -> bool:
-        now = time.monotonic()
-        if now < self._open_until:
-            return True
-        with self.workspace.metadata.read() as connection:
-            if tokens_repo.any_tokens(connection):
-                return False
-        self._open_until = now + 1.0
-        return True
+        try:
+            return self.gate.caller(credentials.credentials if credentials else None, role)
+        except tokens_repo.Refused as refused:
+            raise ServerError(refused.status, "AccessDeniedError", refused.message) from None
 
 
 def _add_route(app, workspace, guard, metrics, operation: Operation, schemas: dict) -> None:

@@ -56,6 +56,7 @@ from loopml.serving.live import Live
 from loopml.serving.model import ServedModel
 from loopml.serving.payloads import PayloadError
 from loopml.settings import Settings
+from loopml.store import tokens as tokens_repo
 from loopml.store.monitoring import WindowRecord
 from loopml.workspace import Workspace, current_workspace
 
@@ -63,6 +64,7 @@ SCORE_BUCKETS = tuple(i / 10 for i in range(11))
 FEW_ROWS = 16  # requests up to this many rows are logged line by line
 SHADOW_QUEUE = 64  # shadow requests waiting at most; more are dropped, and counted
 READY_WINDOW = 20  # the champion's latest answers readiness looks at
+TOKEN_SECONDS = 5.0  # how long a model server believes a valid token
 SWAP_MIN_REQUESTS = 20  # a new champion's first requests judged against the error-rate SLO
 SWAP_JUDGED = 1000  # ... up to this many; after them monitoring judges it
 SWAP_ERROR_RATE = 0.05  # ... against this error rate when the SLOs set no max_error_rate
@@ -192,6 +194,9 @@ class Server:
         self.outcomes: deque[tuple[int, bool]] = deque(maxlen=READY_WINDOW)  # champion's
         self.swap: _Swap | None = None  # a champion that replaced another, until judged
         self.batcher = Batcher()
+        # A valid token is believed for a few seconds: predictions are not slowed by a
+        # look-up each, and a revoked token stops within TOKEN_SECONDS.
+        self.gate = tokens_repo.Gate(self.workspace.metadata, remember=TOKEN_SECONDS)
         self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="loopml-shadow")
         self._shadow_slots = threading.BoundedSemaphore(SHADOW_QUEUE)
         title = f"loopml: {name}@{alias or self.live.spec.champion}"
@@ -237,23 +242,45 @@ class Server:
             task.cancel()
             self._shadow_pool.shutdown(wait=False, cancel_futures=True)
 
+    async def _refused(self, request: Request, role: str | None) -> Response | None:
+        """The answer to a caller without a valid token of the role (None: let it in)."""
+        if role is None:
+            return None
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        given = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+        try:
+            await asyncio.to_thread(self.gate.caller, given, role)
+        except tokens_repo.Refused as refused:
+            body = {"error": {"type": "AccessDeniedError", "message": refused.message}}
+            return JSONResponse(body, refused.status, headers={"WWW-Authenticate": "Bearer"})
+        return None
+
     async def predict(self, request: Request) -> Response:
         """Score JSON records: {"records": [...]}, a list of records, or one record."""
+        if refused := await self._refused(request, self.settings.serve_token_role):
+            return refused
         return await self._answer(request, "predict", payloads.records_frame, self._records_body)
 
     async def invocations(self, request: Request) -> Response:
         """MLflow's scoring protocol: dataframe_split, dataframe_records, instances, inputs."""
+        if refused := await self._refused(request, self.settings.serve_token_role):
+            return refused
         return await self._answer(request, "mlflow", payloads.mlflow_frame, self._mlflow_body)
 
     async def infer(self, model: str, request: Request) -> Response:
         """Open Inference Protocol V2 inference with JSON tensors."""
+        if refused := await self._refused(request, self.settings.serve_token_role):
+            return refused
         if model != self.name:
             return self._unknown(model)
         return await self._answer(request, "v2", payloads.v2_frame, self._v2_body)
 
     async def feedback(self, request: Request) -> Response:
         """Labels for earlier predictions: {"id": ..., "label": ...}, a list of them, or
-        {"feedback": [...]}. Answers how many were accepted and which ids are unknown."""
+        {"feedback": [...]}. Answers how many were accepted and which ids are unknown.
+        Labels train the next model: they need an editor's token where there are tokens."""
+        if refused := await self._refused(request, "editor"):
+            return refused
         try:
             items = items_of(await _body(request, self.settings))
             if len(items) > self.settings.serve_max_rows:
@@ -266,9 +293,11 @@ class Server:
         )
         return JSONResponse(result.to_dict())
 
-    async def deployment(self) -> dict[str, Any]:
+    async def deployment(self, request: Request) -> Any:
         """What serves this endpoint now: the deployment, its revision and each role's
         version."""
+        if refused := await self._refused(request, self.settings.serve_token_role):
+            return refused
         live = self.live
         return {
             "endpoint": self.name,
@@ -302,7 +331,9 @@ class Server:
         reason = f"version {version} failed its last {len(seen)} requests"
         return JSONResponse({"ready": False, "reason": reason}, 503)
 
-    async def metadata(self, model: str) -> Response:
+    async def metadata(self, model: str, request: Request) -> Response:
+        if refused := await self._refused(request, self.settings.serve_token_role):
+            return refused
         if model != self.name:
             return self._unknown(model)
         served = self.live.champion

@@ -13,8 +13,10 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from loopml.errors import ConfigError, TokenNotFoundError, UsageError
@@ -145,6 +147,89 @@ def verify(connection: Connection, token: str, now: float) -> Caller | None:
     if not _record(row).active(now):
         return None
     return Caller(row["name"], row["role"])
+
+
+@operation("POST /tokens/check", role="viewer", write=False)
+def check_token(
+    connection: Connection, token: Annotated[str, Field(max_length=512)]
+) -> Caller | None:
+    """Whom a token belongs to, if it is valid now (model servers ask, for their callers)."""
+    return verify(connection, token, time.time())
+
+
+@operation("GET /tokens/any", role="viewer")
+def has_tokens(connection: Connection) -> bool:
+    """Whether the workspace has tokens (then its servers need one of every caller)."""
+    return any_tokens(connection)
+
+
+ANONYMOUS = Caller("anonymous", "admin", anonymous=True)
+
+
+class Refused(Exception):
+    """A request without a valid token (401) or without the role (403)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class Gate:
+    """Whom a server's request comes from, by its bearer token, checked against a role.
+
+    A workspace without tokens lets every caller in as admin; "no tokens" is believed for a
+    second at a time. A valid token is believed for ``remember`` seconds (0: it is checked
+    on every request, so a revoked token stops at once).
+    """
+
+    def __init__(self, store: Any, remember: float = 0.0) -> None:
+        self.store = store
+        self.remember = remember
+        self._open_until = 0.0
+        self._known: dict[str, tuple[Caller, float]] = {}
+
+    def caller(self, token: str | None, role: str) -> Caller:
+        if token is None and self._without_tokens():
+            return ANONYMOUS
+        if token is None:
+            raise Refused(
+                401,
+                "This server needs a token: send 'Authorization: Bearer <token>' "
+                "(LOOPML_TOKEN for the SDK).",
+            )
+        found = self._check(token)
+        if found is None:
+            raise Refused(
+                401,
+                "The token is not valid: it is unknown, revoked or expired. Ask an admin for "
+                "a new one.",
+            )
+        if not found.may(role):
+            raise Refused(
+                403, f"Token {found.name!r} has the role {found.role}; this needs {role}."
+            )
+        return found
+
+    def _check(self, token: str) -> Caller | None:
+        now = time.monotonic()
+        known = self._known.get(token)
+        if known is not None and now < known[1]:
+            return known[0]
+        found = check_token(self.store, token)
+        if found is not None and self.remember > 0:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[token] = (found, now + self.remember)
+        return found
+
+    def _without_tokens(self) -> bool:
+        now = time.monotonic()
+        if now < self._open_until:
+            return True
+        if has_tokens(self.store):
+            return False
+        self._open_until = now + 1.0
+        return True
 
 
 def parse_expiry(text: str | None, now: float) -> float | None:
