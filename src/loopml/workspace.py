@@ -37,6 +37,20 @@ _every_workspace: weakref.WeakSet[Workspace] = weakref.WeakSet()
 _fork_hook_installed = False
 
 
+def _artifact_store(settings: Settings, metadata: Any) -> Any:
+    """The workspace's artifacts: through its loopml server when it has one and no
+    artifacts_url of its own is set, else at artifacts_url."""
+    if settings.server_url and settings.source_of("artifacts_url") == "default":
+        from loopml.artifacts.remote import RemoteArtifactStore
+
+        return RemoteArtifactStore(metadata)
+    options = {"endpoint_url": settings.s3_endpoint_url} if settings.s3_endpoint_url else {}
+    return ArtifactStore(
+        settings.artifacts_url,
+        storage_options=options if settings.artifacts_url.startswith("s3://") else None,
+    )
+
+
 class Workspace:
     """A metadata store plus an artifact store, with the settings that chose them."""
 
@@ -44,11 +58,7 @@ class Workspace:
         self.settings = settings
         self.home: Path = settings.home
         self.metadata = _metadata_store(settings)
-        options = {"endpoint_url": settings.s3_endpoint_url} if settings.s3_endpoint_url else {}
-        self.artifacts = ArtifactStore(
-            settings.artifacts_url,
-            storage_options=options if settings.artifacts_url.startswith("s3://") else None,
-        )
+        self.artifacts = _artifact_store(settings, self.metadata)
         self._services: dict[str, Any] = {}
         self._services_lock = threading.Lock()
         _track(self)

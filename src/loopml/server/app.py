@@ -8,20 +8,26 @@ error answers, writes done once under an idempotency key, /health and /metrics.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import importlib
 import inspect
 import logging
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, create_model
+from starlette.background import BackgroundTask
 
 from loopml import errors
 from loopml.ids import new_id
@@ -84,6 +90,7 @@ def create_server(workspace: Workspace) -> FastAPIOffline:
     )
     app.add_exception_handler(ServerError, _answer_error)
     add_mlflow_routes(app, workspace, guard)
+    _add_artifact_routes(app, workspace, guard)
     return app
 
 
@@ -120,6 +127,79 @@ class _Guard:
             return self.gate.caller(credentials.credentials if credentials else None, role)
         except tokens_repo.Refused as refused:
             raise ServerError(refused.status, "AccessDeniedError", refused.message) from None
+
+
+_DIGEST = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="The content's sha256.")]
+_Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _add_artifact_routes(app: FastAPIOffline, workspace: Workspace, guard: _Guard) -> None:
+    """Content by its sha256, streamed both ways: what a client without the artifact store's
+    credentials reads and writes (artifacts/remote.py)."""
+    store = workspace.artifacts
+    responses = {404: {"description": "Nothing is stored under this sha256."}}
+
+    def exists(digest: _DIGEST, credentials: _Credentials) -> Response:
+        guard.caller(credentials, "viewer")
+        return Response(status_code=200 if store.exists(digest) else 404)
+
+    def download(digest: _DIGEST, credentials: _Credentials) -> Response:
+        guard.caller(credentials, "viewer")
+        if not store.exists(digest):
+            raise ServerError(404, "ArtifactNotFoundError", f"No content is stored as {digest}.")
+        folder = tempfile.mkdtemp(prefix="loopml-download-")
+        try:  # verified against its hash before a byte is sent
+            local = store.get_file(digest, os.path.join(folder, "content"))
+        except errors.LoopmlError as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise ServerError(_status(error), type(error).__name__, str(error)) from None
+        return FileResponse(
+            local,
+            media_type="application/octet-stream",
+            background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+        )
+
+    async def upload(digest: _DIGEST, request: Request, credentials: _Credentials) -> Response:
+        guard.caller(credentials, "editor")
+        limit = workspace.settings.server_max_upload_mb * 1024 * 1024
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        handle, local = tempfile.mkstemp(prefix="loopml-upload-")
+        try:
+            hasher, size = hashlib.sha256(), 0
+            with os.fdopen(handle, "wb") as target:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(limit)
+                    hasher.update(chunk)
+                    target.write(chunk)
+            if hasher.hexdigest() != digest:
+                raise ServerError(
+                    400,
+                    "ArtifactCorruptedError",
+                    f"The upload's bytes hash to {hasher.hexdigest()}, not {digest}: it was "
+                    "changed or cut on the way, and is not stored.",
+                )
+            await asyncio.to_thread(store.put_file, local)
+        finally:
+            os.unlink(local)
+        return JSONResponse({"digest": digest, "size": size})
+
+    path = f"{PREFIX}/artifacts/{{digest}}"
+    app.add_api_route(path, exists, methods=["HEAD"], tags=["artifacts"], responses=responses)
+    app.add_api_route(path, download, methods=["GET"], tags=["artifacts"], responses=responses)
+    app.add_api_route(path, upload, methods=["PUT"], tags=["artifacts"])
+
+
+def _too_large(limit: int) -> ServerError:
+    return ServerError(
+        413,
+        "UsageError",
+        f"The upload is larger than this server takes ({limit // (1024 * 1024)} MB; "
+        "server_max_upload_mb).",
+    )
 
 
 def _add_route(app, workspace, guard, metrics, operation: Operation, schemas: dict) -> None:

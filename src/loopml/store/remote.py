@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -78,32 +79,43 @@ class RemoteMetadataStore:
             request["content"] = model.model_dump_json(include=set(rest), fallback=plain_value)
             request["headers"]["Content-Type"] = "application/json"
             request["headers"]["Idempotency-Key"] = uuid.uuid4().hex
-        answer = self._send(method, self.url + API + path, request, operation)
+        answer = self._send(method, self.url + API + path, lambda: request, operation.name)
         return operation.result.validate_json(answer)
 
-    def _send(self, method: str, url: str, request: dict[str, Any], operation: Operation) -> bytes:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        request: Callable[[], dict[str, Any]],
+        name: str,
+        receive: Callable[[Any], Any] | None = None,
+        expected: tuple[int, ...] = (200,),
+    ) -> Any:
+        """One request, retried with backoff while the server is unreachable or overloaded;
+        request() gives its arguments for each attempt, receive(response) reads the answer
+        (its bytes by default). A status in expected is an answer; another is raised."""
         import httpx
 
         deadline = time.monotonic() + self.retry_seconds
         pause = 0.1
         while True:
             try:
-                response = self._http().request(method, url, **request)
+                with self._http().stream(method, url, **request()) as response:
+                    if response.status_code in expected:
+                        return receive(response) if receive else response.read()
+                    response.read()
+                    if response.status_code not in RETRIED_STATUS:
+                        raise _error(response, name)
+                    problem = f"HTTP {response.status_code}"
             except httpx.TransportError as error:
                 problem = f"{type(error).__name__}: {error}"
-            else:
-                if response.status_code == 200:
-                    return response.content
-                if response.status_code not in RETRIED_STATUS:
-                    raise _error(response, operation)
-                problem = f"HTTP {response.status_code}"
             if time.monotonic() + pause > deadline:
                 raise errors.StoreUnavailableError(
-                    f"The loopml server at {self.url} did not answer {operation.name} for "
+                    f"The loopml server at {self.url} did not answer {name} for "
                     f"{self.retry_seconds:g} s ({problem}). Check that it runs and is "
                     "reachable (LOOPML_SERVER_URL), then retry."
                 )
-            log.warning("loopml server %s: %s; retrying %s", self.url, problem, operation.name)
+            log.warning("loopml server %s: %s; retrying %s", self.url, problem, name)
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
 
@@ -117,7 +129,7 @@ class RemoteMetadataStore:
             return self._client
 
 
-def _error(response: Any, operation: Operation) -> errors.LoopmlError:
+def _error(response: Any, name: str) -> errors.LoopmlError:
     """The loopml error the server reported, raised again as the same class."""
     try:
         found = orjson.loads(response.content)["error"]
@@ -125,12 +137,12 @@ def _error(response: Any, operation: Operation) -> errors.LoopmlError:
     except (orjson.JSONDecodeError, KeyError, TypeError):
         kind, message = "", response.text[:500]
     if response.status_code == 422:  # the server's own validation of the request
-        return errors.UsageError(f"The server refused {operation.name}: {message}")
+        return errors.UsageError(f"The server refused {name}: {message}")
     known = getattr(errors, kind, None)
     if isinstance(known, type) and issubclass(known, errors.LoopmlError):
         return known(message)
     if response.status_code in (401, 403):
         return errors.AccessDeniedError(message)
     return errors.WorkspaceError(
-        f"The loopml server answered {operation.name} with HTTP {response.status_code}: {message}"
+        f"The loopml server answered {name} with HTTP {response.status_code}: {message}"
     )
