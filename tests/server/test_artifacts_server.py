@@ -18,20 +18,12 @@ from loopml.artifacts.remote import RemoteArtifactStore
 from loopml.errors import AccessDeniedError
 from loopml.store import tokens as tokens_repo
 from loopml.workspace import Workspace
-from tests.conftest import make_workspace, running_server
+from tests.conftest import make_workspace
 
 
 @pytest.fixture
-def behind(tmp_path: Path) -> Workspace:
-    ws = make_workspace(tmp_path / "server", server_max_upload_mb=1)
-    yield ws
-    ws.close()
-
-
-@pytest.fixture
-def url(behind: Workspace):
-    with running_server(behind) as found:
-        yield found
+def server_settings() -> dict[str, object]:
+    return {"server_max_upload_mb": 1}
 
 
 def client(folder: Path, url: str, **settings: object) -> Workspace:

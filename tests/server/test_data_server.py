@@ -5,7 +5,6 @@ cannot record what ``loopml.data.add`` would refuse."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -15,42 +14,12 @@ import loopml
 from loopml.data import operations as ops
 from loopml.errors import AccessDeniedError, DatasetNotFoundError, UsageError
 from loopml.store import tokens as tokens_repo
-from loopml.workspace import Workspace
-from tests.conftest import make_workspace, running_server, served_workspace
 
 FRAME = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
 
 
-@pytest.fixture
-def behind(tmp_path: Path):
-    ws = make_workspace(tmp_path / "server")
-    yield ws
-    ws.close()
-
-
-@pytest.fixture
-def url(behind: Workspace):
-    with running_server(behind) as found:
-        yield found
-
-
-@pytest.fixture
-def client(behind: Workspace, url: str, tmp_path: Path):
-    """A workspace through the server, as the holder of a token of a role."""
-    made: list[Workspace] = []
-
-    def make(name: str, role: str) -> Workspace:
-        secret = tokens_repo.create_token(behind.metadata, name, role, None).token
-        made.append(served_workspace(behind, url, tmp_path / name, token=secret))
-        return made[-1]
-
-    yield make
-    for ws in made:
-        ws.close()
-
-
-def test_a_viewer_lists_snapshots_an_editor_adds_them(behind, client) -> None:
-    viewer, editor = client("ana", "viewer"), client("ci-bot", "editor")
+def test_a_viewer_lists_snapshots_an_editor_adds_them(behind, as_token) -> None:
+    viewer, editor = as_token("viewer", "ana"), as_token("editor", "ci-bot")
     first = loopml.data.add("flights", FRAME, workspace=behind)
     assert [s.id for s in loopml.data.snapshots("flights", workspace=viewer)] == [first.id]
     assert loopml.data.get("flights", workspace=viewer).rows == 3
@@ -64,8 +33,8 @@ def test_a_viewer_lists_snapshots_an_editor_adds_them(behind, client) -> None:
     assert loopml.data.add("flights", FRAME.iloc[:2], workspace=editor).id == added.id
 
 
-def test_an_unknown_dataset_is_not_found(behind, client, url: str) -> None:
-    viewer = client("ana", "viewer")
+def test_an_unknown_dataset_is_not_found(behind, as_token, url: str) -> None:
+    viewer = as_token("viewer", "ana")
     loopml.data.add("flights", FRAME, workspace=behind)
     with pytest.raises(DatasetNotFoundError, match="No dataset is called 'nope'.*'flights'"):
         loopml.data.get("nope", workspace=viewer)
@@ -79,8 +48,8 @@ def test_an_unknown_dataset_is_not_found(behind, client, url: str) -> None:
     assert answer.json()["error"]["type"] == "DatasetNotFoundError"
 
 
-def test_a_caller_cannot_record_what_the_sdk_refuses(behind, client) -> None:
-    editor = client("ci-bot", "editor")
+def test_a_caller_cannot_record_what_the_sdk_refuses(behind, as_token) -> None:
+    editor = as_token("editor", "ci-bot")
     first = loopml.data.add("flights", FRAME, workspace=behind)
     new = ops.NewSnapshot(
         digest=first.digest,

@@ -15,8 +15,6 @@ import requests
 
 import loopml
 from loopml.store import tokens as tokens_repo
-from loopml.workspace import Workspace
-from tests.conftest import make_workspace, running_server
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
@@ -30,23 +28,20 @@ MLFLOW2_REQUIRED = os.environ.get("LOOPML_TEST_MLFLOW2_REQUIRED") == "1"
 
 
 @pytest.fixture
-def behind(tmp_path: Path) -> Workspace:
-    ws = make_workspace(tmp_path / "server", server_max_upload_mb=1)
-    yield ws
-    ws.close()
+def server_settings() -> dict[str, object]:
+    return {"server_max_upload_mb": 1}
 
 
 @pytest.fixture
-def tracking_uri(behind: Workspace, monkeypatch: pytest.MonkeyPatch):
+def tracking_uri(url: str, monkeypatch: pytest.MonkeyPatch):
     """MLFLOW_TRACKING_URI set to a loopml server, as an MLflow user would set it."""
-    with running_server(behind) as url:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-        monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        mlflow.set_tracking_uri(url)
-        yield url
-        mlflow.end_run()
-        mlflow.set_tracking_uri(None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    mlflow.set_tracking_uri(url)
+    yield url
+    mlflow.end_run()
+    mlflow.set_tracking_uri(None)
 
 
 def files(folder: Path, names: dict[str, str]) -> Path:

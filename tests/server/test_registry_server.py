@@ -3,8 +3,6 @@ need an admin, the audit log names the token, and unknown models are 404."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import numpy as np
 import pandas as pd
@@ -14,9 +12,7 @@ from sklearn.linear_model import LogisticRegression
 import loopml
 from loopml.errors import AccessDeniedError, ModelNotFoundError
 from loopml.settings import load_settings
-from loopml.store import tokens as tokens_repo
 from loopml.workspace import Workspace
-from tests.conftest import make_workspace, running_server, served_workspace
 
 MODELS = "/api/v1/models"
 
@@ -27,35 +23,12 @@ def fitted() -> LogisticRegression:
 
 
 @pytest.fixture
-def behind(tmp_path: Path) -> Workspace:
-    ws = make_workspace(tmp_path / "server", protected_aliases=["champion", "production"])
-    yield ws
-    ws.close()
+def server_settings() -> dict[str, object]:
+    return {"protected_aliases": ["champion", "production"]}
 
 
-@pytest.fixture
-def url(behind: Workspace):
-    with running_server(behind) as found:
-        yield found
-
-
-@pytest.fixture
-def client(behind: Workspace, url: str, tmp_path: Path):
-    """A workspace through the server, as the token of the given role (named after it)."""
-    made: list[Workspace] = []
-
-    def make(role: str) -> Workspace:
-        secret = tokens_repo.create_token(behind.metadata, f"{role}-bot", role, None).token
-        made.append(served_workspace(behind, url, tmp_path / role, token=secret))
-        return made[-1]
-
-    yield make
-    for ws in made:
-        ws.close()
-
-
-def test_an_editor_moves_aliases_but_only_an_admin_moves_protected_ones(client) -> None:
-    editor, admin = client("editor"), client("admin")
+def test_an_editor_moves_aliases_but_only_an_admin_moves_protected_ones(as_token) -> None:
+    editor, admin = as_token("editor"), as_token("admin")
     first = loopml.models.register("churn", fitted(), workspace=editor)
     loopml.models.register("churn", fitted(), card=False, workspace=editor)
     assert first.ref == "churn@1" and first.created_by == "editor-bot" and first.card
@@ -80,9 +53,9 @@ def test_an_editor_moves_aliases_but_only_an_admin_moves_protected_ones(client) 
     ]
 
 
-def test_a_viewer_reads_the_registry_but_cannot_change_it(client) -> None:
-    loopml.models.register("churn", fitted(), card=False, workspace=client("editor"))
-    viewer = client("viewer")
+def test_a_viewer_reads_the_registry_but_cannot_change_it(as_token) -> None:
+    loopml.models.register("churn", fitted(), card=False, workspace=as_token("editor"))
+    viewer = as_token("viewer")
     assert [v.ref for v in loopml.models.versions("churn", workspace=viewer)] == ["churn@1"]
     assert loopml.models.list_models(workspace=viewer)[0]["versions"] == 1
     with pytest.raises(AccessDeniedError, match="role viewer"):
@@ -91,8 +64,8 @@ def test_a_viewer_reads_the_registry_but_cannot_change_it(client) -> None:
         loopml.models.set_alias("churn", "challenger", 1, workspace=viewer)
 
 
-def test_an_unknown_model_is_404_and_model_not_found(client, url: str) -> None:
-    editor = client("editor")
+def test_an_unknown_model_is_404_and_model_not_found(as_token, url: str) -> None:
+    editor = as_token("editor")
     with pytest.raises(ModelNotFoundError, match="No model is registered as 'nope'"):
         loopml.models.get_version("nope@champion", workspace=editor)
     with pytest.raises(ModelNotFoundError, match="No model is registered as 'nope'"):

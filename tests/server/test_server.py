@@ -20,13 +20,6 @@ RUNS = "/api/v1/runs"
 
 
 @pytest.fixture
-def behind(tmp_path: Path) -> Workspace:
-    ws = make_workspace(tmp_path / "server")
-    yield ws
-    ws.close()
-
-
-@pytest.fixture
 def server(behind: Workspace):
     with running_server(behind) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield client

@@ -18,9 +18,8 @@ from loopml.loop.schedule import Lease
 from loopml.serving import Deployment, deploy, deployment
 from loopml.serving import operations as ops
 from loopml.serving.deployments import alerts, end_canary, raise_alert
-from loopml.store import tokens as tokens_repo
 from loopml.workspace import Workspace
-from tests.conftest import make_workspace, running_server, served_workspace
+from tests.conftest import make_workspace
 
 ROLES = ("viewer", "editor", "admin")
 
@@ -40,16 +39,9 @@ def behind(tmp_path: Path) -> Iterator[Workspace]:
 
 
 @pytest.fixture
-def client(behind: Workspace, tmp_path: Path) -> Iterator[dict[str, Workspace]]:
+def client(as_token) -> dict[str, Workspace]:
     """A workspace through the server for a token of each role, by role."""
-    with running_server(behind) as url:
-        made = {}
-        for role in ROLES:
-            secret = tokens_repo.create_token(behind.metadata, f"{role}-token", role).token
-            made[role] = served_workspace(behind, url, tmp_path / role, token=secret)
-        yield made
-        for ws in made.values():
-            ws.close()
+    return {role: as_token(role, f"{role}-token") for role in ROLES}
 
 
 def test_only_an_admin_changes_a_deployment_and_a_viewer_reads_it(client, behind) -> None:
