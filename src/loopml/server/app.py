@@ -9,29 +9,25 @@ error answers, writes done once under an idempotency key, /health and /metrics.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib
 import inspect
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, create_model
-from starlette.background import BackgroundTask
 
 from loopml import errors
 from loopml.ids import new_id
 from loopml.server.mlflow import add_mlflow_routes
+from loopml.server.transfer import TooLarge, received, verified_file
 from loopml.store import tokens as tokens_repo
 from loopml.store.operations import ARGUMENTS_CONFIG, OPERATIONS, Operation, acting_for
 from loopml.store.requests import perform_once
@@ -147,59 +143,32 @@ def _add_artifact_routes(app: FastAPIOffline, workspace: Workspace, guard: _Guar
         guard.caller(credentials, "viewer")
         if not store.exists(digest):
             raise ServerError(404, "ArtifactNotFoundError", f"No content is stored as {digest}.")
-        folder = tempfile.mkdtemp(prefix="loopml-download-")
-        try:  # verified against its hash before a byte is sent
-            local = store.get_file(digest, os.path.join(folder, "content"))
+        try:
+            return verified_file(store, digest)
         except errors.LoopmlError as error:
-            shutil.rmtree(folder, ignore_errors=True)
             raise ServerError(_status(error), type(error).__name__, str(error)) from None
-        return FileResponse(
-            local,
-            media_type="application/octet-stream",
-            background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
-        )
 
     async def upload(digest: _DIGEST, request: Request, credentials: _Credentials) -> Response:
         guard.caller(credentials, "editor")
         limit = workspace.settings.server_max_upload_mb * 1024 * 1024
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise _too_large(limit)
-        handle, local = tempfile.mkstemp(prefix="loopml-upload-")
         try:
-            hasher, size = hashlib.sha256(), 0
-            with os.fdopen(handle, "wb") as target:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise _too_large(limit)
-                    hasher.update(chunk)
-                    target.write(chunk)
-            if hasher.hexdigest() != digest:
-                raise ServerError(
-                    400,
-                    "ArtifactCorruptedError",
-                    f"The upload's bytes hash to {hasher.hexdigest()}, not {digest}: it was "
-                    "changed or cut on the way, and is not stored.",
-                )
-            await asyncio.to_thread(store.put_file, local)
-        finally:
-            os.unlink(local)
-        return JSONResponse({"digest": digest, "size": size})
+            async with received(request, limit) as upload:
+                if upload.digest != digest:
+                    raise ServerError(
+                        400,
+                        "ArtifactCorruptedError",
+                        f"The upload's bytes hash to {upload.digest}, not {digest}: it was "
+                        "changed or cut on the way, and is not stored.",
+                    )
+                await asyncio.to_thread(store.put_file, upload.path)
+        except TooLarge as refused:
+            raise ServerError(413, "UsageError", refused.message) from None
+        return JSONResponse({"digest": digest, "size": upload.size})
 
     path = f"{PREFIX}/artifacts/{{digest}}"
     app.add_api_route(path, exists, methods=["HEAD"], tags=["artifacts"], responses=responses)
     app.add_api_route(path, download, methods=["GET"], tags=["artifacts"], responses=responses)
     app.add_api_route(path, upload, methods=["PUT"], tags=["artifacts"])
-
-
-def _too_large(limit: int) -> ServerError:
-    return ServerError(
-        413,
-        "UsageError",
-        f"The upload is larger than this server takes ({limit // (1024 * 1024)} MB; "
-        "server_max_upload_mb).",
-    )
 
 
 def _add_route(app, workspace, guard, metrics, operation: Operation, schemas: dict) -> None:

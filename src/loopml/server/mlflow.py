@@ -10,13 +10,12 @@ Errors answer as MLflow's do: ``{"error_code": ..., "message": ...}``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import math
-import os
 import posixpath
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,13 +27,13 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.background import BackgroundTask
 
 from loopml import errors
 from loopml.ids import new_id
 from loopml.registry import operations as registry_ops
 from loopml.registry.cards import write_card_of_new_version
 from loopml.registry.saved import adopt_mlflow_model
+from loopml.server.transfer import TooLarge, received, verified_file
 from loopml.store.operations import Operation, acting_for
 from loopml.store.records import ENDED_STATUSES, MetricSummary, RunRecord
 from loopml.tracking import artifacts as content
@@ -351,12 +350,8 @@ class _Bridge:
         if body.filter:
             wanted = _name_filter(body.filter)
             found = [e for e in found if wanted(e.name)]
-        start = _offset(body.page_token)
-        page = found[start : start + max(1, body.max_results)]
-        answer: dict[str, Any] = {"experiments": [_experiment(e) for e in page]}
-        if start + len(page) < len(found):
-            answer["next_page_token"] = str(start + len(page))
-        return answer
+        page, following = _page(found, body.page_token, max(1, body.max_results))
+        return {"experiments": [_experiment(e) for e in page], **following}
 
     # --- runs -----------------------------------------------------------------------------
 
@@ -547,7 +542,7 @@ class _Bridge:
     ) -> dict[str, Any]:
         caller = self._caller(credentials, "viewer")
         ids = [self._experiment(caller, i).id for i in body.experiment_ids] or None
-        wanted = _model_filter(body.filter)
+        wanted = _equalities(body.filter, ("name", "source_run_id"), "logged models")
         page = self._do(
             caller,
             models_ops.search_logged_models,
@@ -617,14 +612,8 @@ class _Bridge:
         if filter:
             wanted = _name_filter(filter)
             names = [n for n in names if wanted(n)]
-        start = _offset(page_token)
-        page = names[start : start + max_results]
-        answer: dict[str, Any] = {
-            "registered_models": [self._registered_model(caller, n) for n in page]
-        }
-        if start + len(page) < len(names):
-            answer["next_page_token"] = str(start + len(page))
-        return answer
+        page, following = _page(names, page_token, max_results)
+        return {"registered_models": [self._registered_model(caller, n) for n in page], **following}
 
     def set_registered_model_alias(self, credentials: Credentials, body: _SetAlias) -> dict:
         arguments = {"name": body.name, "alias": body.alias}
@@ -701,7 +690,7 @@ class _Bridge:
         page_token: str | None = Query(None),
     ) -> dict[str, Any]:
         caller = self._caller(credentials, "viewer")
-        wanted = _version_filter(filter)
+        wanted = _equalities(filter, ("name", "run_id"), "model versions")
         names = [m.name for m in self._do(caller, registry_ops.list_models)]
         if "name" in wanted:
             names = [n for n in names if n == wanted["name"]]
@@ -711,12 +700,8 @@ class _Bridge:
             for v in self._do(caller, registry_ops.versions, name=n)
             if "run_id" not in wanted or v.run_id == wanted["run_id"]
         ]
-        start = _offset(page_token)
-        page = found[start : start + max_results]
-        answer: dict[str, Any] = {"model_versions": [_model_version(v) for v in page]}
-        if start + len(page) < len(found):
-            answer["next_page_token"] = str(start + len(page))
-        return answer
+        page, following = _page(found, page_token, max_results)
+        return {"model_versions": [_model_version(v) for v in page], **following}
 
     def get_download_uri(
         self, credentials: Credentials, name: str = Query(), version: str = Query()
@@ -796,13 +781,7 @@ class _Bridge:
         found = stored.get(name)
         if found is None:
             raise MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"No artifact is stored at {path!r}.")
-        folder = tempfile.mkdtemp(prefix="loopml-download-")
-        local = self.workspace.artifacts.get_file(found.digest, os.path.join(folder, "content"))
-        return FileResponse(
-            local,
-            filename=posixpath.basename(name),
-            background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
-        )
+        return verified_file(self.workspace.artifacts, found.digest, posixpath.basename(name))
 
     def _tree(
         self, caller: str | None, path: str, *, folder: bool = False
@@ -831,23 +810,15 @@ class _Bridge:
         caller = self._caller(credentials, "editor")
         run_id, name = self._locate(caller, path)
         limit = self.workspace.settings.server_max_upload_mb * 1024 * 1024
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise _too_large(limit)
-        handle, local = tempfile.mkstemp(prefix="loopml-upload-")
         try:
-            size = 0
-            with os.fdopen(handle, "wb") as target:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise _too_large(limit)
-                    target.write(chunk)
-            digest = self.workspace.artifacts.put_file(local)
-        finally:
-            os.unlink(local)
-        link = {"direction": "output", "name": name, "digest": digest, "kind": "file", "size": size}
-        self._do(caller, ops.link_artifact, run_id=run_id, link=link)
+            async with received(request, limit) as upload:
+                digest = await asyncio.to_thread(self.workspace.artifacts.put_file, upload.path)
+        except TooLarge as refused:
+            raise MlflowError(413, "RESOURCE_LIMIT_EXCEEDED", refused.message) from None
+        link = {"direction": "output", "name": name, "digest": digest, "kind": "file"}
+        await asyncio.to_thread(
+            self._do, caller, ops.link_artifact, run_id=run_id, link={**link, "size": upload.size}
+        )
         return {}
 
     def _locate(self, caller: str | None, path: str, *, folder: bool = False) -> tuple[str, str]:
@@ -942,22 +913,32 @@ def _logged_model(record: Any) -> dict[str, Any]:
     }
 
 
-def _model_filter(text: str | None) -> dict[str, str]:
-    """The name and source run a search of logged models asks for (``name = 'model'``)."""
+def _equalities(text: str | None, fields: tuple[str, str], what: str) -> dict[str, str]:
+    """The fields a search asks to equal what (``name = 'churn' and run_id = '...'``), of
+    the two this server filters ``what`` by."""
     wanted: dict[str, str] = {}
+    pattern = rf"\s*({fields[0]}|{fields[1]})\s*=\s*'([^']*)'\s*"
     for clause in re.split(r"\s+and\s+", text or "", flags=re.I):
         if not clause.strip():
             continue
-        match = re.fullmatch(r"\s*(name|source_run_id)\s*=\s*'([^']*)'\s*", clause)
+        match = re.fullmatch(pattern, clause)
         if match is None:
             raise MlflowError(
                 400,
                 "INVALID_PARAMETER_VALUE",
-                "This server filters logged models by name = '...' and source_run_id = '...' "
+                f"This server filters {what} by {fields[0]} = '...' and {fields[1]} = '...' "
                 f"only, not {clause.strip()!r}.",
             )
         wanted[match.group(1)] = match.group(2)
     return wanted
+
+
+def _page(items: list[Any], token: str | None, size: int) -> tuple[list[Any], dict[str, str]]:
+    """One page of a listing from a page token (an offset), and the next page's token."""
+    start = _offset(token)
+    page = items[start : start + size]
+    following = start + len(page)
+    return page, {"next_page_token": str(following)} if following < len(items) else {}
 
 
 def _model_version(record: Any) -> dict[str, Any]:
@@ -984,24 +965,6 @@ def _version_number(text: str) -> int:
     if not text.strip().isdigit() or not 1 <= int(text) <= 2**31 - 1:
         raise MlflowError(400, "INVALID_PARAMETER_VALUE", f"{text!r} is not a version number.")
     return int(text)
-
-
-def _version_filter(text: str | None) -> dict[str, str]:
-    """The model name and run a search of versions asks for (``name = 'churn'``)."""
-    wanted: dict[str, str] = {}
-    for clause in re.split(r"\s+and\s+", text or "", flags=re.I):
-        if not clause.strip():
-            continue
-        match = re.fullmatch(r"\s*(name|run_id)\s*=\s*'([^']*)'\s*", clause)
-        if match is None:
-            raise MlflowError(
-                400,
-                "INVALID_PARAMETER_VALUE",
-                "This server filters model versions by name = '...' and run_id = '...' only, "
-                f"not {clause.strip()!r}.",
-            )
-        wanted[match.group(1)] = match.group(2)
-    return wanted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1048,15 +1011,6 @@ def _offset(token: str | None) -> int:
     if not token.isdigit():
         raise MlflowError(400, "INVALID_PARAMETER_VALUE", f"Invalid page token {token!r}.")
     return int(token)
-
-
-def _too_large(limit: int) -> MlflowError:
-    return MlflowError(
-        413,
-        "RESOURCE_LIMIT_EXCEEDED",
-        f"The upload is larger than this server takes ({limit // (1024 * 1024)} MB; "
-        "server_max_upload_mb).",
-    )
 
 
 def _artifact_path(path: str, *, folder: bool = False) -> tuple[str, str, str]:
