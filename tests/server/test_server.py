@@ -191,3 +191,17 @@ def test_the_spec_lists_every_operation_with_its_schemas(server: httpx.Client) -
     assert page["properties"]["runs"]["items"]["$ref"].endswith("/RunRecord")
     assert "RunRecord" in spec["components"]["schemas"]
     assert {"401", "403", "404"} <= set(paths["/api/v1/runs/{run_id}"]["get"]["responses"])
+
+
+def test_lists_page_with_cursors_over_http(behind: Workspace, server: httpx.Client) -> None:
+    for name in ["c", "a", "b"]:
+        assert server.post("/api/v1/models", json={"name": name}).status_code == 200
+    first = server.get("/api/v1/models", params={"page_size": 2}).json()
+    assert [m["name"] for m in first["items"]] == ["a", "b"] and first["next_cursor"]
+    rest = server.get("/api/v1/models", params={"page_size": 2, "cursor": first["next_cursor"]})
+    assert [m["name"] for m in rest.json()["items"]] == ["c"]
+    assert rest.json()["next_cursor"] is None
+    assert server.get("/api/v1/models", params={"page_size": 0}).status_code == 422
+    assert server.get("/api/v1/models", params={"page_size": 10_001}).status_code == 422
+    forged = server.get("/api/v1/models", params={"cursor": "forged"})
+    assert forged.status_code == 400 and "not a cursor" in forged.json()["error"]["message"]

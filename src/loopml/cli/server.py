@@ -104,9 +104,10 @@ def list_tokens(as_json: JsonOption = False) -> None:
 
     from loopml.cli.render import console, print_json, when
     from loopml.store import tokens as tokens_repo
+    from loopml.store.pages import every
     from loopml.workspace import current_workspace
 
-    found = tokens_repo.list_tokens(current_workspace().metadata)
+    found = list(every(tokens_repo.list_tokens, current_workspace().metadata))
     if as_json:
         print_json([asdict(t) for t in found])
         return

@@ -22,6 +22,7 @@ from loopml.errors import DatasetNotFoundError, SnapshotNotFoundError, UsageErro
 from loopml.store import datasets as datasets_repo
 from loopml.store import runs as runs_repo
 from loopml.store.operations import current_actor, operation
+from loopml.store.pages import PAGE, Cursor, Page, PageSize, page
 from loopml.store.records import DatasetRecord, SnapshotRecord
 from loopml.tracking.operations import Key, Name, RunId, Text
 
@@ -57,15 +58,23 @@ class NewSnapshot:
 
 
 @operation("GET /datasets")
-def list_datasets(connection: Connection) -> list[DatasetRecord]:
-    """Every dataset with its number of snapshots and newest snapshot, by name."""
-    return datasets_repo.list_all(connection)
+def list_datasets(
+    connection: Connection, page_size: PageSize = PAGE, cursor: Cursor | None = None
+) -> Page[DatasetRecord]:
+    """The datasets with their number of snapshots and newest snapshot, by name, a page at a
+    time (see loopml.store.pages)."""
+    found = datasets_repo.list_all(connection, cursor, page_size)
+    return page(found, page_size, lambda d: (d.name,))
 
 
 @operation("GET /datasets/{name}/snapshots")
-def list_snapshots(connection: Connection, name: str) -> list[SnapshotRecord]:
-    """Every snapshot of a dataset, newest first."""
-    return datasets_repo.for_dataset(connection, datasets_repo.require(connection, name))
+def list_snapshots(
+    connection: Connection, name: str, page_size: PageSize = PAGE, cursor: Cursor | None = None
+) -> Page[SnapshotRecord]:
+    """A dataset's snapshots, newest first, a page at a time."""
+    dataset_id = datasets_repo.require(connection, name)
+    found = datasets_repo.for_dataset(connection, dataset_id, cursor, page_size)
+    return page(found, page_size, lambda s: (s.created_at, s.id))
 
 
 @operation("GET /datasets/{name}/snapshots/{snapshot}")

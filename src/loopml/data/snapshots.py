@@ -34,6 +34,7 @@ from loopml.data.profile import Profile
 from loopml.data.validate import ValidationReport, Validator
 from loopml.errors import ColumnNotFoundError, DataError
 from loopml.hashing import sha256_file
+from loopml.store.pages import every
 from loopml.store.records import DatasetRecord, SnapshotRecord
 from loopml.tracking.context import active_run
 from loopml.tracking.environment import current_user
@@ -229,13 +230,13 @@ def get(ref: str | Snapshot, *, workspace: Workspace | None = None) -> Snapshot:
 
 def list_datasets(*, workspace: Workspace | None = None) -> list[DatasetRecord]:
     """Every dataset with its number of snapshots and newest snapshot."""
-    return ops.list_datasets((workspace or current_workspace()).metadata)
+    return list(every(ops.list_datasets, (workspace or current_workspace()).metadata))
 
 
 def snapshots(name: str, *, workspace: Workspace | None = None) -> list[SnapshotRecord]:
     """Every snapshot of a dataset, newest first."""
     check_name(name)
-    return ops.list_snapshots((workspace or current_workspace()).metadata, name)
+    return list(every(ops.list_snapshots, (workspace or current_workspace()).metadata, name))
 
 
 def load(

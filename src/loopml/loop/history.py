@@ -6,12 +6,13 @@ from typing import Any
 
 from loopml.loop import operations as ops
 from loopml.store.monitoring import DecisionRecord
+from loopml.store.pages import every
 from loopml.workspace import Workspace, current_workspace
 
 
 def decisions(name: str, *, workspace: Workspace | None = None) -> list[DecisionRecord]:
     """The endpoint's loop decisions, oldest first."""
-    return ops.decisions((workspace or current_workspace()).metadata, name)
+    return list(every(ops.decisions, (workspace or current_workspace()).metadata, name))
 
 
 def record(

@@ -20,6 +20,7 @@ from loopml.store import monitoring as repo
 from loopml.store.leases import LeaseRecord
 from loopml.store.monitoring import DecisionRecord
 from loopml.store.operations import operation
+from loopml.store.pages import PAGE, Cursor, Page, PageSize, page
 from loopml.tracking.operations import NO_NUL, Key, Moment, Name, Text
 
 Action = Annotated[str, Field(min_length=1, max_length=32, pattern=NO_NUL)]
@@ -29,9 +30,12 @@ LeaseSeconds = Annotated[float, Field(gt=0, le=366 * 86400, allow_inf_nan=False)
 
 
 @operation("GET /loop/decisions/{name}")
-def decisions(connection: Connection, name: Key) -> list[DecisionRecord]:
-    """The endpoint's loop decisions, oldest first."""
-    return repo.decisions(connection, name)
+def decisions(
+    connection: Connection, name: Key, page_size: PageSize = PAGE, cursor: Cursor | None = None
+) -> Page[DecisionRecord]:
+    """The endpoint's loop decisions, oldest first, a page at a time."""
+    found = repo.decisions(connection, name, cursor, page_size)
+    return page(found, page_size, lambda d: (d.at, d.id))
 
 
 @operation("POST /loop/decisions/{name}")

@@ -27,6 +27,7 @@ from loopml.store import monitoring as repo
 from loopml.store.deployments import AlertRecord
 from loopml.store.monitoring import WindowRecord
 from loopml.store.operations import JSON_CONFIG, operation
+from loopml.store.pages import PAGE, Cursor, Page, PageSize, page
 from loopml.tracking.operations import Key, Moment, Text
 from loopml.tracking.validation import INT64, MAX_KEY_LENGTH
 
@@ -46,6 +47,7 @@ class Series:
 
     points: list[PointRow]
     windows: list[WindowRecord]
+    next_cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,15 @@ def add_window(connection: Connection, endpoint: str, window: WindowRecord) -> N
 
 @operation("GET /monitoring/{endpoint}/windows")
 def list_windows(
-    connection: Connection, endpoint: str, since: Moment | None = None
-) -> list[WindowRecord]:
-    """The endpoint's monitored windows (without their points), oldest first; since: only
-    those that ended after it."""
-    return repo.windows(connection, endpoint, since=since)
+    connection: Connection,
+    endpoint: str,
+    since: Moment | None = None,
+    page_size: PageSize = PAGE,
+    cursor: Cursor | None = None,
+) -> Page[WindowRecord]:
+    """The endpoint's monitored windows (without their points), oldest first, a page at a
+    time (see loopml.store.pages); since: only those that ended after it."""
+    return _windows(connection, endpoint, since, page_size, cursor)
 
 
 @operation("GET /monitoring/{endpoint}/series")
@@ -84,11 +90,16 @@ def series(
     endpoint: str,
     metrics: list[str] | None = None,
     since: Moment | None = None,
+    page_size: PageSize = PAGE,
+    cursor: Cursor | None = None,
 ) -> Series:
-    """Every stored point of the endpoint (or of some metrics), oldest first, with the
-    windows they were measured in; since: only windows that ended after it."""
-    points = repo.points(connection, endpoint, metrics=metrics, since=since)
-    return Series(points, repo.windows(connection, endpoint, since=since))
+    """The stored points of the endpoint (or of some metrics), oldest first, with the
+    windows they were measured in, a page of windows at a time; since: only windows that
+    ended after it."""
+    windows = _windows(connection, endpoint, since, page_size, cursor)
+    ids = [window.id for window in windows.items]
+    points = repo.points(connection, endpoint, metrics=metrics, window_ids=ids)
+    return Series(points, windows.items, windows.next_cursor)
 
 
 @operation("GET /monitoring/{endpoint}/rule-alerts")
@@ -122,6 +133,13 @@ def record_verdict(
         alerts_repo.resolve_alerts(connection, endpoint, kind, now)
         return AlertChange("resolved", replace(mine[0], resolved_at=now))
     return None
+
+
+def _windows(
+    connection: Connection, endpoint: str, since: float | None, size: int, cursor: str | None
+) -> Page[WindowRecord]:
+    found = repo.windows(connection, endpoint, since=since, cursor=cursor, size=size)
+    return page(found, size, lambda w: (w.end, w.at, w.id))
 
 
 def _check_endpoint(endpoint: str) -> None:

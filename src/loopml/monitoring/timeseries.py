@@ -11,6 +11,7 @@ import pandas as pd
 
 from loopml.monitoring import operations as ops
 from loopml.store.monitoring import WindowRecord
+from loopml.store.pages import MAX_PAGE, every
 from loopml.workspace import Workspace, current_workspace
 
 COLUMNS = ["window_id", "end", "metric", "key", "value", "low", "high"]
@@ -20,7 +21,7 @@ def windows(
     name: str, *, since: float | None = None, workspace: Workspace | None = None
 ) -> list[WindowRecord]:
     """The endpoint's monitored windows, oldest first."""
-    return ops.list_windows((workspace or current_workspace()).metadata, name, since)
+    return list(every(ops.list_windows, (workspace or current_workspace()).metadata, name, since))
 
 
 def series(
@@ -36,10 +37,22 @@ def series(
     workspace = workspace or current_workspace()
     chosen = None if metrics is None else sorted(set(metrics))
     if chosen == []:  # none asked for: an empty list would not travel as a query
-        found = ops.Series([], [])
-    else:
-        found = ops.series(workspace.metadata, name, chosen, since)
-    return _frame(found)
+        return _frame(ops.Series([], []))
+    return _frame(_every_point(workspace, name, chosen, since))
+
+
+def _every_point(
+    workspace: Workspace, name: str, metrics: list[str] | None, since: float | None
+) -> ops.Series:
+    """The points of every page of windows, as one series."""
+    points, windows, cursor = [], [], None
+    while True:
+        found = ops.series(workspace.metadata, name, metrics, since, MAX_PAGE, cursor)
+        points.extend(found.points)
+        windows.extend(found.windows)
+        if found.next_cursor is None:
+            return ops.Series(points, windows)
+        cursor = found.next_cursor
 
 
 def _frame(found: ops.Series) -> pd.DataFrame:

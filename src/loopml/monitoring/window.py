@@ -35,6 +35,7 @@ from loopml.monitoring.checks import SCORE, Check, Seen
 from loopml.monitoring.estimate import estimated_performance
 from loopml.registry.reference import SAMPLE, Reference, Reservoir, get_reference
 from loopml.store.monitoring import WindowRecord
+from loopml.store.pages import every
 from loopml.workspace import Workspace, current_workspace
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ def _start(
     elif window is not None:
         start = end - seconds(window)
     else:
-        done = ops.list_windows(workspace.metadata, name)
+        done = list(every(ops.list_windows, workspace.metadata, name))
         start = done[-1].end if done else end - DEFAULT_WINDOW
     if start >= end:
         raise InvalidValueError(

@@ -18,6 +18,7 @@ from loopml.registry import operations as ops
 from loopml.registry.operations import check_alias, check_model_name
 from loopml.registry.operations import require_model as require_model  # used by serving, loop
 from loopml.registry.saved import INFO_FILE, ModelInfo, load_model, save_model
+from loopml.store.pages import every
 from loopml.store.records import ArtifactRecord
 from loopml.store.registry import RegistryEvent, VersionRecord
 from loopml.tracking import artifacts as content
@@ -182,13 +183,13 @@ def _materialize(record: VersionRecord, workspace: Workspace) -> Path:
 
 def list_models(*, workspace: Workspace | None = None) -> list[dict[str, Any]]:
     """Every model: its latest version, how many there are, and its aliases."""
-    found = ops.list_models((workspace or current_workspace()).metadata)
+    found = list(every(ops.list_models, (workspace or current_workspace()).metadata))
     return [asdict(model) for model in found]
 
 
 def versions(name: str, *, workspace: Workspace | None = None) -> list[VersionRecord]:
     """Every version of a model, oldest first."""
-    return ops.versions((workspace or current_workspace()).metadata, name)
+    return list(every(ops.versions, (workspace or current_workspace()).metadata, name))
 
 
 def set_alias(
@@ -228,7 +229,7 @@ def rollback(
 
 def history(name: str, *, workspace: Workspace | None = None) -> list[RegistryEvent]:
     """A model's audit log, oldest first."""
-    return ops.history((workspace or current_workspace()).metadata, name)
+    return list(every(ops.history, (workspace or current_workspace()).metadata, name))
 
 
 def lineage(ref: str, *, workspace: Workspace | None = None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from loopml.store import monitoring as references_repo
 from loopml.store import registry as repo
 from loopml.store import runs as runs_repo
 from loopml.store.operations import Role, current_actor, operation
+from loopml.store.pages import PAGE, Cursor, Page, PageSize, page
 from loopml.store.registry import RegistryEvent, VersionRecord
 from loopml.tracking.operations import NO_NUL, Name, Text
 from loopml.tracking.validation import INT64
@@ -133,15 +134,21 @@ def create_model(connection: Connection, name: str) -> ModelSummary:
 
 
 @operation("GET /models")
-def list_models(connection: Connection) -> list[ModelSummary]:
-    """Every model, by name."""
-    return [_summary(connection, name) for name in repo.model_names(connection)]
+def list_models(
+    connection: Connection, page_size: PageSize = PAGE, cursor: Cursor | None = None
+) -> Page[ModelSummary]:
+    """The models, by name, a page at a time (see loopml.store.pages)."""
+    names = page(repo.model_names(connection, cursor, page_size), page_size, lambda n: (n,))
+    return Page([_summary(connection, name) for name in names.items], names.next_cursor)
 
 
 @operation("GET /models/{name}/versions")
-def versions(connection: Connection, name: str) -> list[VersionRecord]:
-    """Every version of a model, oldest first."""
-    return repo.versions(connection, require_model(connection, name), name)
+def versions(
+    connection: Connection, name: str, page_size: PageSize = PAGE, cursor: Cursor | None = None
+) -> Page[VersionRecord]:
+    """A model's versions, oldest first, a page at a time."""
+    found = repo.versions(connection, require_model(connection, name), name, cursor, page_size)
+    return page(found, page_size, lambda v: (v.version,))
 
 
 @operation("GET /models/{name}/resolve")
@@ -237,9 +244,12 @@ def rollback(
 
 
 @operation("GET /models/{name}/events")
-def history(connection: Connection, name: str) -> list[RegistryEvent]:
-    """A model's audit log, oldest first."""
-    return repo.events(connection, require_model(connection, name), name)
+def history(
+    connection: Connection, name: str, page_size: PageSize = PAGE, cursor: Cursor | None = None
+) -> Page[RegistryEvent]:
+    """A model's audit log, oldest first, a page at a time."""
+    found = repo.events(connection, require_model(connection, name), name, cursor, page_size)
+    return page(found, page_size, lambda e: (e.sequence,))
 
 
 @operation("PUT /models/{name}/versions/{version}/card")

@@ -35,6 +35,7 @@ from loopml.registry.cards import write_card_of_new_version
 from loopml.registry.saved import adopt_mlflow_model
 from loopml.server.transfer import TooLarge, received, verified_file
 from loopml.store.operations import Operation, acting_for
+from loopml.store.pages import every
 from loopml.store.records import ENDED_STATUSES, MetricSummary, RunRecord
 from loopml.tracking import artifacts as content
 from loopml.tracking import logged_models as models_ops
@@ -293,7 +294,7 @@ class _Bridge:
             raise MlflowError(400, "INVALID_PARAMETER_VALUE", str(error)) from None
 
     def _experiments(self, caller: str | None) -> list[Any]:
-        return self._do(caller, ops.list_experiments)
+        return list(every(self._do, caller, ops.list_experiments))
 
     def _experiment(self, caller: str | None, experiment_id: str) -> Any:
         if experiment_id == "0":  # made the first time a client asks for it, as MLflow has it
@@ -589,7 +590,7 @@ class _Bridge:
 
     def create_registered_model(self, credentials: Credentials, body: _NewModel) -> dict:
         caller = self._caller(credentials, "editor")
-        if any(m.name == body.name for m in self._do(caller, registry_ops.list_models)):
+        if any(m.name == body.name for m in every(self._do, caller, registry_ops.list_models)):
             raise MlflowError(
                 400, "RESOURCE_ALREADY_EXISTS", f"A model is registered as {body.name!r}."
             )
@@ -608,7 +609,7 @@ class _Bridge:
         page_token: str | None = Query(None),
     ) -> dict[str, Any]:
         caller = self._caller(credentials, "viewer")
-        names = [m.name for m in self._do(caller, registry_ops.list_models)]
+        names = [m.name for m in every(self._do, caller, registry_ops.list_models)]
         if filter:
             wanted = _name_filter(filter)
             names = [n for n in names if wanted(n)]
@@ -691,13 +692,13 @@ class _Bridge:
     ) -> dict[str, Any]:
         caller = self._caller(credentials, "viewer")
         wanted = _equalities(filter, ("name", "run_id"), "model versions")
-        names = [m.name for m in self._do(caller, registry_ops.list_models)]
+        names = [m.name for m in every(self._do, caller, registry_ops.list_models)]
         if "name" in wanted:
             names = [n for n in names if n == wanted["name"]]
         found = [
             v
             for n in names
-            for v in self._do(caller, registry_ops.versions, name=n)
+            for v in every(self._do, caller, registry_ops.versions, name=n)
             if "run_id" not in wanted or v.run_id == wanted["run_id"]
         ]
         page, following = _page(found, page_token, max_results)
@@ -712,15 +713,17 @@ class _Bridge:
         return {"artifact_uri": _version_uri(found)}
 
     def _registered_model(self, caller: str | None, name: str) -> dict[str, Any]:
-        every = self._do(caller, registry_ops.versions, name=name)
-        summary = next(m for m in self._do(caller, registry_ops.list_models) if m.name == name)
-        created = every[0].created_at if every else time.time()
+        versions = list(every(self._do, caller, registry_ops.versions, name=name))
+        summary = next(
+            m for m in every(self._do, caller, registry_ops.list_models) if m.name == name
+        )
+        created = versions[0].created_at if versions else time.time()
         updated = summary.updated_at or created
         return {
             "name": name,
             "creation_timestamp": _ms(created),
             "last_updated_timestamp": _ms(updated),
-            "latest_versions": [_model_version(every[-1])] if every else [],
+            "latest_versions": [_model_version(versions[-1])] if versions else [],
             "aliases": [
                 {"alias": alias, "version": str(number)}
                 for alias, number in sorted(summary.aliases.items())
@@ -835,7 +838,7 @@ class _Bridge:
         return found.run_id, posixpath.join(found.name, name) if name else found.name
 
     def _outputs(self, caller: str | None, run_id: str) -> dict[str, Any]:
-        records = self._do(caller, ops.list_artifacts, run_id=run_id)
+        records = every(self._do, caller, ops.list_artifacts, run_id=run_id)
         return {r.name: r for r in records if r.direction == "output"}
 
 

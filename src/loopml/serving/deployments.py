@@ -28,6 +28,7 @@ from loopml.errors import DeploymentError
 from loopml.serving import operations as ops
 from loopml.serving.spec import Canary, Deployment, Guardrails
 from loopml.store.deployments import AlertRecord, DeploymentRecord
+from loopml.store.pages import every
 from loopml.tracking.environment import current_user
 from loopml.workspace import Workspace, current_workspace
 from loopml.yamltext import located_problems, read_yaml
@@ -137,7 +138,9 @@ def alerts(
     endpoint: str, *, open_only: bool = False, workspace: Workspace | None = None
 ) -> list[AlertRecord]:
     """An endpoint's alerts, oldest first."""
-    return ops.list_alerts((workspace or current_workspace()).metadata, endpoint, open_only)
+    return list(
+        every(ops.list_alerts, (workspace or current_workspace()).metadata, endpoint, open_only)
+    )
 
 
 __all__ = [

@@ -28,6 +28,7 @@ from loopml.store import registry as registry_repo
 from loopml.store.deployments import AlertRecord, RefusalRecord
 from loopml.store.monitoring import WindowRecord
 from loopml.store.operations import current_actor, operation
+from loopml.store.pages import PAGE, Cursor, Page, PageSize, page
 from loopml.tracking.operations import NO_NUL, Key, Moment, Name, Text
 
 RETRY_FIRST, RETRY_MOST = 5.0, 300.0  # seconds before a version that failed to load is retried
@@ -146,9 +147,17 @@ def raise_alert(
 
 
 @operation("GET /deployments/{name}/alerts")
-def list_alerts(connection: Connection, name: Key, open_only: bool = False) -> list[AlertRecord]:
-    """An endpoint's alerts, oldest first; with open_only, those not resolved."""
-    return repo.list_alerts(connection, name, open_only=open_only)
+def list_alerts(
+    connection: Connection,
+    name: Key,
+    open_only: bool = False,
+    page_size: PageSize = PAGE,
+    cursor: Cursor | None = None,
+) -> Page[AlertRecord]:
+    """An endpoint's alerts, oldest first, a page at a time; with open_only, those not
+    resolved."""
+    found = repo.list_alerts(connection, name, open_only=open_only, cursor=cursor, size=page_size)
+    return page(found, page_size, lambda a: (a.at, a.id))
 
 
 @operation("GET /deployments/{name}/windows/latest")

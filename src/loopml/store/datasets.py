@@ -12,8 +12,11 @@ from sqlalchemy.engine import Connection
 from loopml.errors import DatasetNotFoundError, SnapshotNotFoundError
 from loopml.ids import looks_like_id_prefix, new_id
 from loopml.store.metadata import insert_ignore
+from loopml.store.pages import Sort, ordered
 from loopml.store.records import DatasetRecord, SnapshotRecord
 from loopml.store.schema import datasets, snapshots
+
+NEWEST_FIRST = (Sort(snapshots.c.created_at, descending=True), Sort(snapshots.c.id))
 
 
 def get_or_create(connection: Connection, name: str, now: float) -> str:
@@ -36,8 +39,11 @@ def require(connection: Connection, name: str) -> str:
     )
 
 
-def list_all(connection: Connection) -> list[DatasetRecord]:
-    """Every dataset with its number of snapshots and its newest snapshot, by name."""
+def list_all(
+    connection: Connection, cursor: str | None = None, size: int | None = None
+) -> list[DatasetRecord]:
+    """Datasets with their number of snapshots and newest snapshot, by name: every one, or a
+    page of size after the cursor (see pages)."""
     newest = (
         sa.select(
             snapshots.c.dataset_id,
@@ -48,28 +54,25 @@ def list_all(connection: Connection) -> list[DatasetRecord]:
             sa.func.row_number()
             .over(
                 partition_by=snapshots.c.dataset_id,
-                order_by=(snapshots.c.created_at.desc(), snapshots.c.id),
+                order_by=[sort.clause for sort in NEWEST_FIRST],
             )
             .label("rank"),
         )
     ).subquery()
-    query = (
-        sa.select(
-            datasets.c.id,
-            datasets.c.name,
-            datasets.c.created_at,
-            sa.func.coalesce(newest.c["count"], 0),
-            newest.c.id,
-            newest.c.rows,
-            newest.c.created_at,
+    query = sa.select(
+        datasets.c.id,
+        datasets.c.name,
+        datasets.c.created_at,
+        sa.func.coalesce(newest.c["count"], 0),
+        newest.c.id,
+        newest.c.rows,
+        newest.c.created_at,
+    ).select_from(
+        datasets.outerjoin(
+            newest, sa.and_(newest.c.dataset_id == datasets.c.id, newest.c.rank == 1)
         )
-        .select_from(
-            datasets.outerjoin(
-                newest, sa.and_(newest.c.dataset_id == datasets.c.id, newest.c.rank == 1)
-            )
-        )
-        .order_by(datasets.c.name)
     )
+    query = ordered(query, [Sort(datasets.c.name)], cursor, size)
     return [DatasetRecord(*row) for row in connection.execute(query)]
 
 
@@ -94,9 +97,7 @@ def resolve(connection: Connection, name: str, snapshot: str | None) -> Snapshot
     query = _select().where(snapshots.c.dataset_id == dataset_id)
     if snapshot in (None, "latest"):
         row = (
-            connection.execute(
-                query.order_by(snapshots.c.created_at.desc(), snapshots.c.id).limit(1)
-            )
+            connection.execute(query.order_by(*(sort.clause for sort in NEWEST_FIRST)).limit(1))
             .mappings()
             .first()
         )
@@ -133,12 +134,12 @@ def by_id(connection: Connection, snapshot_id: str) -> SnapshotRecord | None:
     return None if row is None else _record(row)
 
 
-def for_dataset(connection: Connection, dataset_id: str) -> list[SnapshotRecord]:
-    """Every snapshot of a dataset, newest first."""
-    query = (
-        _select()
-        .where(snapshots.c.dataset_id == dataset_id)
-        .order_by(snapshots.c.created_at.desc(), snapshots.c.id)
+def for_dataset(
+    connection: Connection, dataset_id: str, cursor: str | None = None, size: int | None = None
+) -> list[SnapshotRecord]:
+    """A dataset's snapshots, newest first: every one, or a page of size after the cursor."""
+    query = ordered(
+        _select().where(snapshots.c.dataset_id == dataset_id), NEWEST_FIRST, cursor, size
     )
     return [_record(row) for row in connection.execute(query).mappings()]
 

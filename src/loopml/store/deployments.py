@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from loopml.store.pages import Sort, ordered
 from loopml.store.schema import alerts, deployments, refusals
 
 
@@ -119,13 +120,19 @@ def add_alert(connection: Connection, alert: AlertRecord) -> None:
 
 
 def list_alerts(
-    connection: Connection, endpoint: str, *, open_only: bool = False
+    connection: Connection,
+    endpoint: str,
+    *,
+    open_only: bool = False,
+    cursor: str | None = None,
+    size: int | None = None,
 ) -> list[AlertRecord]:
-    """An endpoint's alerts, oldest first."""
+    """An endpoint's alerts, oldest first: every one, or a page of size after the cursor."""
     c = alerts.c
-    query = sa.select(alerts).where(c.endpoint == endpoint).order_by(c.at, c.id)
+    query = sa.select(alerts).where(c.endpoint == endpoint)
     if open_only:
         query = query.where(c.resolved_at.is_(None))
+    query = ordered(query, [Sort(c.at), Sort(c.id)], cursor, size)
     return [
         AlertRecord(
             row.id,

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from loopml.errors import ExperimentNotFoundError
 from loopml.ids import new_id
 from loopml.store.metadata import insert_ignore
+from loopml.store.pages import Sort, ordered
 from loopml.store.records import ExperimentRecord
 from loopml.store.schema import experiments, runs
 
@@ -47,18 +48,20 @@ def list_all(
     connection: Connection,
     names: Sequence[str] | None = None,
     ids: Sequence[str] | None = None,
+    cursor: str | None = None,
+    size: int | None = None,
 ) -> list[ExperimentRecord]:
-    """Every experiment with its number of runs, by name; only those of these names or ids
-    when given."""
+    """Experiments with their number of runs, by name; only those of these names or ids when
+    given; every one, or a page of size after the cursor (see pages)."""
     count = sa.func.count(runs.c.id)
     query = (
         sa.select(experiments.c.id, experiments.c.name, experiments.c.created_at, count)
         .select_from(experiments.outerjoin(runs, runs.c.experiment_id == experiments.c.id))
         .group_by(experiments.c.id, experiments.c.name, experiments.c.created_at)
-        .order_by(experiments.c.name)
     )
     if names is not None or ids is not None:
         query = query.where(
             sa.or_(experiments.c.name.in_(names or []), experiments.c.id.in_(ids or []))
         )
+    query = ordered(query, [Sort(experiments.c.name)], cursor, size)
     return [ExperimentRecord(*row) for row in connection.execute(query)]

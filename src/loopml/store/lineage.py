@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from loopml.store.pages import Sort, ordered
 from loopml.store.records import ArtifactRecord
 from loopml.store.schema import run_artifacts
 
@@ -27,10 +28,14 @@ def link(connection: Connection, row: Mapping[str, Any]) -> None:
     connection.execute(run_artifacts.insert(), [dict(row)])
 
 
-def for_run(connection: Connection, run_id: str) -> list[ArtifactRecord]:
-    """Every artifact a run wrote or read: outputs first, then inputs, by name."""
+def for_run(
+    connection: Connection, run_id: str, cursor: str | None = None, size: int | None = None
+) -> list[ArtifactRecord]:
+    """What a run wrote or read, outputs first, then inputs, by name: every artifact, or a
+    page of size after the cursor (see pages)."""
     c = run_artifacts.c
-    query = sa.select(run_artifacts).where(c.run_id == run_id).order_by(c.direction.desc(), c.name)
+    order = [Sort(c.direction, descending=True), Sort(c.name)]
+    query = ordered(sa.select(run_artifacts).where(c.run_id == run_id), order, cursor, size)
     return [ArtifactRecord(*row) for row in connection.execute(query)]
 
 

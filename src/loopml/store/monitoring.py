@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from loopml.store.pages import Sort, ordered
 from loopml.store.schema import loop_decisions, model_references, monitor_points, monitor_windows
 
 
@@ -95,13 +96,20 @@ def add_window(connection: Connection, window: WindowRecord) -> None:
 
 
 def windows(
-    connection: Connection, endpoint: str, *, since: float | None = None
+    connection: Connection,
+    endpoint: str,
+    *,
+    since: float | None = None,
+    cursor: str | None = None,
+    size: int | None = None,
 ) -> list[WindowRecord]:
-    """An endpoint's monitored windows, oldest first (without their points)."""
+    """An endpoint's monitored windows, oldest first (without their points): every one, or a
+    page of size after the cursor (see pages)."""
     c = monitor_windows.c
-    query = sa.select(monitor_windows).where(c.endpoint == endpoint).order_by(c.end, c.at)
+    query = sa.select(monitor_windows).where(c.endpoint == endpoint)
     if since is not None:
         query = query.where(c.end > since)
+    query = ordered(query, [Sort(c.end), Sort(c.at), Sort(c.id)], cursor, size)
     return [_window(row) for row in connection.execute(query)]
 
 
@@ -137,8 +145,10 @@ def points(
     *,
     metrics: Iterable[str] | None = None,
     since: float | None = None,
+    window_ids: Iterable[str] | None = None,
 ) -> list[tuple[str, float, str, str, float | None, float | None, float | None]]:
-    """An endpoint's points as (window id, end, metric, key, value, low, high), oldest first."""
+    """An endpoint's points as (window id, end, metric, key, value, low, high), oldest first;
+    of these windows only, when given."""
     c = monitor_points.c
     query = (
         sa.select(c.window_id, c.end, c.metric, c.key, c.value, c.low, c.high)
@@ -149,6 +159,8 @@ def points(
         query = query.where(c.metric.in_(list(metrics)))
     if since is not None:
         query = query.where(c.end > since)
+    if window_ids is not None:
+        query = query.where(c.window_id.in_(list(window_ids)))
     return [tuple(row) for row in connection.execute(query)]
 
 
@@ -176,10 +188,14 @@ def add_decision(connection: Connection, decision: DecisionRecord) -> None:
     connection.execute(loop_decisions.insert().values(**values))
 
 
-def decisions(connection: Connection, endpoint: str) -> list[DecisionRecord]:
-    """An endpoint's loop decisions, oldest first."""
+def decisions(
+    connection: Connection, endpoint: str, cursor: str | None = None, size: int | None = None
+) -> list[DecisionRecord]:
+    """An endpoint's loop decisions, oldest first: every one, or a page of size after the
+    cursor (see pages)."""
     c = loop_decisions.c
-    query = sa.select(loop_decisions).where(c.endpoint == endpoint).order_by(c.at, c.id)
+    query = sa.select(loop_decisions).where(c.endpoint == endpoint)
+    query = ordered(query, [Sort(c.at), Sort(c.id)], cursor, size)
     return [
         DecisionRecord(
             row.id,

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from loopml.store.pages import Sort, ordered
 from loopml.store.schema import model_aliases, model_versions, models, registry_events
 
 
@@ -102,9 +103,12 @@ def lock(connection: Connection, model: str) -> None:
     connection.execute(query)
 
 
-def model_names(connection: Connection) -> list[str]:
-    """Every model name, sorted."""
-    return list(connection.execute(sa.select(models.c.name).order_by(models.c.name)).scalars())
+def model_names(
+    connection: Connection, cursor: str | None = None, size: int | None = None
+) -> list[str]:
+    """Model names, sorted: every one, or a page of size after the cursor (see pages)."""
+    query = ordered(sa.select(models.c.name), [Sort(models.c.name)], cursor, size)
+    return list(connection.execute(query).scalars())
 
 
 def next_version(connection: Connection, model: str) -> int:
@@ -118,10 +122,19 @@ def insert_version(connection: Connection, row: Mapping[str, Any]) -> None:
     connection.execute(model_versions.insert(), [{**row, "info": json.dumps(row["info"])}])
 
 
-def versions(connection: Connection, model: str, name: str) -> list[VersionRecord]:
-    """Every version of a model, oldest first, with the aliases pointing at each."""
+def versions(
+    connection: Connection,
+    model: str,
+    name: str,
+    cursor: str | None = None,
+    size: int | None = None,
+) -> list[VersionRecord]:
+    """A model's versions, oldest first, with the aliases pointing at each: every one, or a
+    page of size after the cursor (see pages)."""
     c = model_versions.c
-    query = sa.select(model_versions).where(c.model_id == model).order_by(c.version)
+    query = ordered(
+        sa.select(model_versions).where(c.model_id == model), [Sort(c.version)], cursor, size
+    )
     pointing: dict[int, list[str]] = {}
     for alias, version in aliases(connection, model).items():
         pointing.setdefault(version, []).append(alias)
@@ -185,14 +198,17 @@ def add_event(connection: Connection, model: str, event: Mapping[str, Any]) -> i
     return sequence
 
 
-def events(connection: Connection, model: str, name: str) -> list[RegistryEvent]:
-    """A model's audit log, oldest first."""
+def events(
+    connection: Connection,
+    model: str,
+    name: str,
+    cursor: str | None = None,
+    size: int | None = None,
+) -> list[RegistryEvent]:
+    """A model's audit log, oldest first: all of it, or a page of size after the cursor."""
     c = registry_events.c
-    query = (
-        sa.select(
-            c.sequence, c.action, c.alias, c.from_version, c.to_version, c.actor, c.reason, c.at
-        )
-        .where(c.model_id == model)
-        .order_by(c.sequence)
-    )
+    query = sa.select(
+        c.sequence, c.action, c.alias, c.from_version, c.to_version, c.actor, c.reason, c.at
+    ).where(c.model_id == model)
+    query = ordered(query, [Sort(c.sequence)], cursor, size)
     return [RegistryEvent(name, *row) for row in connection.execute(query)]

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from loopml.errors import ParamConflictError, RunNotFoundError
 from loopml.ids import looks_like_id_prefix
 from loopml.store.metadata import cached_statement, dialect_insert, insert_ignore
+from loopml.store.pages import Sort, ordered
 from loopml.store.records import RunRecord
 from loopml.store.schema import environments, experiments, latest_metrics, params, runs, tags
 from loopml.store.values import StoredValue, decode_param, encode_param
@@ -167,9 +168,13 @@ def _load_tags(
         rows[run_id]["tags"][key] = value
 
 
-def child_ids(connection: Connection, run_id: str) -> list[str]:
-    """Ids of the runs nested directly under a run, oldest first."""
-    query = sa.select(runs.c.id).where(runs.c.parent_id == run_id).order_by(runs.c.start_time)
+def child_ids(
+    connection: Connection, run_id: str, cursor: str | None = None, size: int | None = None
+) -> list[str]:
+    """Ids of the runs nested directly under a run, oldest first: every one, or a page of
+    size after the cursor (see pages)."""
+    query = sa.select(runs.c.id).where(runs.c.parent_id == run_id)
+    query = ordered(query, [Sort(runs.c.start_time), Sort(runs.c.id)], cursor, size)
     return list(connection.execute(query).scalars())
 
 

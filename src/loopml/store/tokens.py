@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from loopml.errors import ConfigError, TokenNotFoundError, UsageError
 from loopml.store.operations import ROLES, Role, current_actor, operation
+from loopml.store.pages import PAGE, Cursor, Page, PageSize, Sort, ordered, page
 from loopml.store.schema import tokens
 
 PREFIX = "lml_"
@@ -108,10 +109,13 @@ def create_token(
 
 
 @operation("GET /tokens", role="admin")
-def list_tokens(connection: Connection) -> list[TokenRecord]:
-    """Every token, revoked and expired ones included, by name."""
-    rows = connection.execute(sa.select(tokens).order_by(tokens.c.name)).mappings()
-    return [_record(row) for row in rows]
+def list_tokens(
+    connection: Connection, page_size: PageSize = PAGE, cursor: Cursor | None = None
+) -> Page[TokenRecord]:
+    """Tokens, revoked and expired ones included, by name, a page at a time."""
+    query = ordered(sa.select(tokens), [Sort(tokens.c.name)], cursor, page_size)
+    found = [_record(row) for row in connection.execute(query).mappings()]
+    return page(found, page_size, key=lambda token: (token.name,))
 
 
 @operation("DELETE /tokens/{name}", role="admin")

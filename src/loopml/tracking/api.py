@@ -9,6 +9,7 @@ from typing import Any
 
 from loopml.errors import UsageError
 from loopml.ids import new_id
+from loopml.store.pages import every
 from loopml.store.records import (
     ArtifactRecord,
     ExperimentRecord,
@@ -159,12 +160,12 @@ def search_runs(
 
 def list_experiments(*, workspace: Workspace | None = None) -> list[ExperimentRecord]:
     """Every experiment with its number of runs."""
-    return ops.list_experiments((workspace or current_workspace()).metadata)
+    return list(every(ops.list_experiments, (workspace or current_workspace()).metadata))
 
 
 def child_runs(run_id: str, *, workspace: Workspace | None = None) -> list[RunRecord]:
     """The runs nested directly under a run, oldest first."""
-    return ops.child_runs((workspace or current_workspace()).metadata, run_id)
+    return list(every(ops.child_runs, (workspace or current_workspace()).metadata, run_id))
 
 
 def metric_summaries(run_id: str, *, workspace: Workspace | None = None) -> list[MetricSummary]:
@@ -181,7 +182,7 @@ def metric_history(
 
 def list_artifacts(run_id: str, *, workspace: Workspace | None = None) -> list[ArtifactRecord]:
     """Everything a run wrote (outputs) and read (inputs)."""
-    return ops.list_artifacts((workspace or current_workspace()).metadata, run_id)
+    return list(every(ops.list_artifacts, (workspace or current_workspace()).metadata, run_id))
 
 
 def load_artifact(

@@ -7,8 +7,6 @@ store what ``loopml.start_run`` would refuse.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
 from dataclasses import dataclass
@@ -25,6 +23,16 @@ from loopml.store import query as query_repo
 from loopml.store import runs as runs_repo
 from loopml.store import steps as cache_repo
 from loopml.store.operations import current_actor, operation
+from loopml.store.pages import (
+    MAX_PAGE,
+    PAGE,
+    Cursor,
+    Page,
+    PageSize,
+    decode_position,
+    encode,
+    page,
+)
 from loopml.store.records import (
     ENDED_STATUSES,
     ArtifactRecord,
@@ -53,9 +61,6 @@ Int64 = Annotated[int, Field(ge=INT64[0], le=INT64[1])]
 Step = Annotated[int, Field(ge=STEPS[0], le=STEPS[1])]
 Moment = Annotated[float, Field(allow_inf_nan=False)]
 MetricValue = tuple[Key, float, Step, Moment]
-
-PAGE = 1000  # runs per page of a search, unless asked otherwise
-MAX_PAGE = 10_000
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,7 @@ def search_runs(
         limit=offset + page_size + 1,
         parent_id=parent_id,
     )[offset:]
-    following = _cursor(offset + page_size) if len(ids) > page_size else None
+    following = encode({"offset": offset + page_size}) if len(ids) > page_size else None
     return RunPage(runs_repo.load_runs(connection, ids[:page_size]), following)
 
 
@@ -248,16 +253,24 @@ def find_experiments(
 
 
 @operation("GET /experiments")
-def list_experiments(connection: Connection) -> list[ExperimentRecord]:
-    """Every experiment with its number of runs."""
-    return experiments_repo.list_all(connection)
+def list_experiments(
+    connection: Connection, page_size: PageSize = PAGE, cursor: Cursor | None = None
+) -> Page[ExperimentRecord]:
+    """The experiments with their number of runs, by name, a page at a time."""
+    found = experiments_repo.list_all(connection, cursor=cursor, size=page_size)
+    return page(found, page_size, lambda e: (e.name,))
 
 
 @operation("GET /runs/{run_id}/children")
-def child_runs(connection: Connection, run_id: str) -> list[RunRecord]:
-    """The runs nested directly under a run, oldest first."""
+def child_runs(
+    connection: Connection, run_id: str, page_size: PageSize = PAGE, cursor: Cursor | None = None
+) -> Page[RunRecord]:
+    """The runs nested directly under a run, oldest first, a page at a time."""
     full_id = runs_repo.resolve_id(connection, run_id)
-    return runs_repo.load_runs(connection, runs_repo.child_ids(connection, full_id))
+    found = runs_repo.load_runs(
+        connection, runs_repo.child_ids(connection, full_id, cursor, page_size)
+    )
+    return page(found, page_size, lambda r: (r.start_time, r.id))
 
 
 @operation("GET /runs/{run_id}/metrics")
@@ -289,9 +302,13 @@ def metric_history(
 
 
 @operation("GET /runs/{run_id}/artifacts")
-def list_artifacts(connection: Connection, run_id: str) -> list[ArtifactRecord]:
-    """Everything a run wrote (outputs) and read (inputs)."""
-    return lineage_repo.for_run(connection, runs_repo.resolve_id(connection, run_id))
+def list_artifacts(
+    connection: Connection, run_id: str, page_size: PageSize = PAGE, cursor: Cursor | None = None
+) -> Page[ArtifactRecord]:
+    """What a run wrote (outputs, first) and read (inputs), by name, a page at a time."""
+    full_id = runs_repo.resolve_id(connection, run_id)
+    found = lineage_repo.for_run(connection, full_id, cursor, page_size)
+    return page(found, page_size, lambda a: (a.direction, a.name))
 
 
 @operation("GET /runs/{run_id}/outputs/{name:path}")
@@ -370,17 +387,8 @@ def _link(connection: Connection, run_id: str, link: Link) -> ArtifactRecord:
     return existing
 
 
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
 def _offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(cursor.encode()))["offset"]
-    except (binascii.Error, ValueError, TypeError, KeyError):
-        offset = None
-    if not isinstance(offset, int) or offset < 0:
+    offset = decode_position(cursor, "offset") if cursor else 0
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise UsageError(f"{cursor!r} is not a cursor this server gave: start from the first page.")
     return offset

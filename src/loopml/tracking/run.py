@@ -25,6 +25,7 @@ from loopml.errors import (
     StoreUnavailableError,
 )
 from loopml.store.metrics import MetricRow
+from loopml.store.pages import every
 from loopml.store.records import ENDED_STATUSES, ArtifactRecord, RunRecord
 from loopml.store.steps import CacheEntry
 from loopml.tracking import artifacts as content
@@ -212,7 +213,7 @@ class Run:
 
     def artifacts(self) -> list[ArtifactRecord]:
         """Everything this run wrote and read."""
-        return ops.list_artifacts(self.workspace.metadata, self.id)
+        return list(every(ops.list_artifacts, self.workspace.metadata, self.id))
 
     # --- life cycle --------------------------------------------------------------------
 
