@@ -7,6 +7,7 @@ the environment and for defaults. Every field is documented in docs/configuratio
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -89,6 +90,24 @@ class Settings(BaseModel):
         ge=1,
         description="The largest artifact loopml server takes in one upload, in MB; a larger "
         "one is refused with 413.",
+    )
+    server_trusted_header: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9-]{1,100}$",
+        description="The header in which an authenticating proxy in front of loopml server "
+        "names the signed-in user (X-Forwarded-Email for oauth2-proxy); believed only on "
+        "requests from server_trusted_proxies. Unset: only tokens say who calls.",
+    )
+    server_trusted_roles: dict[str, Literal["viewer", "editor", "admin"]] = Field(
+        default_factory=dict,
+        description="The role of each user the proxy signs in, by name; '*' for everyone "
+        "else (without it, other users are refused with 403). JSON in "
+        "LOOPML_SERVER_TRUSTED_ROLES.",
+    )
+    server_trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="The addresses (or networks, 10.0.0.0/8) whose requests may name a user "
+        "in server_trusted_header; comma-separated in LOOPML_SERVER_TRUSTED_PROXIES.",
     )
     protected_aliases: list[str] = Field(
         default_factory=lambda: ["champion"],
@@ -217,12 +236,23 @@ class Settings(BaseModel):
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
-    @field_validator("protected_aliases", mode="before")
+    @field_validator("protected_aliases", "server_trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         """A list from the environment is comma-separated: 'champion,production'."""
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("server_trusted_roles", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        """A table from the environment is JSON: '{"*": "viewer", "ana@example.com": "admin"}'."""
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a JSON object of user to role") from None
         return value
 
     @model_validator(mode="after")

@@ -48,7 +48,7 @@ def test_feedback_needs_an_editors_token_once_the_workspace_has_tokens(tmp_path:
         label = label_for(client, {})  # predictions stay open without --token-role
         refused = client.post("/feedback", json=label)
         assert refused.status_code == 401
-        assert refused.headers["www-authenticate"] == "Bearer"
+        assert refused.headers["www-authenticate"] == tokens_repo.CHALLENGE
         assert client.post("/feedback", json=label, headers=bearer("lml_x")).status_code == 401
         forbidden = client.post("/feedback", json=label, headers=bearer(viewer))
         assert forbidden.status_code == 403

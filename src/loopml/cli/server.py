@@ -49,6 +49,14 @@ def server(
         )
     with workspace.metadata.read() as connection:
         guarded = tokens_repo.any_tokens(connection)
+    proxy = workspace.settings.server_trusted_header
+    if proxy:
+        typer.echo(
+            f"Callers without a token are whom the proxy names in {proxy}, from "
+            f"{', '.join(workspace.settings.server_trusted_proxies)}.",
+            err=True,
+        )
+    guarded = guarded or bool(proxy)
     if not guarded and not _loopback(host):
         raise UsageError(
             f"The workspace has no tokens, so anyone reaching {host} would be admin. Create "

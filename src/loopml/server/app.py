@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -26,12 +25,12 @@ from pydantic import BaseModel, create_model
 
 from loopml import errors
 from loopml.ids import new_id
+from loopml.server.auth import Credentials, Guard
 from loopml.server.mlflow import add_mlflow_routes
 from loopml.server.transfer import TooLarge, received, verified_file
-from loopml.store import tokens as tokens_repo
 from loopml.store.operations import ARGUMENTS_CONFIG, OPERATIONS, Operation, acting_for
 from loopml.store.requests import perform_once
-from loopml.store.tokens import Caller
+from loopml.store.tokens import Refused
 from loopml.workspace import Workspace
 
 PREFIX = "/api/v1"
@@ -47,7 +46,6 @@ DOMAINS = (
     "loopml.loop.operations",
 )
 log = logging.getLogger("loopml.server")
-_bearer = HTTPBearer(auto_error=False, description="A token of `loopml server token create`.")
 
 
 class ServerError(Exception):
@@ -75,7 +73,8 @@ def create_server(workspace: Workspace) -> FastAPIOffline:
         "monitoring. Send `Authorization: Bearer <token>`.",
     )
     metrics = _Metrics()
-    guard = _Guard(workspace)
+    guard = Guard(workspace)
+    guard.install(app)
     schemas: dict[str, Any] = {}
     for operation in sorted(load_operations().values(), key=lambda o: o.route.path):
         _add_route(app, workspace, guard, metrics, operation, schemas)
@@ -110,36 +109,20 @@ class _Metrics:
         )
 
 
-class _Guard:
-    """Who is calling: the token's caller, checked against the operation's role, read from
-    the server's own store on every request (a revoked token stops at once). A workspace
-    without tokens lets every caller in as admin (the server says so at start)."""
-
-    def __init__(self, workspace: Workspace) -> None:
-        self.gate = tokens_repo.Gate(workspace.metadata)
-
-    def caller(self, credentials: HTTPAuthorizationCredentials | None, role: str) -> Caller:
-        try:
-            return self.gate.caller(credentials.credentials if credentials else None, role)
-        except tokens_repo.Refused as refused:
-            raise ServerError(refused.status, "AccessDeniedError", refused.message) from None
-
-
 _DIGEST = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="The content's sha256.")]
-_Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _add_artifact_routes(app: FastAPIOffline, workspace: Workspace, guard: _Guard) -> None:
+def _add_artifact_routes(app: FastAPIOffline, workspace: Workspace, guard: Guard) -> None:
     """Content by its sha256, streamed both ways: what a client without the artifact store's
     credentials reads and writes (artifacts/remote.py)."""
     store = workspace.artifacts
     responses = {404: {"description": "Nothing is stored under this sha256."}}
 
-    def exists(digest: _DIGEST, credentials: _Credentials) -> Response:
+    def exists(digest: _DIGEST, credentials: Credentials) -> Response:
         guard.caller(credentials, "viewer")
         return Response(status_code=200 if store.exists(digest) else 404)
 
-    def download(digest: _DIGEST, credentials: _Credentials) -> Response:
+    def download(digest: _DIGEST, credentials: Credentials) -> Response:
         guard.caller(credentials, "viewer")
         if not store.exists(digest):
             raise ServerError(404, "ArtifactNotFoundError", f"No content is stored as {digest}.")
@@ -148,7 +131,7 @@ def _add_artifact_routes(app: FastAPIOffline, workspace: Workspace, guard: _Guar
         except errors.LoopmlError as error:
             raise ServerError(_status(error), type(error).__name__, str(error)) from None
 
-    async def upload(digest: _DIGEST, request: Request, credentials: _Credentials) -> Response:
+    async def upload(digest: _DIGEST, request: Request, credentials: Credentials) -> Response:
         guard.caller(credentials, "editor")
         limit = workspace.settings.server_max_upload_mb * 1024 * 1024
         try:
@@ -189,7 +172,7 @@ def _add_route(app, workspace, guard, metrics, operation: Operation, schemas: di
                 answer = _perform(workspace, operation, arguments, key)
             status = 200
             return Response(answer, media_type="application/json")
-        except ServerError as error:
+        except (ServerError, Refused) as error:
             status = error.status
             raise
         finally:
@@ -292,8 +275,7 @@ def _signature(operation, in_path, in_query, body) -> inspect.Signature:
                 parameters.append(_keyword(name, annotation, field.get_default()))
     elif body is not None:
         parameters.append(_keyword("body", body))
-    credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-    parameters.append(_keyword("credentials", credentials))
+    parameters.append(_keyword("credentials", Credentials))
     return inspect.Signature(parameters)
 
 

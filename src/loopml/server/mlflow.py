@@ -23,9 +23,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loopml import errors
@@ -33,10 +32,12 @@ from loopml.ids import new_id
 from loopml.registry import operations as registry_ops
 from loopml.registry.cards import write_card_of_new_version
 from loopml.registry.saved import adopt_mlflow_model
+from loopml.server.auth import Credentials, Guard
 from loopml.server.transfer import TooLarge, received, verified_file
 from loopml.store.operations import Operation, acting_for
 from loopml.store.pages import every
 from loopml.store.records import ENDED_STATUSES, MetricSummary, RunRecord
+from loopml.store.tokens import Presented, Refused
 from loopml.tracking import artifacts as content
 from loopml.tracking import logged_models as models_ops
 from loopml.tracking import operations as ops
@@ -47,8 +48,6 @@ ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 DEFAULT_EXPERIMENT = "Default"  # MLflow's experiment "0", the one a client uses unless told
 MAX_RESULTS = 10_000  # runs per page of a search
 MODEL_HISTORY = "mlflow.log-model.history"
-_bearer = HTTPBearer(auto_error=False, description="A loopml token (MLFLOW_TRACKING_TOKEN).")
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 class MlflowError(Exception):
@@ -203,7 +202,7 @@ class _LogOutputs(_Message):
     models: list[_ModelOutput] = []
 
 
-def add_mlflow_routes(app: FastAPI, workspace: Workspace, guard: Any) -> None:
+def add_mlflow_routes(app: FastAPI, workspace: Workspace, guard: Guard) -> None:
     """Serve MLflow's tracking and artifact protocol on app, behind the server's guard."""
     bridge = _Bridge(workspace, guard)
     router = APIRouter(tags=["mlflow"])
@@ -220,7 +219,7 @@ def _answer(_request: Request, error: MlflowError) -> JSONResponse:
 class _Bridge:
     """MLflow's routes over one workspace's operations."""
 
-    def __init__(self, workspace: Workspace, guard: Any) -> None:
+    def __init__(self, workspace: Workspace, guard: Guard) -> None:
         self.workspace = workspace
         self.guard = guard
 
@@ -263,13 +262,12 @@ class _Bridge:
 
     # --- calling operations -------------------------------------------------------------
 
-    def _caller(self, credentials: HTTPAuthorizationCredentials | None, role: str) -> str | None:
+    def _caller(self, credentials: Presented, role: str) -> str | None:
         try:
             return self.guard.caller(credentials, role).actor
-        except Exception as error:  # the guard's ServerError, in MLflow's words
-            status = getattr(error, "status", 401)
-            code = "UNAUTHENTICATED" if status == 401 else "PERMISSION_DENIED"
-            raise MlflowError(status, code, getattr(error, "message", str(error))) from None
+        except Refused as refused:  # in MLflow's words
+            code = "UNAUTHENTICATED" if refused.status == 401 else "PERMISSION_DENIED"
+            raise MlflowError(refused.status, code, refused.message) from None
 
     def _do(self, caller: str | None, operation: Operation, **given: Any) -> Any:
         """Run an operation for the caller, with the checks its HTTP route applies."""

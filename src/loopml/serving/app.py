@@ -196,7 +196,8 @@ class Server:
         self.batcher = Batcher()
         # A valid token is believed for a few seconds: predictions are not slowed by a
         # look-up each, and a revoked token stops within TOKEN_SECONDS.
-        self.gate = tokens_repo.Gate(self.workspace.metadata, remember=TOKEN_SECONDS)
+        trust = tokens_repo.Trust.from_settings(self.settings)
+        self.gate = tokens_repo.Gate(self.workspace.metadata, remember=TOKEN_SECONDS, trust=trust)
         self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="loopml-shadow")
         self._shadow_slots = threading.BoundedSemaphore(SHADOW_QUEUE)
         title = f"loopml: {name}@{alias or self.live.spec.champion}"
@@ -246,13 +247,14 @@ class Server:
         """The answer to a caller without a valid token of the role (None: let it in)."""
         if role is None:
             return None
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        given = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+        peer = request.client.host if request.client else None
         try:
-            await asyncio.to_thread(self.gate.caller, given, role)
+            presented = self.gate.read(request.headers, peer)
+            await asyncio.to_thread(self.gate.caller, presented, role)
         except tokens_repo.Refused as refused:
             body = {"error": {"type": "AccessDeniedError", "message": refused.message}}
-            return JSONResponse(body, refused.status, headers={"WWW-Authenticate": "Bearer"})
+            challenge = {"WWW-Authenticate": tokens_repo.CHALLENGE} if refused.status == 401 else {}
+            return JSONResponse(body, refused.status, headers=challenge)
         return None
 
     async def predict(self, request: Request) -> Response:

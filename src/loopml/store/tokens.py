@@ -6,12 +6,16 @@ its secret, never the secret itself, which is shown once, when the token is made
 
 from __future__ import annotations
 
+import base64
+import binascii
 import getpass
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -170,6 +174,10 @@ def has_tokens(connection: Connection) -> bool:
 ANONYMOUS = Caller("anonymous", "admin", anonymous=True)
 
 
+# How a 401 says what it takes (WWW-Authenticate).
+CHALLENGE = 'Bearer, Basic realm="loopml"'
+
+
 class Refused(Exception):
     """A request without a valid token (401) or without the role (403)."""
 
@@ -178,40 +186,104 @@ class Refused(Exception):
         self.status, self.message = status, message
 
 
-class Gate:
-    """Whom a server's request comes from, by its bearer token, checked against a role.
+@dataclass(frozen=True)
+class Trust:
+    """An authenticating proxy in front of a server (oauth2-proxy, say), which names the user
+    it signed in by a header. The header is believed only on requests from the proxy's
+    addresses; the user then has the role that ``roles`` gives them, or ``roles["*"]``."""
 
-    A workspace without tokens lets every caller in as admin; "no tokens" is believed for a
-    second at a time. A valid token is believed for ``remember`` seconds (0: it is checked
-    on every request, so a revoked token stops at once).
+    header: str
+    roles: Mapping[str, str]
+    proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Trust | None:
+        """The trust a workspace's settings describe (None: no proxy is trusted)."""
+        if not settings.server_trusted_header:
+            return None
+        return cls(
+            settings.server_trusted_header,
+            dict(settings.server_trusted_roles),
+            tuple(settings.server_trusted_proxies),
+        )
+
+    def user(self, headers: Mapping[str, str], peer: str | None) -> str | None:
+        """The user the proxy names, on a request that came from the proxy."""
+        named = headers.get(self.header, "").strip()
+        return named if named and self.from_proxy(peer) else None
+
+    def from_proxy(self, peer: str | None) -> bool:
+        try:
+            address = ipaddress.ip_address(peer or "")
+        except ValueError:
+            return False
+        return any(address in ipaddress.ip_network(p, strict=False) for p in self.proxies)
+
+    def caller(self, user: str) -> Caller:
+        role = self.roles.get(user, self.roles.get("*"))
+        if role is None:
+            raise Refused(
+                403,
+                f"The proxy signed in {user!r}, who has no role on this server: an admin gives "
+                "one in the setting server_trusted_roles.",
+            )
+        return Caller(user, role)
+
+
+@dataclass(frozen=True)
+class Presented:
+    """What a request shows of who sent it: its Authorization header (a bearer token, or
+    Basic with a token as the password), and the user a trusted proxy names."""
+
+    authorization: str = ""
+    user: str | None = None
+
+
+class Gate:
+    """Whom a server's request comes from, checked against a role: by its token (bearer, or
+    the password of HTTP Basic), else by the user a trusted proxy names (see Trust).
+
+    A workspace without tokens and without a trusted proxy lets every caller in as admin;
+    "no tokens" is believed for a second at a time. A valid token is believed for
+    ``remember`` seconds (0: it is checked on every request, so a revoked token stops at
+    once).
     """
 
-    def __init__(self, store: Any, remember: float = 0.0) -> None:
+    def __init__(self, store: Any, remember: float = 0.0, trust: Trust | None = None) -> None:
         self.store = store
         self.remember = remember
+        self.trust = trust
         self._open_until = 0.0
         self._known: dict[str, tuple[Caller, float]] = {}
 
-    def caller(self, token: str | None, role: str) -> Caller:
-        if token is None and self._without_tokens():
+    def read(self, headers: Mapping[str, str], peer: str | None) -> Presented:
+        """What a request with these headers, from this address, presents."""
+        user = self.trust.user(headers, peer) if self.trust else None
+        return Presented(headers.get("authorization", ""), user)
+
+    def caller(self, presented: Presented, role: str) -> Caller:
+        token = _token(presented.authorization)
+        if token is not None:
+            found = self._check(token)
+            if found is None:
+                raise Refused(
+                    401,
+                    "The token is not valid: it is unknown, revoked or expired. Ask an admin "
+                    "for a new one.",
+                )
+        elif presented.user is not None and self.trust is not None:
+            found = self.trust.caller(presented.user)
+        elif self.trust is None and self._without_tokens():
             return ANONYMOUS
-        if token is None:
+        else:
             raise Refused(
                 401,
-                "This server needs a token: send 'Authorization: Bearer <token>' "
-                "(LOOPML_TOKEN for the SDK).",
-            )
-        found = self._check(token)
-        if found is None:
-            raise Refused(
-                401,
-                "The token is not valid: it is unknown, revoked or expired. Ask an admin for "
-                "a new one.",
+                "This server needs a token: send 'Authorization: Bearer <token>' (LOOPML_TOKEN "
+                "for the SDK), or HTTP Basic with the token as the password"
+                + (", or come through the signing-in proxy." if self.trust else "."),
             )
         if not found.may(role):
-            raise Refused(
-                403, f"Token {found.name!r} has the role {found.role}; this needs {role}."
-            )
+            raise Refused(403, f"{found.name!r} has the role {found.role}; this needs {role}.")
         return found
 
     def _check(self, token: str) -> Caller | None:
@@ -234,6 +306,22 @@ class Gate:
             return False
         self._open_until = now + 1.0
         return True
+
+
+def _token(authorization: str) -> str | None:
+    """The token of an Authorization header: 'Bearer <token>', or 'Basic' with base64 of
+    'user:<token>' (any user name: the token says who calls)."""
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        return value or None
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Refused(401, "HTTP Basic credentials are base64 of 'user:token'.") from None
+    return decoded.partition(":")[2] or None
 
 
 def parse_expiry(text: str | None, now: float) -> float | None:
