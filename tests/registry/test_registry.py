@@ -242,3 +242,27 @@ def test_a_card_that_cannot_be_written_is_a_warning_and_the_version_stands(
         record = loopml.models.register("churn", fitted())
     assert record.version == 1 and not record.card
     assert [e.action for e in loopml.models.history("churn")] == ["register"]
+
+
+def test_concurrent_first_registrations_of_a_name_make_one_model(workspace) -> None:
+    import threading
+
+    from loopml.registry import operations as ops
+
+    version = ops.NewVersion("0" * 64, "sklearn", {}, "tester")
+    start, numbers, failures = threading.Barrier(4), [], []
+
+    def register() -> None:
+        start.wait()
+        try:
+            numbers.append(ops.register_version(workspace.metadata, "fresh", version).version)
+        except Exception as error:  # any failure is the finding
+            failures.append(error)
+
+    threads = [threading.Thread(target=register) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and sorted(numbers) == [1, 2, 3, 4]
+    assert [m["name"] for m in loopml.models.list_models()] == ["fresh"]

@@ -18,7 +18,6 @@ from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from loopml.errors import ModelNotFoundError, UsageError
-from loopml.ids import new_id
 from loopml.store import monitoring as references_repo
 from loopml.store import registry as repo
 from loopml.store import runs as runs_repo
@@ -95,10 +94,7 @@ def register_version(
     check_model_name(name)
     run_id = runs_repo.resolve_id(connection, version.run_id) if version.run_id else None
     now, actor = time.time(), current_actor(version.user)
-    model = repo.model_id(connection, name)
-    if model is None:
-        model = new_id()
-        repo.create_model(connection, model, name, now)
+    model = repo.get_or_create_model(connection, name, now)
     repo.lock(connection, model)
     number = repo.next_version(connection, model)
     row = {
@@ -128,8 +124,7 @@ def create_model(connection: Connection, name: str) -> ModelSummary:
     """Register a model without versions yet (registering a version does it too); nothing
     changes when it exists."""
     check_model_name(name)
-    if repo.model_id(connection, name) is None:
-        repo.create_model(connection, new_id(), name, time.time())
+    repo.get_or_create_model(connection, name, time.time())
     return _summary(connection, name)
 
 

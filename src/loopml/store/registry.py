@@ -15,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from loopml.ids import new_id
+from loopml.store.metadata import insert_ignore
 from loopml.store.pages import Sort, ordered
 from loopml.store.schema import model_aliases, model_versions, models, registry_events
 
@@ -89,9 +91,14 @@ def model_id(connection: Connection, name: str) -> str | None:
     return connection.execute(sa.select(models.c.id).where(models.c.name == name)).scalar()
 
 
-def create_model(connection: Connection, model: str, name: str, now: float) -> None:
-    """Add a model."""
-    connection.execute(models.insert().values(id=model, name=name, created_at=now))
+def get_or_create_model(connection: Connection, name: str, now: float) -> str:
+    """The id of the model called name, added if it does not exist (once, however many
+    transactions add it at the same time)."""
+    found = model_id(connection, name)
+    if found is not None:
+        return found
+    insert_ignore(connection, models, [{"id": new_id(), "name": name, "created_at": now}], ["name"])
+    return model_id(connection, name)  # type: ignore[return-value]  # exists now
 
 
 def lock(connection: Connection, model: str) -> None:
