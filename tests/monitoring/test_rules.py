@@ -302,3 +302,10 @@ def test_a_rule_against_earlier_windows_judges_the_metric_stored_for_them(churn,
     group = prometheus_rules("churn", rules, every=60)["groups"][0]["rules"]
     assert 'metric="psi_previous"' in group[0]["expr"]
     assert 'metric="max_psi_last3"' in group[1]["expr"]
+
+
+def test_a_rule_with_the_longest_name_raises_its_alert(workspace) -> None:
+    name = "r" * 64  # its alerts' kind is rule:<name>, longer than a name
+    raised = ops.record_verdict(workspace.metadata, "api", name, True, "breached", {})
+    assert raised is not None and raised.status == "firing"
+    assert [a.kind for a in ops.open_rule_alerts(workspace.metadata, "api")] == ["rule:" + name]

@@ -34,7 +34,7 @@ from loopml.tracking.operations import NO_NUL, Key, Moment, Name, Text
 RETRY_FIRST, RETRY_MOST = 5.0, 300.0  # seconds before a version that failed to load is retried
 Version = Annotated[int, Field(ge=1, le=2**31 - 1)]
 Revision = Annotated[int, Field(ge=0, le=2**31 - 1)]
-Kind = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
+Kind = Annotated[str, Field(min_length=1, max_length=128, pattern=NO_NUL)]
 ServingRole = Literal["champion", "shadow", "canary"]
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from loopml.errors import WorkspaceTooNewError
 from loopml.store.engine import write_transaction
 
-HEAD = "0010"
+HEAD = "0011"
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version"
 ADVISORY_LOCK_KEY = 0x6C6F6F706D6C  # "loopml"

@@ -217,7 +217,7 @@ alerts = sa.Table(
     metadata,
     sa.Column("id", ID, primary_key=True),
     sa.Column("endpoint", KEY, nullable=False, index=True),
-    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(128), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("details", sa.Text, nullable=False),
     sa.Column("at", sa.Double, nullable=False),
