@@ -38,6 +38,23 @@ def test_deploy_shows_and_changes_what_serves(cli, churn) -> None:
     assert actions[-2:] == ["deploy", "deploy"]
 
 
+def test_a_change_made_meanwhile_is_not_overwritten(cli, one_line_error, churn, monkeypatch):
+    from loopml.serving import deployments
+
+    read = deployments.deployment
+
+    def read_then_someone_deploys(name, **kwargs):
+        found = read(name, **kwargs)
+        deployments.deploy(name, found[0].model_copy(update={"shadow": "2"}), reason="meanwhile")
+        return found
+
+    monkeypatch.setattr(deployments, "deployment", read_then_someone_deploys)
+    one_line_error(cli("deploy", churn, "--canary", "2", "--fraction", "0.1"), 2, "run it again")
+    monkeypatch.undo()
+    spec, revision = deployments.deployment(churn)
+    assert revision == 1 and spec.shadow == "2" and spec.canary is None
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [

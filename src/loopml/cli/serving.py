@@ -94,7 +94,15 @@ def deploy(
             remove_shadow=no_shadow,
             remove_canary=no_canary,
         )
-        revision = store(name, spec, reason=reason)
+        # Flags change the deployment read above: only if no one changed it since.
+        expected = revision if file is None else None
+        stored = store(name, spec, reason=reason, expected=expected)
+        if stored is None:
+            raise UsageError(
+                f"The deployment of {name!r} changed while this command ran (it was at "
+                f"revision {revision}): run it again to apply the change to the new one."
+            )
+        revision = stored
     _show_deployment(name, spec, revision, as_json)
     wait_until_served(name, servers, wait_timeout)
 
