@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "loop": ("loopml.cli.loop:loop_app", "Retrain and roll out by a policy."),
     "events": ("loopml.cli.events:events_app", "Seal, compact and inspect the event logs."),
     "server": ("loopml.cli.server:server_app", "Serve the workspace's API to a team; tokens."),
+    "ui": ("loopml.cli.server:ui", "Open the web UI of this workspace in a browser."),
 }
 """Every sub-command, in the order help lists them: 'module:attribute' of its Typer app (a
 group of commands) or function (one command), and the summary help lists it with, so that

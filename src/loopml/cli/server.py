@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
 import time
 from typing import Annotated
 
@@ -34,8 +35,6 @@ def server(
     server listens on loopback addresses only."""
     if context.invoked_subcommand is not None:
         return
-    import uvicorn
-
     from loopml.store import tokens as tokens_repo
     from loopml.workspace import current_workspace
 
@@ -67,7 +66,39 @@ def server(
             "The workspace has no tokens: every caller is admin. Listening on loopback only.",
             err=True,
         )
-    typer.echo(f"loopml server on http://{host}:{port} (API docs at /docs)", err=True)
+    typer.echo(f"loopml server on http://{host}:{port} (API docs at /docs, UI at /ui)", err=True)
+    _run(host, port, workers)
+
+
+def ui(
+    port: Annotated[int, typer.Option("--port", help="The port to listen on.")] = 5000,
+    browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the UI in the web browser.")
+    ] = True,
+) -> None:
+    """Open the web UI of this workspace: loopml server on 127.0.0.1, for you alone. A
+    workspace reached through a team's server (LOOPML_SERVER_URL) opens that server's UI."""
+    import webbrowser
+
+    from loopml.workspace import current_workspace
+
+    workspace = current_workspace()
+    if workspace.settings.server_url:
+        address = workspace.settings.server_url.rstrip("/") + "/ui/"
+        typer.echo(f"The workspace's UI is at {address}", err=True)
+        if browser:
+            webbrowser.open(address)
+        return
+    address = f"http://127.0.0.1:{port}/ui/"
+    typer.echo(f"loopml UI at {address} (Ctrl+C stops it)", err=True)
+    if browser:
+        threading.Timer(1.5, webbrowser.open, [address]).start()
+    _run("127.0.0.1", port, 1)
+
+
+def _run(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         "loopml.server.app:app_from_settings",
         factory=True,

@@ -28,6 +28,7 @@ from loopml.ids import new_id
 from loopml.server.auth import Credentials, Guard
 from loopml.server.mlflow import add_mlflow_routes
 from loopml.server.transfer import TooLarge, received, verified_file
+from loopml.server.ui import add_ui
 from loopml.store.operations import ARGUMENTS_CONFIG, OPERATIONS, Operation, acting_for
 from loopml.store.requests import perform_once
 from loopml.store.tokens import Refused
@@ -85,6 +86,7 @@ def create_server(workspace: Workspace) -> FastAPIOffline:
     )
     app.add_exception_handler(ServerError, _answer_error)
     add_mlflow_routes(app, workspace, guard)
+    add_ui(app, workspace, guard)
     _add_artifact_routes(app, workspace, guard)
     return app
 
