@@ -57,7 +57,7 @@ def test_the_runs_table_filters_sorts_and_pages(watched, url: str, runs: list[st
     page.goto(f"{url}/ui/experiments/flights")
     page.get_by_label("Filter").fill("metrics.auc > 0.65 and params.depth = 0")
     page.get_by_role("button", name="Apply").click()
-    names = page.locator("table.runs-table tbody tr td:first-child")
+    names = page.locator("table.runs-table tbody tr td:nth-child(2)")
     expect(names).to_have_text([f"trial-{i:02d}" for i in (57, 54, 51)])  # newest first
     assert "where=" in page.url
 
@@ -148,3 +148,32 @@ def test_runs_group_by_a_param_with_mean_and_spread(watched, url: str, runs) -> 
     expect(rows.first).to_contain_text("0.6285 ± 0.018")
     expect(rows.first.locator("td").first).to_have_text("20")
     watched.shoot("runs grouped")
+
+
+def test_two_runs_compare_side_by_side(watched, url: str, runs) -> None:
+    page = watched.page
+    page.goto(f"{url}/ui/experiments/flights")
+    page.get_by_label("compare trial-59").check()
+    page.get_by_label("compare trial-56").check()
+    page.get_by_role("button", name="Compare the ticked runs").click()
+    page.wait_for_url("**/ui/compare?*")
+    table = page.locator("table.compare-table")
+    expect(table.locator("thead th")).to_have_text(["", "trial-59", "trial-56"])
+    depth = table.locator("tr", has=page.get_by_role("rowheader", name="depth", exact=True))
+    lr = table.locator("tr", has=page.get_by_role("rowheader", name="lr", exact=True))
+    expect(depth).to_have_class("same")  # both depth 2
+    expect(lr).to_have_class("differs")
+    page.get_by_label("Hide rows where every run agrees").check()
+    expect(depth).to_be_hidden()
+    expect(lr).to_be_visible()
+    expect(page.locator(".charts .chart-note")).to_contain_text("2 points, every one drawn")
+    watched.shoot("compare")
+    page.locator("select[name=metric]").select_option("val loss")
+    expect(page.locator(".charts .u-legend")).to_contain_text("trial-56")
+
+
+def test_compare_needs_two_runs(watched, url: str, runs) -> None:
+    watched.expected_status.add(400)
+    answer = watched.page.goto(f"{url}/ui/compare?run={runs[0]}")
+    assert answer.status == 400
+    expect(watched.page.get_by_role("alert")).to_contain_text("Choose 2 to 12 runs")

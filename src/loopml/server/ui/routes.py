@@ -23,7 +23,7 @@ from loopml.store.tokens import CHALLENGE, Refused
 from loopml.workspace import Workspace
 
 STATIC = Path(__file__).parent / "static"
-Keys = Annotated[list[str] | None, Query()]  # ?key=a&key=b
+Keys = Annotated[list[str] | None, Query()]  # ?key=a&key=b, ?run=a&run=b
 PREFIX = "/ui"
 
 
@@ -49,6 +49,7 @@ class _Pages:
             ("/experiments/{name}", self.runs),
             ("/runs/{run_id}", self.run),
             ("/runs/{run_id}/metrics.json", self.metrics),
+            ("/compare", self.compare),
             ("/runs/{run_id}/artifacts/{name:path}", self.artifact),
         ]
 
@@ -75,6 +76,9 @@ class _Pages:
 
     def run(self, request: Request, run_id: str) -> Response:
         return render(request, "run.html.j2", **views.run(self.workspace, run_id))
+
+    def compare(self, request: Request, run: Keys = None) -> Response:
+        return render(request, "compare.html.j2", **views.compare(self.workspace, run or []))
 
     def metrics(self, request: Request, run_id: str, key: Keys = None) -> Response:
         return JSONResponse(views.metric_series(self.workspace, run_id, key or []))

@@ -17,6 +17,7 @@ from loopml.workspace import Workspace
 RUNS_PAGE = 50  # runs per page of the runs table
 MAX_CHART_METRICS = 12  # metrics on one chart
 MAX_GROUPED = 100_000  # runs a grouping reads at most
+MAX_COMPARED = 12  # runs side by side
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -130,16 +131,42 @@ def run(workspace: Workspace, run_id: str) -> dict[str, Any]:
     }
 
 
+def compare(workspace: Workspace, run_ids: list[str]) -> dict[str, Any]:
+    """Runs side by side: each param and latest metric a row, a run a column, and whether
+    the runs agree on it."""
+    if not 2 <= len(run_ids) <= MAX_COMPARED:
+        raise errors.UsageError(
+            f"Choose 2 to {MAX_COMPARED} runs to compare, not {len(run_ids)}: tick them in a "
+            "runs table."
+        )
+    runs = [ops.get_run(workspace.metadata, run_id) for run_id in run_ids]
+    return {
+        "runs": runs,
+        "params": _rows([run.params for run in runs]),
+        "metrics": _rows([run.metrics for run in runs]),
+        "charted": sorted({key for run in runs for key in run.metrics}),
+    }
+
+
+def _rows(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per key: its value in each run (None where a run lacks it), and whether
+    they are all the same."""
+    keys = sorted({key for found in values for key in found})
+    rows = []
+    for key in keys:
+        cells = [found.get(key) for found in values]
+        rows.append({"key": key, "values": cells, "same": all(c == cells[0] for c in cells)})
+    return rows
+
+
 def metric_series(workspace: Workspace, run_id: str, keys: list[str]) -> dict[str, Any]:
     """Every logged value of some metrics of a run, by step, as columns: every point, none
-    sampled away, so a spike shows."""
+    sampled away, so a spike shows (none for a metric the run does not have)."""
     store = workspace.metadata
     known = {m.key for m in ops.metric_summaries(store, run_id)}
     series = {}
     for key in keys[:MAX_CHART_METRICS]:
-        if key not in known:
-            raise errors.UsageError(f"Run {run_id} has no metric {key!r}.")
-        points = ops.metric_history(store, run_id, key)
+        points = ops.metric_history(store, run_id, key) if key in known else []
         series[key] = {
             "step": [p.step for p in points],
             "time": [p.timestamp for p in points],

@@ -48,6 +48,13 @@
     });
   }
 
+  // Compare: rows where every run agrees can be hidden.
+  document.addEventListener("change", function (event) {
+    if (event.target.id === "hide-same") {
+      document.body.classList.toggle("hide-same", event.target.checked);
+    }
+  });
+
   // htmx:load comes for the page, then for every fragment htmx swaps in.
   document.addEventListener("htmx:load", function (event) {
     setUp(event.detail.elt.parentNode || document);
