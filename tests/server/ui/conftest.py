@@ -27,7 +27,9 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's sync API runs an event loop in this thread while it is open, and
+# asyncio.run in a later test would find it running.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     missing = _missing()
     if missing:
