@@ -17,7 +17,7 @@ import loopml
 from tests.conftest import make_workspace, running_server
 
 FUZZ = settings(
-    max_examples=25,
+    max_examples=20,
     deadline=None,
     derandomize=True,
     database=None,
