@@ -9,9 +9,10 @@ import statistics
 from typing import Any
 
 from loopml import errors
-from loopml.store.pages import MAX_PAGE, every
+from loopml.store.pages import every
 from loopml.store.records import ArtifactRecord, RunRecord
 from loopml.tracking import operations as ops
+from loopml.tracking.api import search_runs
 from loopml.workspace import Workspace
 
 RUNS_PAGE = 50  # runs per page of the runs table
@@ -68,19 +69,8 @@ def _field(namespace: str, name: str) -> dict[str, str]:
 def groups(workspace: Workspace, experiment: str, where: str, by: str) -> dict[str, Any]:
     """The runs that match, grouped by one param's value: how many, and each metric's mean
     and standard deviation across them (over seeds, say)."""
-    store, cursor, found = workspace.metadata, None, []
-    while len(found) < MAX_GROUPED:
-        page = ops.search_runs(
-            store,
-            experiment=experiment,
-            where=where.strip() or None,
-            page_size=MAX_PAGE,
-            cursor=cursor,
-        )
-        found.extend(page.runs)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    query = where.strip() or None
+    found = search_runs(experiment, where=query, limit=MAX_GROUPED, workspace=workspace)
     metrics = sorted({key for run in found for key in run.metrics})
     grouped: dict[str, list[RunRecord]] = {}
     for run in found:
